@@ -1,0 +1,479 @@
+"""Version 1 of every servicedesk message.
+
+Commands are imperative (`SubmitTicket`), events past tense (`TicketOpened`). An event
+carries what its consumers need (an agreement event carries the full terms), so no service
+has to call another. Fields may only be added as optional; a change of meaning is a new
+version.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, time
+from decimal import Decimal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+
+from servicedesk_contracts.envelope import Data, Message
+
+# --- vocabulary --------------------------------------------------------------------------
+
+Channel = Literal["email", "portal", "phone", "api"]
+TicketStatus = Literal[
+    "open",
+    "in_progress",
+    "awaiting_reply",
+    "on_hold",
+    "planned",
+    "acceptance",
+    "waiting_for_deploy",
+    "closed",
+]
+ClockKind = Literal["response", "resolution"]
+MatrixName = Literal["R-ABCD", "Z-P1P4"]
+BillingModel = Literal["monthly_invoice", "prepaid_bundle", "retainer", "billed_per_use"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value.lower()
+
+
+Email = Annotated[str, AfterValidator(_email)]
+Text = Annotated[str, Field(min_length=1, max_length=20_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+UtcDatetime = AwareDatetime
+
+
+class CustomField(Data):
+    """A typed custom field (e.g. the customer's software version): its value must match
+    its declared type."""
+
+    name: Name
+    type: Literal["string", "integer", "decimal", "boolean", "date", "version"]
+    value: str | int | Decimal | bool | date
+
+    @model_validator(mode="after")
+    def _value_matches_type(self) -> CustomField:
+        value = self.value
+        ok = {
+            "string": isinstance(value, str),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "decimal": isinstance(value, Decimal | int) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+            "date": isinstance(value, date),
+            "version": isinstance(value, str) and re.fullmatch(r"\d+(\.\d+){0,3}", value),
+        }[self.type]
+        if not ok:
+            raise ValueError(f"custom field {self.name!r}: {value!r} is not a valid {self.type}")
+        return self
+
+
+# --- ticket requests and lifecycle ---------------------------------------------------------
+
+
+class TicketRequest(Data):
+    agreement_id: uuid.UUID
+    reporter_email: Email
+    reporter_name: Name
+    organisation: Name
+    channel: Channel
+    subject: Annotated[str, Field(min_length=1, max_length=300)]
+    body: Text
+    category: Annotated[str, Field(min_length=1, max_length=60)]
+    impact: Annotated[str, Field(min_length=1, max_length=60)]
+    urgency: Annotated[str, Field(min_length=1, max_length=60)]
+    requested_priority: str | None = None
+    custom_fields: list[CustomField] = Field(default_factory=list)
+
+
+class SubmitTicket(Message):
+    """Request to open a ticket. `subject_id` is the request's own id; the ticket id is
+    derived from `event_id` (see `ticket_id_for_request`), so a resent request collides."""
+
+    TYPE: ClassVar[str] = "SubmitTicket"
+    event_type: Literal["SubmitTicket"] = "SubmitTicket"
+    data: TicketRequest
+
+
+class TicketOpenedData(TicketRequest):
+    reference: Annotated[str, Field(pattern=r"^SD-\d{6,}$")]
+    received_at: UtcDatetime
+    """When the request reached us: SLA clocks start here, not when a service got to it."""
+
+
+class TicketOpened(Message):
+    TYPE: ClassVar[str] = "TicketOpened"
+    event_type: Literal["TicketOpened"] = "TicketOpened"
+    data: TicketOpenedData
+
+
+class ChangeTicketStatusData(Data):
+    status: TicketStatus
+    changed_by: Name
+    reason: str = ""
+
+
+class ChangeTicketStatus(Message):
+    TYPE: ClassVar[str] = "ChangeTicketStatus"
+    event_type: Literal["ChangeTicketStatus"] = "ChangeTicketStatus"
+    data: ChangeTicketStatusData
+
+
+class TicketStatusChangedData(Data):
+    reference: str
+    from_status: TicketStatus
+    to_status: TicketStatus
+    changed_by: Name
+    reason: str = ""
+
+
+class TicketStatusChanged(Message):
+    TYPE: ClassVar[str] = "TicketStatusChanged"
+    event_type: Literal["TicketStatusChanged"] = "TicketStatusChanged"
+    data: TicketStatusChangedData
+
+
+class ReplyAsAgentData(Data):
+    agent: Name
+    body: Text
+
+
+class ReplyAsAgent(Message):
+    TYPE: ClassVar[str] = "ReplyAsAgent"
+    event_type: Literal["ReplyAsAgent"] = "ReplyAsAgent"
+    data: ReplyAsAgentData
+
+
+class AgentRepliedData(Data):
+    reference: str
+    agent: Name
+    body: Text
+    replied_at: UtcDatetime
+
+
+class AgentReplied(Message):
+    TYPE: ClassVar[str] = "AgentReplied"
+    event_type: Literal["AgentReplied"] = "AgentReplied"
+    data: AgentRepliedData
+
+
+class AddCustomerReplyData(Data):
+    author_email: Email
+    body: Text
+
+
+class AddCustomerReply(Message):
+    TYPE: ClassVar[str] = "AddCustomerReply"
+    event_type: Literal["AddCustomerReply"] = "AddCustomerReply"
+    data: AddCustomerReplyData
+
+
+class CustomerRepliedData(Data):
+    reference: str
+    author_email: Email
+    body: Text
+    replied_at: UtcDatetime
+
+
+class CustomerReplied(Message):
+    TYPE: ClassVar[str] = "CustomerReplied"
+    event_type: Literal["CustomerReplied"] = "CustomerReplied"
+    data: CustomerRepliedData
+
+
+class LogTimeData(Data):
+    agent: Name
+    started_at: UtcDatetime
+    duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
+    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    billable: bool = True
+
+
+class LogTime(Message):
+    TYPE: ClassVar[str] = "LogTime"
+    event_type: Literal["LogTime"] = "LogTime"
+    data: LogTimeData
+
+
+class TimeLoggedData(LogTimeData):
+    entry_id: uuid.UUID
+    reference: str
+    agreement_id: uuid.UUID
+    category: str
+
+
+class TimeLogged(Message):
+    TYPE: ClassVar[str] = "TimeLogged"
+    event_type: Literal["TimeLogged"] = "TimeLogged"
+    data: TimeLoggedData
+
+
+# --- triage ------------------------------------------------------------------------------
+
+
+class TicketTriagedData(Data):
+    reference: str
+    agreement_id: uuid.UUID
+    category: str
+    priority: str
+    matrix: MatrixName
+    impact: str
+    urgency: str
+    requested_priority: str | None = None
+    reason: str
+    decided_by: str = "triage"
+    opened_at: UtcDatetime
+    """When the request reached us, copied from the ticket: the SLA clocks start here."""
+
+
+class TicketTriaged(Message):
+    TYPE: ClassVar[str] = "TicketTriaged"
+    event_type: Literal["TicketTriaged"] = "TicketTriaged"
+    data: TicketTriagedData
+
+
+# --- SLA ---------------------------------------------------------------------------------
+
+
+class SlaClockStartedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    target_minutes: Annotated[int, Field(gt=0)]
+    """The target in business minutes on the agreement's calendar."""
+    started_at: UtcDatetime
+    due_at: UtcDatetime
+
+
+class SlaClockStarted(Message):
+    TYPE: ClassVar[str] = "SlaClockStarted"
+    event_type: Literal["SlaClockStarted"] = "SlaClockStarted"
+    data: SlaClockStartedData
+
+
+class SlaClockStoppedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    stopped_at: UtcDatetime
+    due_at: UtcDatetime
+    met: bool
+
+
+class SlaClockStopped(Message):
+    TYPE: ClassVar[str] = "SlaClockStopped"
+    event_type: Literal["SlaClockStopped"] = "SlaClockStopped"
+    data: SlaClockStoppedData
+
+
+class SlaBreachedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    due_at: UtcDatetime
+    breached_at: UtcDatetime
+
+
+class SlaBreached(Message):
+    TYPE: ClassVar[str] = "SlaBreached"
+    event_type: Literal["SlaBreached"] = "SlaBreached"
+    data: SlaBreachedData
+
+
+# --- agreements and billing ----------------------------------------------------------------
+
+
+class OpeningInterval(Data):
+    opens: time
+    closes: time
+
+    @model_validator(mode="after")
+    def _opens_before_closes(self) -> OpeningInterval:
+        if self.closes <= self.opens:
+            raise ValueError(f"opening interval closes ({self.closes}) before it opens")
+        return self
+
+
+class Calendar(Data):
+    """Business hours: an IANA time zone, weekly opening intervals, public holidays of a
+    country (the `holidays` package) and extra closed dates; or always open (24x7)."""
+
+    timezone: Annotated[str, Field(min_length=1)] = "UTC"
+    always_open: bool = False
+    weekly_hours: dict[Weekday, list[OpeningInterval]] = Field(default_factory=dict)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_hours(self) -> Calendar:
+        if not self.always_open and not any(self.weekly_hours.values()):
+            raise ValueError("a calendar that is not always open needs weekly_hours")
+        return self
+
+
+class Target(Data):
+    response_minutes: Annotated[int, Field(gt=0)]
+    resolution_minutes: Annotated[int, Field(gt=0)] | None = None
+
+
+class BillingTerms(Data):
+    model: BillingModel = "monthly_invoice"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    hourly_rate_cents: Annotated[int, Field(ge=0)]
+    minimum_minutes_per_request: Annotated[int, Field(ge=0, le=480)] = 15
+    vat_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.25")
+
+
+class AgreementTerms(Data):
+    customer: Name
+    plan: Name
+    calendar: Calendar
+    matrix: MatrixName
+    targets: dict[str, Target]
+    """Response / resolution targets per priority, in business minutes."""
+    customer_may_override_priority: bool = False
+    paused_statuses: list[TicketStatus] = Field(default_factory=lambda: ["awaiting_reply"])
+    billing: BillingTerms
+
+    @model_validator(mode="after")
+    def _targets_cover_matrix(self) -> AgreementTerms:
+        expected = {"R-ABCD": {"A", "B", "C", "D"}, "Z-P1P4": {"P1", "P2", "P3", "P4"}}
+        missing = expected[self.matrix] - set(self.targets)
+        if missing:
+            raise ValueError(f"targets lack priorities {sorted(missing)} of {self.matrix}")
+        return self
+
+
+class RegisterAgreement(Message):
+    """Command to billing. `subject_id` is the agreement id."""
+
+    TYPE: ClassVar[str] = "RegisterAgreement"
+    event_type: Literal["RegisterAgreement"] = "RegisterAgreement"
+    data: AgreementTerms
+
+
+class AgreementRegistered(Message):
+    TYPE: ClassVar[str] = "AgreementRegistered"
+    event_type: Literal["AgreementRegistered"] = "AgreementRegistered"
+    data: AgreementTerms
+
+
+class IssueStatementData(Data):
+    month: Month
+
+
+class IssueStatement(Message):
+    TYPE: ClassVar[str] = "IssueStatement"
+    event_type: Literal["IssueStatement"] = "IssueStatement"
+    data: IssueStatementData
+
+
+class StatementLine(Data):
+    ticket_id: uuid.UUID
+    reference: str
+    minutes_logged: int
+    minutes_billed: int
+    rounding: str
+    """How `minutes_billed` follows from `minutes_logged`, in words."""
+    amount_cents: int
+
+
+class StatementIssuedData(Data):
+    statement_id: uuid.UUID
+    month: Month
+    customer: str
+    billing_model: BillingModel
+    currency: str
+    hourly_rate_cents: int
+    lines: list[StatementLine]
+    minutes_billed: int
+    subtotal_cents: int
+    vat_rate: Decimal
+    vat_cents: int
+    total_cents: int
+
+
+class StatementIssued(Message):
+    TYPE: ClassVar[str] = "StatementIssued"
+    event_type: Literal["StatementIssued"] = "StatementIssued"
+    data: StatementIssuedData
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+class NotificationData(Data):
+    notification_id: uuid.UUID
+    kind: Literal["ticket_confirmation", "sla_breach"]
+    channel: Literal["email"] = "email"
+    recipient: Email
+    subject_line: str
+    caused_by: uuid.UUID
+    """event_id of the message this notification answers."""
+
+
+class NotificationSent(Message):
+    TYPE: ClassVar[str] = "NotificationSent"
+    event_type: Literal["NotificationSent"] = "NotificationSent"
+    data: NotificationData
+
+
+class NotificationFailedData(NotificationData):
+    error: str
+
+
+class NotificationFailed(Message):
+    TYPE: ClassVar[str] = "NotificationFailed"
+    event_type: Literal["NotificationFailed"] = "NotificationFailed"
+    data: NotificationFailedData
+
+
+ALL_MESSAGES: tuple[type[Message], ...] = (
+    SubmitTicket,
+    TicketOpened,
+    ChangeTicketStatus,
+    TicketStatusChanged,
+    ReplyAsAgent,
+    AgentReplied,
+    AddCustomerReply,
+    CustomerReplied,
+    LogTime,
+    TimeLogged,
+    TicketTriaged,
+    SlaClockStarted,
+    SlaClockStopped,
+    SlaBreached,
+    RegisterAgreement,
+    AgreementRegistered,
+    IssueStatement,
+    StatementIssued,
+    NotificationSent,
+    NotificationFailed,
+)
+
+_NAMESPACE = uuid.UUID("5d1e0b3a-6c1f-4a59-9f0e-2c4b7a8d9e10")
+
+
+def ticket_id_for_request(request_event_id: uuid.UUID) -> uuid.UUID:
+    """The ticket a `SubmitTicket` opens: derived from the request id so a request
+    delivered twice opens one ticket, and the gateway can name the id before intake runs."""
+    return uuid.uuid5(_NAMESPACE, f"ticket:{request_event_id}")
+
+
+def derived_id(*parts: Any) -> uuid.UUID:
+    """A deterministic id from its parts (e.g. ticket id and clock kind), so duplicate
+    commands collide instead of doubling."""
+    return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
+

@@ -1,0 +1,28 @@
+"""Topic names: the one place they are spelled."""
+
+from typing import Final
+
+INBOUND: Final = "servicedesk.inbound.v1"
+"""Requests from outside (other systems, e-mail bridge) and the gateway's ticket commands."""
+BILLING_COMMANDS: Final = "servicedesk.billing-commands.v1"
+"""Commands to billing: register an agreement, issue a statement."""
+TICKETS: Final = "servicedesk.tickets.v1"
+TRIAGE: Final = "servicedesk.triage.v1"
+SLA: Final = "servicedesk.sla.v1"
+AGREEMENTS: Final = "servicedesk.agreements.v1"
+BILLING: Final = "servicedesk.billing.v1"
+NOTIFICATIONS: Final = "servicedesk.notifications.v1"
+DEAD_LETTER: Final = "servicedesk.dead-letter.v1"
+
+ALL: Final = (
+    INBOUND,
+    BILLING_COMMANDS,
+    TICKETS,
+    TRIAGE,
+    SLA,
+    AGREEMENTS,
+    BILLING,
+    NOTIFICATIONS,
+    DEAD_LETTER,
+)
+PARTITIONS: Final = 4

@@ -1,0 +1,1 @@
+"""Shared plumbing of the servicedesk services (one copy, not one per service)."""

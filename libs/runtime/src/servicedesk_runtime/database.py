@@ -1,0 +1,165 @@
+"""One database URL, two uses: the eventsourcing event store, and the few plain tables a
+service keeps beside it (outbox positions, the SLA due-time index).
+
+The same code runs on a SQLite file (the embedded default) and on PostgreSQL, where each
+service lives in its own schema (`?schema=` in the URL, or the service's name).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlparse
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    kind: str  # "sqlite" or "postgres"
+    sqlite_path: str = ""
+    host: str = ""
+    port: int = 5432
+    dbname: str = ""
+    user: str = ""
+    password: str = ""
+    schema: str = ""
+
+    @classmethod
+    def parse(cls, url: str, service: str) -> DatabaseUrl:
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            path = unquote(parsed.path)
+            # sqlite:///relative/path.db -> "relative/path.db"; sqlite:////abs -> "/abs"
+            path = path[1:] if path.startswith("/") else path
+            if not path:
+                raise ValueError(f"DATABASE_URL {url!r} names no SQLite file")
+            return cls(kind="sqlite", sqlite_path=path)
+        if parsed.scheme in ("postgres", "postgresql"):
+            query = parse_qs(parsed.query)
+            return cls(
+                kind="postgres",
+                host=parsed.hostname or "127.0.0.1",
+                port=parsed.port or 5432,
+                dbname=(parsed.path or "/").lstrip("/") or "postgres",
+                user=unquote(parsed.username or "postgres"),
+                password=unquote(parsed.password or ""),
+                schema=query.get("schema", [service.replace("-", "_")])[0],
+            )
+        raise ValueError(
+            f"DATABASE_URL {url!r}: scheme must be sqlite:// or postgresql://, "
+            f"not {parsed.scheme!r}"
+        )
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Environment for an eventsourcing Application storing in this database."""
+        if self.kind == "sqlite":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.sqlite_path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+        }
+
+
+class Database:
+    """Plain-SQL access for a service's own small tables. SQL is written with `?`
+    placeholders and runs unchanged on both engines."""
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
+        self._lock = threading.Lock()
+        if url.kind == "sqlite":
+            Path(url.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self._pool = ConnectionPool(
+                conninfo=psycopg.conninfo.make_conninfo(
+                    host=url.host,
+                    port=url.port,
+                    dbname=url.dbname,
+                    user=url.user,
+                    password=url.password or None,
+                ),
+                min_size=1,
+                max_size=4,
+                open=True,
+            )
+            with self.transaction() as cursor:
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{url.schema}"')
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.kind == "postgres"
+
+    def table(self, name: str) -> str:
+        """A table name qualified with the service's schema on PostgreSQL."""
+        return f'"{self.url.schema}".{name}' if self.is_postgres else name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A cursor inside one transaction: committed on success, rolled back on error."""
+        if self._pool is not None:
+            with self._pool.connection() as connection, connection.transaction():
+                yield _PsycopgCursor(connection.cursor())
+            return
+        connection = sqlite3.connect(self.url.sqlite_path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield connection.cursor()
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+class _PsycopgCursor:
+    """Adapts `?` placeholders to psycopg's `%s`."""
+
+    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount

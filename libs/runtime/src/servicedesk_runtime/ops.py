@@ -1,0 +1,34 @@
+"""The operations endpoints every service serves: `/metrics` and `/health`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def add_ops_routes(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health", tags=["operations"])
+    def health(response: Response) -> dict[str, str]:
+        """200 when the service consumes and stores; 503 while it starts."""
+        ready = is_ready()
+        response.status_code = 200 if ready else 503
+        return {"service": service, "status": "ready" if ready else "starting"}
+
+
+async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serves `app` until `stop` is set."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving

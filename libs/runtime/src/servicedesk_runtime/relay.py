@@ -1,0 +1,144 @@
+"""The transactional outbox: publish a service's stored events to Kafka, in order.
+
+A command never writes to Kafka. Its events go to the service's event store; this relay
+follows the store's notification log, translates each domain event into its contract
+message and publishes it, then remembers how far it got. The position is kept per broker
+incarnation, so a new (empty) embedded broker gets the whole log again. A crash between
+publishing and saving the position publishes some events twice with the same `event_id`;
+consumers skip those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from servicedesk_contracts import Message
+from servicedesk_contracts.messages import derived_id
+
+from servicedesk_runtime.database import Database
+from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_LAG
+from servicedesk_runtime.store import ServiceStore
+
+log = get_logger(__name__)
+
+Translate = Callable[[Any], tuple[str, Message] | None]
+"""Domain event -> (topic, message), or None for events that stay inside the service."""
+
+
+class RelayPositions:
+    """How far the relay got, per broker incarnation, in the service's own database."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._table = database.table("outbox_positions")
+        with database.transaction() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                "incarnation TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+
+    def get(self, incarnation: str) -> int:
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                f"SELECT position FROM {self._table} WHERE incarnation = ?", (incarnation,)
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def set(self, incarnation: str, position: int) -> None:
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self._table} (incarnation, position) VALUES (?, ?) "
+                "ON CONFLICT (incarnation) DO UPDATE SET position = excluded.position",
+                (incarnation, position),
+            )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        service: str,
+        store: ServiceStore,
+        positions: RelayPositions,
+        producer: AIOKafkaProducer,
+        incarnation: str,
+        translate: Translate,
+        batch_max: int = 500,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.service = service
+        self.store = store
+        self.positions = positions
+        self.producer = producer
+        self.incarnation = incarnation
+        self.translate = translate
+        self.batch_max = batch_max
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New events were stored in this process: publish them without waiting."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            published = await self.publish_pending()
+            if published < self.batch_max:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    async def publish_pending(self) -> int:
+        """Publishes the next batch of stored events; returns how many were read."""
+        position = await asyncio.to_thread(self.positions.get, self.incarnation)
+        notifications = await asyncio.to_thread(
+            self.store.process_recorder.select_notifications, position + 1, self.batch_max
+        )
+        if not notifications:
+            RELAY_LAG.labels(self.service).set(0)
+            return 0
+        sends = []
+        for notification in notifications:
+            translated = self.translate(self.store.mapper.to_domain_event(notification))
+            if translated is None:
+                continue
+            topic, message = translated
+            sends.append(
+                await self.producer.send(
+                    topic,
+                    value=message.to_json(),
+                    key=message.kafka_key(),
+                    headers=message.kafka_headers(),
+                )
+            )
+            EVENTS_PUBLISHED.labels(self.service, topic).inc()
+        await asyncio.gather(*sends)
+        last = notifications[-1].id
+        await asyncio.to_thread(self.positions.set, self.incarnation, last)
+        newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
+        RELAY_LAG.labels(self.service).set(max((newest or 0) - last, 0))
+        return len(notifications)
+
+
+def event_id_of(domain_event: Any) -> uuid.UUID:
+    """A published event's id, derived from its place in its aggregate's history, so a
+    republished event keeps its id and consumers recognise it."""
+    return derived_id("event", domain_event.originator_id, domain_event.originator_version)
+
+
+def envelope_of(domain_event: Any, producer: str) -> dict[str, Any]:
+    """The envelope fields of the message for a stored domain event."""
+    return {
+        "event_id": event_id_of(domain_event),
+        "occurred_at": domain_event.timestamp,
+        "producer": producer,
+        "subject_id": domain_event.originator_id,
+    }

@@ -1,0 +1,29 @@
+"""Settings every service reads from its environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Environment variables common to all services (documented in the README's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="",
+        description="sqlite:///path/file.db or postgresql://user:pw@host:port/db[?schema=x]; "
+        "empty: var/data/<service>.db",
+    )
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    log_level: str = "INFO"
+    kafka_session_timeout_ms: int = 6000
+    consumer_batch_max: int = Field(default=500, ge=1)
+    relay_batch_max: int = Field(default=500, ge=1)
+    poll_interval_seconds: float = Field(default=0.05, gt=0)
+
+    def database_url_for(self, service: str) -> str:
+        return self.database_url or f"sqlite:///var/data/{service}.db"

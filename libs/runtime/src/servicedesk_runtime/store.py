@@ -1,0 +1,130 @@
+"""The event store of a service and the unit of work its handlers change it through.
+
+Exactly-once effect: a batch of Kafka messages is applied to aggregates in memory, and the
+new events are written in ONE transaction together with the Kafka position they came from
+(eventsourcing's tracking record, one tracking name per broker incarnation, topic and
+partition). Each applied message also leaves a tiny `Received` marker keyed by its
+`event_id`, so a message delivered again at another offset (a relay that republished, a new
+broker) is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import ProcessRecorder, Tracking
+
+from servicedesk_runtime.database import DatabaseUrl
+
+A = TypeVar("A", bound=Aggregate)
+_MARKER_NAMESPACE = uuid.UUID("0b7a3f52-0c57-4a43-8d6c-4a0f5f1e7d21")
+
+
+class Received(Aggregate):
+    """Marks one consumed message (by `event_id`) as applied."""
+
+    @staticmethod
+    def id_for(event_id: uuid.UUID) -> uuid.UUID:
+        return uuid.uuid5(_MARKER_NAMESPACE, str(event_id))
+
+    @staticmethod
+    def create_id(event_id: uuid.UUID) -> uuid.UUID:  # type: ignore[override]
+        return Received.id_for(event_id)
+
+    @event("Applied")
+    def __init__(self, event_id: uuid.UUID) -> None:
+        self.event_id = event_id
+
+
+class ServiceStore(Application[uuid.UUID]):
+    """A service's eventsourcing application, with a process recorder so that events and
+    tracking positions are written together."""
+
+    name = "servicedesk"
+
+    def __init__(self, database: DatabaseUrl, name: str) -> None:
+        type(self).name = name.replace("-", "_")
+        super().__init__(env=database.eventsourcing_env())
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, ProcessRecorder)
+        return recorder
+
+    def position(self, tracking_name: str) -> int | None:
+        """Next Kafka offset to read for a tracking name, None when never consumed."""
+        return self.process_recorder.max_tracking_id(tracking_name)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    def save_with_tracking(
+        self, aggregates: Iterable[Aggregate], tracking: Tracking | None
+    ) -> None:
+        processing = ProcessingEvent[uuid.UUID](tracking)
+        processing.collect_events(*aggregates)
+        self._record(processing)
+
+
+class UnitOfWork:
+    """Aggregates loaded and changed while applying a batch; saved in one transaction."""
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.store = store
+        self._aggregates: dict[uuid.UUID, Aggregate] = {}
+        self._markers: set[uuid.UUID] = set()
+
+    def get(self, aggregate_id: uuid.UUID, kind: type[A]) -> A | None:
+        """The aggregate as changed so far in this unit of work, or as stored, or None."""
+        found = self._aggregates.get(aggregate_id)
+        if found is None:
+            try:
+                found = self.store.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            self._aggregates[aggregate_id] = found
+        if not isinstance(found, kind):
+            raise TypeError(f"aggregate {aggregate_id} is a {type(found).__name__}, not {kind}")
+        return found
+
+    def add(self, aggregate: Aggregate) -> None:
+        """Registers a new or changed aggregate to be saved."""
+        self._aggregates[aggregate.id] = aggregate
+
+    def already_applied(self, event_id: uuid.UUID) -> bool:
+        marker_id = Received.id_for(event_id)
+        if marker_id in self._markers:
+            return True
+        return bool(self.store.recorder.select_events(marker_id, limit=1))
+
+    def mark_applied(self, event_id: uuid.UUID) -> None:
+        marker = Received(event_id=event_id)
+        self._markers.add(marker.id)
+        self._aggregates[marker.id] = marker
+
+    def commit(self, tracking: Tracking | None = None) -> None:
+        self.store.save_with_tracking(self._aggregates.values(), tracking)
+        self._aggregates.clear()
+        self._markers.clear()
+
+
+def load(store: ServiceStore, aggregate_id: uuid.UUID, kind: type[A]) -> A | None:
+    """Reads one aggregate for a query; None when there is none."""
+    return store.unit_of_work().get(aggregate_id, kind)
+
+
+def stored_event_state(domain_event: Any) -> dict[str, Any]:
+    """The attributes a domain event was recorded with (for translating to messages)."""
+    return {
+        key: value
+        for key, value in domain_event.__dict__.items()
+        if key not in ("originator_id", "originator_version", "timestamp")
+    }

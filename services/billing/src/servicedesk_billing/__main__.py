@@ -1,0 +1,3 @@
+from servicedesk_billing.main import main
+
+main()

@@ -1,0 +1,3 @@
+from servicedesk_gateway.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""intake: takes in ticket requests, owns tickets and their lifecycle."""

@@ -1,0 +1,3 @@
+from servicedesk_intake.main import main
+
+main()

@@ -1,0 +1,111 @@
+"""Intake's handlers: one per command, each a few lines (load, decide, add)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from servicedesk_contracts import Message
+from servicedesk_contracts import messages as m
+from servicedesk_contracts.messages import derived_id, ticket_id_for_request
+from servicedesk_runtime.clock import Clock
+from servicedesk_runtime.consumer import Handler, Rejected, handles
+from servicedesk_runtime.metrics import TICKET_REQUESTS_REJECTED, TICKET_STATUS_CHANGES, TICKETS_OPENED
+from servicedesk_runtime.store import UnitOfWork
+
+from servicedesk_intake.domain import ReferenceSequence, Ticket, TicketRuleBroken
+
+CLOCK_SKEW = timedelta(minutes=2)
+"""How far in the future a request's timestamp may be before it is refused."""
+
+
+class Intake:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def handlers(self) -> dict[str, Handler]:
+        return dict(
+            [
+                handles(m.SubmitTicket, self.submit_ticket),
+                handles(m.ChangeTicketStatus, self.change_status),
+                handles(m.ReplyAsAgent, self.reply_as_agent),
+                handles(m.AddCustomerReply, self.add_customer_reply),
+                handles(m.LogTime, self.log_time),
+            ]
+        )
+
+    def submit_ticket(self, command: m.SubmitTicket, uow: UnitOfWork) -> None:
+        ticket_id = ticket_id_for_request(command.event_id)
+        if uow.get(ticket_id, Ticket) is not None:
+            return  # the same request again: it opened its ticket already
+        if command.occurred_at > self.clock.now() + CLOCK_SKEW:
+            TICKET_REQUESTS_REJECTED.labels("future_timestamp").inc()
+            raise Rejected(
+                "future_timestamp",
+                f"occurred_at {command.occurred_at.isoformat()} is in the future",
+            )
+        sequence = uow.get(ReferenceSequence.ID, ReferenceSequence) or ReferenceSequence()
+        ticket = Ticket(
+            ticket_id=ticket_id,
+            reference=sequence.next_reference(),
+            request=command.data.model_dump(mode="json"),
+            received_at=command.occurred_at,
+            request_id=command.event_id,
+        )
+        uow.add(sequence)
+        uow.add(ticket)
+        TICKETS_OPENED.labels(command.data.channel).inc()
+
+    def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        with _refusals():
+            ticket.change_status(
+                command.data.status, command.data.changed_by, command.data.reason
+            )
+        uow.add(ticket)
+        TICKET_STATUS_CHANGES.labels(command.data.status).inc()
+
+    def reply_as_agent(self, command: m.ReplyAsAgent, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        with _refusals():
+            ticket.reply_as_agent(command.data.agent, command.data.body, command.occurred_at)
+        uow.add(ticket)
+
+    def add_customer_reply(self, command: m.AddCustomerReply, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        ticket.add_customer_reply(
+            command.data.author_email, command.data.body, command.occurred_at
+        )
+        uow.add(ticket)
+
+    def log_time(self, command: m.LogTime, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        data = command.data
+        ticket.log_time(
+            entry_id=derived_id("time-entry", command.event_id),
+            agent=data.agent,
+            started_at=data.started_at,
+            duration_minutes=data.duration_minutes,
+            work_type=data.work_type,
+            billable=data.billable,
+        )
+        uow.add(ticket)
+
+
+def _ticket(command: Message, uow: UnitOfWork) -> Ticket:
+    ticket = uow.get(command.subject_id, Ticket)
+    if ticket is None:
+        TICKET_REQUESTS_REJECTED.labels("unknown_ticket").inc()
+        raise Rejected("unknown_ticket", f"no ticket {command.subject_id}")
+    return ticket
+
+
+class _refusals:
+    """Turns a ticket's refusal into a `Rejected` message (the ticket changed nothing)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, TicketRuleBroken):
+            TICKET_REQUESTS_REJECTED.labels(error.reason).inc()
+            raise Rejected(error.reason, str(error)) from error

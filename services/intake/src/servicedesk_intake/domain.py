@@ -1,0 +1,146 @@
+"""Tickets and their reference numbers (pure: no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+CLOSED = "closed"
+
+
+class TicketRuleBroken(Exception):
+    """A command the ticket refuses; `reason` is a short label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class ReferenceSequence(Aggregate):
+    """Hands out ticket reference numbers: unique, increasing, never reused (a number is
+    an event, so it survives restarts and is never handed out twice)."""
+
+    ID = uuid.UUID("7f3c2a9e-5d1b-4e8f-a6c0-1b2d3e4f5a6b")
+
+    @staticmethod
+    def create_id() -> uuid.UUID:
+        return ReferenceSequence.ID
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.last_number = 0
+
+    def next_reference(self) -> str:
+        self._issue(number=self.last_number + 1)
+        return f"SD-{self.last_number:06d}"
+
+    @event("Issued")
+    def _issue(self, number: int) -> None:
+        self.last_number = number
+
+
+class Ticket(Aggregate):
+    @staticmethod
+    def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
+        return ticket_id
+
+    @event("Opened")
+    def __init__(
+        self,
+        ticket_id: uuid.UUID,
+        reference: str,
+        request: dict[str, Any],
+        received_at: datetime,
+        request_id: uuid.UUID,
+    ) -> None:
+        self.reference = reference
+        self.request = request
+        self.received_at = received_at
+        self.status = "open"
+        self.agent_replies = 0
+
+    @property
+    def agreement_id(self) -> uuid.UUID:
+        return uuid.UUID(str(self.request["agreement_id"]))
+
+    @property
+    def category(self) -> str:
+        return str(self.request["category"])
+
+    def change_status(self, to_status: str, changed_by: str, reason: str) -> None:
+        if to_status == self.status:
+            raise TicketRuleBroken("no_change", f"{self.reference} is already {to_status}")
+        self._status_changed(
+            reference=self.reference, from_status=self.status, to_status=to_status,
+            changed_by=changed_by, reason=reason,
+        )
+
+    # Every event names the ticket's reference (and what else its message needs), so the
+    # outbox relay can publish it without loading the ticket.
+    @event("StatusChanged")
+    def _status_changed(
+        self, reference: str, from_status: str, to_status: str, changed_by: str, reason: str
+    ) -> None:
+        self.status = to_status
+
+    def reply_as_agent(self, agent: str, body: str, replied_at: datetime) -> None:
+        if self.status == CLOSED:
+            raise TicketRuleBroken("ticket_closed", f"{self.reference} is closed: reopen it first")
+        self._agent_replied(
+            reference=self.reference, agent=agent, body=body, replied_at=replied_at
+        )
+
+    @event("AgentReplied")
+    def _agent_replied(self, reference: str, agent: str, body: str, replied_at: datetime) -> None:
+        self.agent_replies += 1
+
+    def add_customer_reply(self, author_email: str, body: str, replied_at: datetime) -> None:
+        """A customer's reply to a closed ticket reopens it (DOMAIN.md 1)."""
+        self._customer_replied(
+            reference=self.reference, author_email=author_email, body=body,
+            replied_at=replied_at,
+        )
+        if self.status == CLOSED:
+            self._status_changed(
+                reference=self.reference, from_status=CLOSED, to_status="open",
+                changed_by=author_email, reason="customer replied to a closed ticket",
+            )
+
+    @event("CustomerReplied")
+    def _customer_replied(
+        self, reference: str, author_email: str, body: str, replied_at: datetime
+    ) -> None:
+        pass
+
+    def log_time(
+        self,
+        entry_id: uuid.UUID,
+        agent: str,
+        started_at: datetime,
+        duration_minutes: int,
+        work_type: str,
+        billable: bool,
+    ) -> None:
+        self._time_logged(
+            reference=self.reference, agreement_id=self.agreement_id, category=self.category,
+            entry_id=entry_id, agent=agent, started_at=started_at,
+            duration_minutes=duration_minutes, work_type=work_type, billable=billable,
+        )
+
+    @event("TimeLogged")
+    def _time_logged(
+        self,
+        reference: str,
+        agreement_id: uuid.UUID,
+        category: str,
+        entry_id: uuid.UUID,
+        agent: str,
+        started_at: datetime,
+        duration_minutes: int,
+        work_type: str,
+        billable: bool,
+    ) -> None:
+        pass

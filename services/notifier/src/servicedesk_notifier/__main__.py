@@ -1,0 +1,3 @@
+from servicedesk_notifier.main import main
+
+main()

@@ -1,0 +1,3 @@
+from servicedesk_sla_timer.main import main
+
+main()

@@ -1,0 +1,3 @@
+from servicedesk_triage.main import main
+
+main()
