@@ -392,6 +392,7 @@ class StatementLine(Data):
 
 class StatementIssuedData(Data):
     statement_id: uuid.UUID
+    agreement_id: uuid.UUID
     month: Month
     customer: str
     billing_model: BillingModel

@@ -45,6 +45,11 @@ class Service:
         self.relay: OutboxRelay | None = None
         self._consumer: TrackedConsumer | None = None
 
+    def wake_relay(self) -> None:
+        """Something outside the consumer stored events: publish them now."""
+        if self.relay is not None:
+            self.relay.wake()
+
     def is_ready(self) -> bool:
         return self._consumer is not None and self._consumer.ready
 

@@ -1,0 +1,56 @@
+"""A consumer's own copy of agreement terms, learnt from `AgreementRegistered`.
+
+Agreements and tickets arrive on different topics, so a ticket may name an agreement this
+service has not seen yet. Such tickets are parked on the copy and released when the terms
+arrive, instead of being decided with terms that do not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+from servicedesk_contracts.messages import AgreementTerms
+
+from servicedesk_runtime.store import UnitOfWork
+
+
+class AgreementCopy(Aggregate):
+    @staticmethod
+    def create_id(agreement_id: uuid.UUID) -> uuid.UUID:
+        return agreement_id
+
+    @event("Known")
+    def __init__(self, agreement_id: uuid.UUID) -> None:
+        self.terms_json: dict[str, Any] | None = None
+        self.parked: list[uuid.UUID] = []
+
+    @property
+    def terms(self) -> AgreementTerms | None:
+        return None if self.terms_json is None else AgreementTerms.model_validate(self.terms_json)
+
+    @event("TermsRecorded")
+    def record_terms(self, terms_json: dict[str, Any]) -> None:
+        self.terms_json = terms_json
+
+    @event("Parked")
+    def park(self, subject_id: uuid.UUID) -> None:
+        self.parked.append(subject_id)
+
+    def release_parked(self) -> list[uuid.UUID]:
+        released = list(self.parked)
+        if released:
+            self._released()
+        return released
+
+    @event("Released")
+    def _released(self) -> None:
+        self.parked = []
+
+
+def agreement_copy(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementCopy:
+    """The copy of an agreement in this unit of work, made if this service has none yet."""
+    copy = uow.get(agreement_id, AgreementCopy) or AgreementCopy(agreement_id=agreement_id)
+    uow.add(copy)
+    return copy

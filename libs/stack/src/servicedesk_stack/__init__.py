@@ -1,0 +1,1 @@
+"""The embedded servicedesk: everything on one machine, nothing installed but Python."""

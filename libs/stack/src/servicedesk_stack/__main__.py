@@ -1,0 +1,100 @@
+"""`python -m servicedesk_stack`: the whole servicedesk on this machine.
+
+Starts the embedded Kafka-protocol broker (unless KAFKA_BOOTSTRAP_SERVERS is set), an SMTP
+sink that keeps mail in var/mail, and the six services with SQLite event stores in var/data
+(or PostgreSQL when DATABASE_URL is set). Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from servicedesk_stack.demo import DEMO_AGREEMENTS
+from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.stack import SERVICES, Stack, StackConfig, embedded_broker
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="servicedesk", description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", action="store_true", help="register the demo agreements")
+    parser.add_argument("--data-dir", type=Path, default=Path("var"))
+    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument("--smtp-port", type=int, default=8025)
+    parser.add_argument("--gateway-port", type=int, default=8080)
+    args = parser.parse_args(argv)
+
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    if not bootstrap:
+        broker = embedded_broker(args.kafka_port, args.data_dir)
+        broker.start()
+        bootstrap = broker.bootstrap
+    sink = MailSink(args.smtp_port, args.data_dir / "mail")
+    sink.start()
+    config = StackConfig(
+        bootstrap=bootstrap, data_dir=args.data_dir,
+        database_url=os.environ.get("DATABASE_URL", ""), smtp_port=args.smtp_port,
+        gateway_port=args.gateway_port,
+        gateway_tokens=os.environ.get(
+            "GATEWAY_TOKENS", "agent-token:agent:agent,admin-token:admin:admin"
+        ),
+    )
+    stack = Stack(config)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start()
+        stack.wait_ready()
+        if args.demo:
+            register_demo_agreements(args.gateway_port)
+        print_welcome(config, bootstrap)
+        while not stopping:
+            exited = [s for s, p in stack.processes.items() if p.poll() is not None]
+            if exited:
+                print(f"servicedesk: {', '.join(exited)} stopped; see {args.data_dir}/logs", file=sys.stderr)
+                break
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        sink.stop()
+        if broker is not None:
+            broker.stop()
+
+
+def register_demo_agreements(gateway_port: int) -> None:
+    for agreement_id, terms in DEMO_AGREEMENTS.items():
+        response = httpx.post(
+            f"http://127.0.0.1:{gateway_port}/agreements",
+            json={"agreement_id": str(agreement_id), **terms()},
+            headers={"Authorization": "Bearer admin-token"},
+            timeout=10,
+        )
+        response.raise_for_status()
+
+
+def print_welcome(config: StackConfig, bootstrap: str) -> None:
+    print(
+        f"servicedesk is up: gateway http://127.0.0.1:{config.gateway_port} (OpenAPI at /docs), "
+        f"Kafka {bootstrap}, SMTP sink 127.0.0.1:{config.smtp_port} (mail in "
+        f"{config.data_dir}/mail), logs in {config.data_dir}/logs. Services: "
+        + ", ".join(f"{s} :{config.port_of(s)}" for s in SERVICES)
+        + ". Ctrl-C stops.",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Starts and stops the services as separate processes, as production runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from servicedesk_runtime.tansu import EmbeddedBroker, free_port
+
+SERVICES = ("intake", "triage", "sla-timer", "billing", "notifier", "gateway")
+
+
+def module_of(service: str) -> str:
+    return f"servicedesk_{service.replace('-', '_')}"
+
+
+@dataclass
+class StackConfig:
+    bootstrap: str
+    data_dir: Path
+    database_url: str = ""
+    """Empty: a SQLite file per service in data_dir; else a PostgreSQL URL, one schema per
+    service."""
+    smtp_port: int = 8025
+    gateway_port: int = 8080
+    gateway_tokens: str = "agent-token:agent:agent,admin-token:admin:admin"
+    alert_email: str = "oncall@example.com"
+    schema_prefix: str = ""
+    session_timeout_ms: int = 3000
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def port_of(self, service: str) -> int:
+        if service == "gateway":
+            return self.gateway_port
+        if service not in self.ports:
+            self.ports[service] = free_port()
+        return self.ports[service]
+
+    def database_for(self, service: str) -> str:
+        schema = f"{self.schema_prefix}{service.replace('-', '_')}"
+        if not self.database_url:
+            return f"sqlite:///{self.data_dir / 'data' / f'{schema}.db'}"
+        separator = "&" if "?" in self.database_url else "?"
+        return f"{self.database_url}{separator}schema={schema}"
+
+    def env_for(self, service: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(self.port_of(service)),
+            "KAFKA_SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
+            "ALERT_EMAIL": self.alert_email,
+            "GATEWAY_TOKENS": self.gateway_tokens,
+            **self.extra_env,
+        }
+        if service != "gateway":
+            env["DATABASE_URL"] = self.database_for(service)
+        return env
+
+
+class Stack:
+    """The six services as child processes."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        (config.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def start(self, services: tuple[str, ...] = SERVICES) -> None:
+        for service in services:
+            self.start_service(service)
+
+    def start_service(self, service: str) -> None:
+        log = open(self.config.data_dir / "logs" / f"{service}.log", "ab")  # noqa: SIM115
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", module_of(service)],
+            env=self.config.env_for(service),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, service: str) -> None:
+        """Kills a service without letting it clean up (a crash)."""
+        process = self.processes.pop(service)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_service(self, service: str, timeout: float = 15) -> None:
+        process = self.processes.pop(service, None)
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop(self) -> None:
+        for service in list(self.processes):
+            self.stop_service(service)
+
+    def health_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.config.port_of(service)}/health"
+
+    def wait_ready(self, services: tuple[str, ...] = SERVICES, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(services)
+        while pending:
+            service = pending[0]
+            process = self.processes.get(service)
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(
+                    f"{service} exited with {process.returncode}; see "
+                    f"{self.config.data_dir / 'logs' / (service + '.log')}"
+                )
+            try:
+                if httpx.get(self.health_url(service), timeout=1).status_code == 200:
+                    pending.pop(0)
+                    continue
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service} not ready after {timeout}s")
+            time.sleep(0.2)
+
+
+def embedded_broker(port: int, data_dir: Path) -> EmbeddedBroker:
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    return EmbeddedBroker(port=port, log_path=data_dir / "logs" / "tansu.log")

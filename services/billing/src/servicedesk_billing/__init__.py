@@ -1,0 +1,1 @@
+"""billing: agreements, time entries and monthly statements."""

@@ -1,0 +1,27 @@
+"""Composition root of billing."""
+
+from __future__ import annotations
+
+import asyncio
+
+from servicedesk_contracts import topics
+from servicedesk_runtime.service import Service
+
+from servicedesk_billing.application import Billing
+from servicedesk_billing.config import BillingSettings
+from servicedesk_billing.translate import translate
+
+NAME = "billing"
+
+
+async def run(settings: BillingSettings) -> None:
+    service = Service(NAME, settings)
+    await service.run(
+        topics=[topics.BILLING_COMMANDS, topics.TICKETS],
+        handlers=Billing().handlers(),
+        translate=translate,
+    )
+
+
+def main() -> None:
+    asyncio.run(run(BillingSettings()))

@@ -1,0 +1,85 @@
+"""Follows every event topic from its beginning into the read model (the Kafka adapter)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from servicedesk_contracts import InvalidMessage, decode, topics
+from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import CONSUMER_LAG, MESSAGES_CONSUMED
+
+from servicedesk_gateway.read_model import ReadModel
+
+log = get_logger(__name__)
+
+FOLLOWED = (
+    topics.TICKETS, topics.TRIAGE, topics.SLA, topics.AGREEMENTS, topics.BILLING,
+    topics.NOTIFICATIONS,
+)
+
+
+class TopicFollower:
+    """No consumer group and no stored positions: the view is rebuilt from offset 0 at
+    every start, so each gateway replica holds the whole view."""
+
+    def __init__(self, bootstrap: str, read_model: ReadModel) -> None:
+        self.read_model = read_model
+        self.caught_up = False
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="gateway-view",
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._consumer.start()
+        try:
+            partitions = await self._assign_all()
+            start_ends = await self._consumer.end_offsets(partitions)
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+                for tp, records in batch.items():
+                    for record in records:
+                        self._apply(record.value)
+                    MESSAGES_CONSUMED.labels("gateway", tp.topic).inc(len(records))
+                if not self.caught_up:
+                    self.caught_up = await self._reached(start_ends)
+                await self._report_lag(partitions)
+        finally:
+            await self._consumer.stop()
+
+    def _apply(self, value: bytes | None) -> None:
+        try:
+            self.read_model.apply(decode(value))
+        except InvalidMessage as invalid:
+            log.warning("view_skipped_invalid_message", reason=invalid.reason)
+
+    async def _assign_all(self) -> list[TopicPartition]:
+        partitions = []
+        for topic in FOLLOWED:
+            ids = self._consumer.partitions_for_topic(topic)
+            while not ids:
+                await self._consumer._client.force_metadata_update()  # noqa: SLF001
+                ids = self._consumer.partitions_for_topic(topic)
+                if not ids:
+                    await asyncio.sleep(0.2)
+            partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        return partitions
+
+    async def _reached(self, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        log.info("view_caught_up", applied=self.read_model.applied)
+        return True
+
+    async def _report_lag(self, partitions: list[TopicPartition]) -> None:
+        lag: dict[str, int] = {}
+        for tp in partitions:
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                behind = max(end - await self._consumer.position(tp), 0)
+                lag[tp.topic] = lag.get(tp.topic, 0) + behind
+        for topic, behind in lag.items():
+            CONSUMER_LAG.labels("gateway", topic).set(behind)

@@ -1,0 +1,1 @@
+"""notifier: e-mails reporters and on-call people, and records every delivery."""

@@ -1,0 +1,1 @@
+"""sla-timer: runs SLA clocks on each agreement's business calendar."""

@@ -1,0 +1,112 @@
+"""The due-time index of running clocks: a projection of the clock events.
+
+It follows the sla-timer's own notification log (so no started clock is ever missed, even
+after a crash) and keeps one row per running clock, indexed by deadline. Firing claims due
+rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never fire the same timer;
+the clock aggregate itself refuses to breach twice. The table can be dropped and rebuilt
+from the log at any time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from servicedesk_runtime.database import Database
+from servicedesk_runtime.store import ServiceStore
+
+from servicedesk_sla_timer.domain import SlaClock
+
+PROJECTION = "due_timers"
+
+
+def _millis(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+class DueTimers:
+    def __init__(self, database: Database, store: ServiceStore) -> None:
+        self.db = database
+        self.store = store
+        self.timers = database.table("sla_due_timers")
+        self.positions = database.table("sla_projection_positions")
+        with database.transaction() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.timers} ("
+                "clock_id TEXT PRIMARY KEY, due_ms BIGINT NOT NULL)"
+            )
+            index = "sla_due_timers_due" if database.is_postgres else "sla_due_timers_due_idx"
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.timers} (due_ms)")
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.positions} ("
+                "name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            cursor.execute(
+                f"INSERT INTO {self.positions} (name, position) VALUES (?, 0) "
+                "ON CONFLICT (name) DO NOTHING",
+                (PROJECTION,),
+            )
+
+    def catch_up(self, limit: int = 1000) -> int:
+        """Applies the next clock events to the index; returns how many were read."""
+        lock = " FOR UPDATE" if self.db.is_postgres else ""
+        with self.db.transaction() as cursor:
+            cursor.execute(
+                f"SELECT position FROM {self.positions} WHERE name = ?{lock}", (PROJECTION,)
+            )
+            row = cursor.fetchone()
+            position = int(row[0]) if row else 0
+            notifications = self.store.process_recorder.select_notifications(
+                position + 1, limit
+            )
+            for notification in notifications:
+                self._apply(cursor, self.store.mapper.to_domain_event(notification))
+            if notifications:
+                cursor.execute(
+                    f"UPDATE {self.positions} SET position = ? WHERE name = ?",
+                    (notifications[-1].id, PROJECTION),
+                )
+        return len(notifications)
+
+    def _apply(self, cursor: object, event: object) -> None:
+        execute = cursor.execute  # type: ignore[attr-defined]
+        if isinstance(event, SlaClock.Started):
+            execute(
+                f"INSERT INTO {self.timers} (clock_id, due_ms) VALUES (?, ?) "
+                "ON CONFLICT (clock_id) DO UPDATE SET due_ms = excluded.due_ms",
+                (str(event.originator_id), _millis(event.due_at)),
+            )
+        elif isinstance(event, SlaClock.Stopped | SlaClock.Breached):
+            execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(event.originator_id),))
+
+    @contextmanager
+    def claim_due(self, now: datetime, limit: int = 500) -> Iterator[list[uuid.UUID]]:
+        """Claims timers due at `now`; they are removed when the block succeeds and stay
+        (for the next attempt) when it fails."""
+        skip_locked = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+        with self.db.transaction() as cursor:
+            cursor.execute(
+                f"SELECT clock_id FROM {self.timers} WHERE due_ms <= ? "
+                f"ORDER BY due_ms LIMIT ?{skip_locked}",
+                (_millis(now), limit),
+            )
+            claimed = [uuid.UUID(row[0]) for row in cursor.fetchall()]
+            yield claimed
+            for clock_id in claimed:
+                cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
+
+    def open_count(self) -> int:
+        with self.db.transaction() as cursor:
+            cursor.execute(f"SELECT COUNT(*) FROM {self.timers}")
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def next_due(self) -> datetime | None:
+        with self.db.transaction() as cursor:
+            cursor.execute(f"SELECT MIN(due_ms) FROM {self.timers}")
+            row = cursor.fetchone()
+        if not row or row[0] is None:
+            return None
+        return datetime.fromtimestamp(int(row[0]) / 1000, UTC)

@@ -1,0 +1,1 @@
+"""triage: decides each ticket's category and priority with its agreement's matrix."""

@@ -1,0 +1,57 @@
+"""Triage's handlers."""
+
+from __future__ import annotations
+
+from servicedesk_contracts import messages as m
+from servicedesk_runtime.agreements import agreement_copy
+from servicedesk_runtime.clock import Clock
+from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.metrics import TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
+from servicedesk_runtime.store import UnitOfWork
+
+from servicedesk_triage.domain import MATRICES, Triage
+
+
+class TriageDesk:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def handlers(self) -> dict[str, Handler]:
+        return dict(
+            [
+                handles(m.TicketOpened, self.triage_ticket),
+                handles(m.AgreementRegistered, self.learn_agreement),
+            ]
+        )
+
+    def triage_ticket(self, opened: m.TicketOpened, uow: UnitOfWork) -> None:
+        data = opened.data
+        triage = Triage(
+            ticket_id=opened.subject_id, reference=data.reference,
+            agreement_id=data.agreement_id, category=data.category, impact=data.impact,
+            urgency=data.urgency, requested_priority=data.requested_priority,
+            opened_at=data.received_at,
+        )
+        if uow.get(triage.id, Triage) is not None:
+            return
+        uow.add(triage)
+        agreement = agreement_copy(uow, data.agreement_id)
+        if agreement.terms is None:
+            agreement.park(triage.id)  # decided when the agreement arrives
+            return
+        self._decide(triage, agreement.terms)
+
+    def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
+        agreement = agreement_copy(uow, registered.subject_id)
+        agreement.record_terms(registered.data.model_dump(mode="json"))
+        for triage_id in agreement.release_parked():
+            triage = uow.get(triage_id, Triage)
+            if triage is not None:
+                self._decide(triage, registered.data)
+                uow.add(triage)
+
+    def _decide(self, triage: Triage, terms: m.AgreementTerms) -> None:
+        triage.decide(MATRICES[terms.matrix], terms.customer_may_override_priority)
+        TICKETS_TRIAGED.labels(triage.category.lower(), str(triage.priority)).inc()
+        lag = (self.clock.now() - triage.opened_at).total_seconds()
+        TRIAGE_LAG_SECONDS.observe(max(lag, 0))

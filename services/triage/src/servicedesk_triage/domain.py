@@ -1,0 +1,168 @@
+"""Priority matrices as data, and the triage decision of one ticket (pure: no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventsourcing.domain import Aggregate, event
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A priority matrix: (impact, urgency) -> priority, for the categories it applies to.
+    Other categories get `default_priority`, as do inputs outside the matrix (with a reason
+    saying so, so the decision stays traceable)."""
+
+    name: str
+    priorities: tuple[str, ...]  # highest first
+    table: dict[tuple[str, str], str]
+    default_priority: str
+    applies_to: frozenset[str] | None = None  # None: every category
+
+
+def _grid(rows: list[str], columns: list[str], cells: list[str]) -> dict[tuple[str, str], str]:
+    """Rows are impacts, columns urgencies; `cells` reads row by row."""
+    it = iter(cells)
+    return {(row, column): next(it) for row in rows for column in columns}
+
+
+# Provider R (DOMAIN.md 2): impact x process criticality, incidents only; questions and
+# change requests always D.
+R_MATRIX = Matrix(
+    name="R-ABCD",
+    priorities=("A", "B", "C", "D"),
+    table=_grid(
+        ["one_user", "multiple_users", "whole_organisation"],
+        ["low", "medium", "high"],
+        ["D", "C", "B",
+         "D", "C", "A",
+         "C", "B", "A"],
+    ),
+    default_priority="D",
+    applies_to=frozenset({"incident"}),
+)
+
+# Provider Z (DOMAIN.md 2): impact x urgency, every category.
+Z_MATRIX = Matrix(
+    name="Z-P1P4",
+    priorities=("P1", "P2", "P3", "P4"),
+    table=_grid(
+        ["high", "medium", "low"],
+        ["high", "medium", "low"],
+        ["P1", "P2", "P3",
+         "P2", "P3", "P4",
+         "P3", "P4", "P4"],
+    ),
+    default_priority="P4",
+)
+
+MATRICES = {matrix.name: matrix for matrix in (R_MATRIX, Z_MATRIX)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    priority: str
+    reason: str
+
+
+def normalise(term: str) -> str:
+    return term.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def decide(
+    matrix: Matrix,
+    category: str,
+    impact: str,
+    urgency: str,
+    requested_priority: str | None,
+    customer_may_override: bool,
+) -> Decision:
+    category, impact, urgency = normalise(category), normalise(impact), normalise(urgency)
+    if matrix.applies_to is not None and category not in matrix.applies_to:
+        decided = Decision(
+            matrix.default_priority,
+            f"{matrix.name}: category {category} always gets {matrix.default_priority}",
+        )
+    elif (impact, urgency) in matrix.table:
+        priority = matrix.table[(impact, urgency)]
+        decided = Decision(priority, f"{matrix.name}: impact {impact} x urgency {urgency}")
+    else:
+        decided = Decision(
+            matrix.default_priority,
+            f"{matrix.name}: impact {impact!r} / urgency {urgency!r} not in the matrix, "
+            f"lowest priority {matrix.default_priority}",
+        )
+    if requested_priority and requested_priority != decided.priority:
+        if customer_may_override and requested_priority in matrix.priorities:
+            return Decision(
+                requested_priority,
+                f"customer override of {decided.priority} ({decided.reason})",
+            )
+        return Decision(
+            decided.priority, f"{decided.reason}; requested {requested_priority} not granted"
+        )
+    return decided
+
+
+class Triage(Aggregate):
+    """The triage of one ticket: its inputs, then its decision."""
+
+    @staticmethod
+    def create_id(ticket_id: uuid.UUID, **_: object) -> uuid.UUID:
+        return uuid.uuid5(ticket_id, "triage")
+
+    @event("Requested")
+    def __init__(
+        self,
+        ticket_id: uuid.UUID,
+        reference: str,
+        agreement_id: uuid.UUID,
+        category: str,
+        impact: str,
+        urgency: str,
+        requested_priority: str | None,
+        opened_at: datetime,
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.reference = reference
+        self.agreement_id = agreement_id
+        self.category = category
+        self.impact = impact
+        self.urgency = urgency
+        self.requested_priority = requested_priority
+        self.opened_at = opened_at
+        self.priority: str | None = None
+
+    def decide(self, matrix: Matrix, customer_may_override: bool) -> None:
+        if self.priority is not None:
+            return
+        decision = decide(
+            matrix, self.category, self.impact, self.urgency, self.requested_priority,
+            customer_may_override,
+        )
+        self._decided(
+            ticket_id=self.ticket_id, reference=self.reference,
+            agreement_id=self.agreement_id, category=normalise(self.category),
+            priority=decision.priority, matrix=matrix.name, impact=self.impact,
+            urgency=self.urgency, requested_priority=self.requested_priority,
+            reason=decision.reason, opened_at=self.opened_at,
+        )
+
+    @event("Decided")
+    def _decided(
+        self,
+        ticket_id: uuid.UUID,
+        reference: str,
+        agreement_id: uuid.UUID,
+        category: str,
+        priority: str,
+        matrix: str,
+        impact: str,
+        urgency: str,
+        requested_priority: str | None,
+        reason: str,
+        opened_at: datetime,
+    ) -> None:
+        self.priority = priority
