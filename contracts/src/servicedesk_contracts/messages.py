@@ -248,7 +248,7 @@ class SlaClockStartedData(Data):
     reference: str
     kind: ClockKind
     priority: str
-    target_minutes: Annotated[int, Field(gt=0)]
+    target_minutes: Annotated[float, Field(gt=0)]
     """The target in business minutes on the agreement's calendar."""
     started_at: UtcDatetime
     due_at: UtcDatetime
@@ -324,8 +324,10 @@ class Calendar(Data):
 
 
 class Target(Data):
-    response_minutes: Annotated[int, Field(gt=0)]
-    resolution_minutes: Annotated[int, Field(gt=0)] | None = None
+    """Business minutes; fractions are allowed (a test agreement may give 0.05 = 3 s)."""
+
+    response_minutes: Annotated[float, Field(gt=0)]
+    resolution_minutes: Annotated[float, Field(gt=0)] | None = None
 
 
 class BillingTerms(Data):

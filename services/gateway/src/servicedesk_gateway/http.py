@@ -108,9 +108,11 @@ def create_http_app(
         await publish(topic, message)
         return message.event_id
 
-    def known_ticket(ticket_id: uuid.UUID) -> None:
-        if ticket_id not in read_model.tickets:
+    def known_ticket(ticket_id: uuid.UUID) -> dict[str, Any]:
+        view = read_model.ticket_json(ticket_id)
+        if view is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+        return view
 
     @app.post("/agreements", status_code=202, response_model=Accepted, tags=["agreements"])
     async def register_agreement(body: AgreementRequest, _: Admin) -> Accepted:
@@ -141,14 +143,13 @@ def create_http_app(
         _: Agent, status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None
     ) -> list[dict[str, Any]]:
         return [
-            t.as_json() for t in read_model.tickets.values()
+            known_ticket(t.ticket_id) for t in read_model.opened_tickets()
             if status_is is None or t.status == status_is
         ]
 
     @app.get("/tickets/{ticket_id}", tags=["tickets"])
     def get_ticket(ticket_id: uuid.UUID, _: Agent) -> dict[str, Any]:
-        known_ticket(ticket_id)
-        return read_model.tickets[ticket_id].as_json()
+        return known_ticket(ticket_id)
 
     @app.post("/tickets/{ticket_id}/status", status_code=202, response_model=Accepted, tags=["tickets"])
     async def change_status(ticket_id: uuid.UUID, body: StatusChange, who: Agent) -> Accepted:

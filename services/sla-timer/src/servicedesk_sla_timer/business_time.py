@@ -54,7 +54,7 @@ def open_intervals(calendar: Calendar, start: datetime) -> Iterator[tuple[dateti
             yield opens, closes
 
 
-def add_business_minutes(calendar: Calendar, start: datetime, minutes: int) -> datetime:
+def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) -> datetime:
     """The instant when `minutes` of the calendar's open time have passed after `start`.
     A start outside opening hours counts from the next opening."""
     start = start.astimezone(UTC)

@@ -47,7 +47,7 @@ class SlaClock(Aggregate):
         self.opened_at = opened_at
         self.agreement_id = agreement_id
 
-    def start(self, target_minutes: int, due_at: datetime) -> None:
+    def start(self, target_minutes: float, due_at: datetime) -> None:
         if self.due_at is not None or self.opened_at is None:
             return
         self._started(
@@ -61,7 +61,7 @@ class SlaClock(Aggregate):
     @event("Started")
     def _started(
         self, ticket_id: uuid.UUID, kind: str, reference: str, priority: str,
-        target_minutes: int, started_at: datetime, due_at: datetime,
+        target_minutes: float, started_at: datetime, due_at: datetime,
     ) -> None:
         self.due_at = due_at
 

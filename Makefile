@@ -1,0 +1,46 @@
+# The README's commands. `make up` runs the system, `make test` runs the tests; both
+# create .venv from requirements.lock first, so a fresh machine needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := -e contracts -e libs/runtime -e libs/stack \
+	-e services/intake -e services/triage -e services/sla-timer \
+	-e services/billing -e services/notifier -e services/gateway
+
+.PHONY: up test test-fast lint typecheck bench schemas lock clean
+
+$(BIN)/.installed: requirements.lock contracts/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps $(PACKAGES)
+	touch $@
+
+up: $(BIN)/.installed
+	$(BIN)/python -m servicedesk_stack --demo
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not integration and not e2e"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy contracts/src libs/runtime/src libs/stack/src services/*/src
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/pipeline.py
+
+schemas: $(BIN)/.installed
+	$(BIN)/python -m servicedesk_contracts.schemas
+
+lock:
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,105 @@
+"""Fixtures for the cross-service tests: the real Tansu broker, real PostgreSQL, a real
+SMTP sink and the services as separate processes."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from servicedesk_runtime.tansu import EmbeddedBroker, free_port
+from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.stack import SERVICES, Stack, StackConfig
+
+DEFAULT_TEST_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """PostgreSQL for the tests. In CI (CI=true) a missing database fails the run."""
+    url = os.environ.get("SERVICEDESK_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE)
+    try:
+        with psycopg.connect(url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {url}: {error}")
+        pytest.skip(f"no PostgreSQL at {url}")
+    return url
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    with MailSink(free_port()) as sink:
+        yield sink
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(
+    broker: EmbeddedBroker, mail_sink: MailSink, tmp_path: Path
+) -> Iterator[StackFactory]:
+    """Builds stacks on this test's broker and mail sink; stops them all at the end and
+    drops the PostgreSQL schemas they made."""
+    stacks: list[Stack] = []
+    schemas: list[tuple[str, str]] = []
+
+    def make(database_url: str = "", **overrides: Any) -> Stack:
+        prefix = f"t{uuid.uuid4().hex[:8]}_"
+        config = StackConfig(
+            bootstrap=broker.bootstrap, data_dir=tmp_path, database_url=database_url,
+            smtp_port=mail_sink.port, gateway_port=free_port(), schema_prefix=prefix,
+            **overrides,
+        )
+        if database_url:
+            schemas.extend((database_url, f"{prefix}{s.replace('-', '_')}") for s in SERVICES)
+        stack = Stack(config)
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+    for url, schema in schemas:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60, what: str = "condition"
+) -> Any:
+    """Polls until `predicate()` is truthy and returns its value; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def metric_value(port: int, name: str, **labels: str) -> float:
+    """A sample's value from a service's /metrics (0 when absent)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
