@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig
@@ -60,8 +61,12 @@ def make_stack(
     def make(database_url: str = "", **overrides: Any) -> Stack:
         prefix = f"t{uuid.uuid4().hex[:8]}_"
         config = StackConfig(
-            bootstrap=broker.bootstrap, data_dir=tmp_path, database_url=database_url,
-            smtp_port=mail_sink.port, gateway_port=free_port(), schema_prefix=prefix,
+            bootstrap=broker.bootstrap,
+            data_dir=tmp_path,
+            database_url=database_url,
+            smtp_port=mail_sink.port,
+            gateway_port=free_port(),
+            schema_prefix=prefix,
             **overrides,
         )
         if database_url:
@@ -78,9 +83,7 @@ def make_stack(
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def wait_for(
-    predicate: Callable[[], Any], timeout: float = 60, what: str = "condition"
-) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
     """Polls until `predicate()` is truthy and returns its value; fails after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:

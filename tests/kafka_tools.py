@@ -32,9 +32,11 @@ async def _read(bootstrap: str, topic: str) -> list[Record]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             ids = consumer.partitions_for_topic(topic) or set()
             partitions = [TopicPartition(topic, p) for p in sorted(ids)]
         if not partitions:
@@ -46,9 +48,7 @@ async def _read(bootstrap: str, topic: str) -> list[Record]:
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=500)
             for tp_records in batch.values():
-                records += [
-                    Record(r.topic, r.key, r.value, dict(r.headers)) for r in tp_records
-                ]
+                records += [Record(r.topic, r.key, r.value, dict(r.headers)) for r in tp_records]
         return records
     finally:
         await consumer.stop()
@@ -56,7 +56,8 @@ async def _read(bootstrap: str, topic: str) -> list[Record]:
 
 def events_of(bootstrap: str, topic: str, event_type: str) -> list[dict[str, Any]]:
     return [
-        r.json() for r in read_topic(bootstrap, topic)
+        r.json()
+        for r in read_topic(bootstrap, topic)
         if r.headers.get("event_type") == event_type.encode()
     ]
 

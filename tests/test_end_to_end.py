@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from servicedesk_contracts import topics
-from servicedesk_stack.mail_sink import MailSink
-
 from tests.conftest import StackFactory, metric_value, wait_for
 from tests.kafka_tools import events_of, publish_raw
+
+from servicedesk_contracts import topics
+from servicedesk_stack.mail_sink import MailSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -55,25 +55,43 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
     # Another system publishes a request as raw JSON on the inbound topic.
     request_id = str(uuid.uuid4())
     raw_request = {
-        "event_id": request_id, "event_type": "SubmitTicket", "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(), "producer": "monitoring",
+        "event_id": request_id,
+        "event_type": "SubmitTicket",
+        "schema_version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "monitoring",
         "subject_id": request_id,
         "data": {
-            "agreement_id": z_id, "reporter_email": "noc@nordlicht.de",
-            "reporter_name": "NOC", "organisation": "Nordlicht GmbH", "channel": "api",
-            "subject": "Backups failing for 48 hours", "body": "Every job fails since Sunday.",
-            "category": "incident", "impact": "medium", "urgency": "high",
+            "agreement_id": z_id,
+            "reporter_email": "noc@nordlicht.de",
+            "reporter_name": "NOC",
+            "organisation": "Nordlicht GmbH",
+            "channel": "api",
+            "subject": "Backups failing for 48 hours",
+            "body": "Every job fails since Sunday.",
+            "category": "incident",
+            "impact": "medium",
+            "urgency": "high",
         },
     }
-    publish_raw(bootstrap, topics.INBOUND, [(request_id.encode(), json.dumps(raw_request).encode())])
+    publish_raw(
+        bootstrap, topics.INBOUND, [(request_id.encode(), json.dumps(raw_request).encode())]
+    )
     # An agent registers a phone call through the gateway.
     http_ticket = gateway.post(
-        "/tickets", headers=AGENT,
+        "/tickets",
+        headers=AGENT,
         json={
-            "agreement_id": r_id, "reporter_email": "anna@acme.example",
-            "reporter_name": "Anna", "organisation": "Acme", "channel": "phone",
-            "subject": "Warehouse scanners offline", "body": "All scanners in hall 2",
-            "category": "Incident", "impact": "whole organisation", "urgency": "medium",
+            "agreement_id": r_id,
+            "reporter_email": "anna@acme.example",
+            "reporter_name": "Anna",
+            "organisation": "Acme",
+            "channel": "phone",
+            "subject": "Warehouse scanners offline",
+            "body": "All scanners in hall 2",
+            "category": "Incident",
+            "impact": "whole organisation",
+            "urgency": "medium",
             "custom_fields": [{"name": "software version", "type": "version", "value": "4.2"}],
         },
     ).json()
@@ -104,9 +122,12 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
         received = datetime.fromisoformat(view["received_at"])
         assert datetime.fromisoformat(clock["started_at"]) == received
         assert datetime.fromisoformat(clock["due_at"]) == received + timedelta(seconds=3)
-        assert datetime.fromisoformat(clock["breached_at"]) >= datetime.fromisoformat(clock["due_at"])
+        assert datetime.fromisoformat(clock["breached_at"]) >= datetime.fromisoformat(
+            clock["due_at"]
+        )
     references = {kafka_view["reference"], http_view["reference"]}
-    assert all(ref.startswith("SD-") for ref in references) and len(references) == 2
+    assert all(ref.startswith("SD-") for ref in references)
+    assert len(references) == 2
 
     # Confirmations to each reporter, with the reference in the subject; breach alerts.
     def mails_to(address: str) -> list[str]:
@@ -122,16 +143,19 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
     # The agent answers late: the clock stops, breached; outcome never changes after.
     gateway.post(f"/tickets/{http_ticket_id}/replies", headers=AGENT, json={"body": "On it"})
     stopped = wait_for(
-        lambda: (ticket(http_ticket_id) or {})["sla"]["response"].get("stopped_at"), 30,
+        lambda: (ticket(http_ticket_id) or {})["sla"]["response"].get("stopped_at"),
+        30,
         "the response clock to stop",
     )
-    assert stopped and ticket(http_ticket_id)["sla"]["response"]["state"] == "breached"  # type: ignore[index]
+    assert stopped
+    assert ticket(http_ticket_id)["sla"]["response"]["state"] == "breached"
 
     # Ten minutes of work become a statement line of fifteen (the minimum per request).
     started = datetime.now(UTC) - timedelta(hours=1)
     month = f"{started.year:04d}-{started.month:02d}"
     response = gateway.post(
-        f"/tickets/{http_ticket_id}/time-entries", headers=AGENT,
+        f"/tickets/{http_ticket_id}/time-entries",
+        headers=AGENT,
         json={"started_at": started.isoformat(), "duration_minutes": 10},
     )
     assert response.status_code == 202
@@ -139,14 +163,16 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
     # Tickets and billing commands are different topics: issue once billing has the entry.
     billing_port = stack.config.port_of("billing")
     wait_for(
-        lambda: metric_value(billing_port, "servicedesk_time_logged_seconds_total", billable="true")
-        == 600, 30, "billing to record the entry",
+        lambda: (
+            metric_value(billing_port, "servicedesk_time_logged_seconds_total", billable="true")
+            == 600
+        ),
+        30,
+        "billing to record the entry",
     )
     gateway.post(f"/agreements/{r_id}/statements", headers=ADMIN, json={"month": month})
     statement_url = f"/agreements/{r_id}/statements/{month}"
-    wait_for(
-        lambda: gateway.get(statement_url, headers=AGENT).status_code == 200, 30, "statement"
-    )
+    wait_for(lambda: gateway.get(statement_url, headers=AGENT).status_code == 200, 30, "statement")
     statement = gateway.get(statement_url, headers=AGENT).json()
     (line,) = statement["lines"]
     assert line["reference"] == http_view["reference"]

@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import StackFactory, wait_for
+from tests.kafka_tools import events_of, publish_raw, read_topic
+
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.demo import DEMO_AGREEMENTS, provider_z_premium
 from servicedesk_stack.mail_sink import MailSink
-
-from tests.conftest import StackFactory, wait_for
-from tests.kafka_tools import events_of, publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,23 @@ Z_PREMIUM = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 def submit_ticket(agreement_id: uuid.UUID, n: int, impact: str = "high") -> tuple[bytes, bytes]:
     request_id = str(uuid.uuid4())
     message = {
-        "event_id": request_id, "event_type": "SubmitTicket", "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(), "producer": "load", "subject_id": request_id,
+        "event_id": request_id,
+        "event_type": "SubmitTicket",
+        "schema_version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "load",
+        "subject_id": request_id,
         "data": {
-            "agreement_id": str(agreement_id), "reporter_email": f"user{n}@nordlicht.de",
-            "reporter_name": f"User {n}", "organisation": "Nordlicht GmbH", "channel": "email",
-            "subject": f"Request {n}", "body": "Something is wrong", "category": "incident",
-            "impact": impact, "urgency": "medium",
+            "agreement_id": str(agreement_id),
+            "reporter_email": f"user{n}@nordlicht.de",
+            "reporter_name": f"User {n}",
+            "organisation": "Nordlicht GmbH",
+            "channel": "email",
+            "subject": f"Request {n}",
+            "body": "Something is wrong",
+            "category": "incident",
+            "impact": impact,
+            "urgency": "medium",
         },
     }
     return request_id.encode(), json.dumps(message).encode()
@@ -41,11 +51,18 @@ def submit_ticket(agreement_id: uuid.UUID, n: int, impact: str = "high") -> tupl
 
 def register(bootstrap: str, agreement_id: uuid.UUID, terms: dict[str, Any]) -> None:
     command = {
-        "event_type": "RegisterAgreement", "producer": "crm", "subject_id": str(agreement_id),
-        "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
+        "event_type": "RegisterAgreement",
+        "producer": "crm",
+        "subject_id": str(agreement_id),
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": datetime.now(UTC).isoformat(),
         "data": terms,
     }
-    publish_raw(bootstrap, topics.BILLING_COMMANDS, [(str(agreement_id).encode(), json.dumps(command).encode())])
+    publish_raw(
+        bootstrap,
+        topics.BILLING_COMMANDS,
+        [(str(agreement_id).encode(), json.dumps(command).encode())],
+    )
 
 
 def per_subject(events: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -73,8 +90,11 @@ def test_a_killed_consumer_resumes_and_triages_every_ticket_exactly_once(
 
     streaming = threading.Thread(target=stream)
     streaming.start()
-    wait_for(lambda: len(events_of(bootstrap, topics.TRIAGE, "TicketTriaged")) >= 40, 60,
-             "triage to be under way")
+    wait_for(
+        lambda: len(events_of(bootstrap, topics.TRIAGE, "TicketTriaged")) >= 40,
+        60,
+        "triage to be under way",
+    )
     stack.kill("triage")  # SIGKILL in the middle of the stream
     streaming.join()
     stack.start_service("triage")
@@ -86,12 +106,18 @@ def test_a_killed_consumer_resumes_and_triages_every_ticket_exactly_once(
     triaged = wait_for(all_triaged, 120, f"all {total} tickets triaged")
     # One decision per ticket: a republished event keeps its event_id.
     assert all(len(event_ids) == 1 for event_ids in triaged.values())
-    assert {e["data"]["priority"] for e in events_of(bootstrap, topics.TRIAGE, "TicketTriaged")} == {"P2"}
+    assert {
+        e["data"]["priority"] for e in events_of(bootstrap, topics.TRIAGE, "TicketTriaged")
+    } == {"P2"}
     # Downstream, each ticket got exactly one SLA clock.
     started = wait_for(
-        lambda: (s := per_subject(events_of(bootstrap, topics.SLA, "SlaClockStarted")))
-        and len(s) == total and s,
-        60, "every clock started",
+        lambda: (
+            (s := per_subject(events_of(bootstrap, topics.SLA, "SlaClockStarted")))
+            and len(s) == total
+            and s
+        ),
+        60,
+        "every clock started",
     )
     assert all(len(event_ids) == 1 for event_ids in started.values())
     opened = per_subject(events_of(bootstrap, topics.TICKETS, "TicketOpened"))
@@ -108,14 +134,20 @@ def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_applies(
     bad_email = json.loads(submit_ticket(Z_PREMIUM, 1)[1])
     bad_email["data"]["reporter_email"] = "not an address"
     key = b"same-partition"
-    publish_raw(bootstrap, topics.INBOUND, [
-        (key, b"{this is not json"),
-        (key, json.dumps(bad_email).encode()),
-        (key, submit_ticket(Z_PREMIUM, 2)[1]),
-    ])
+    publish_raw(
+        bootstrap,
+        topics.INBOUND,
+        [
+            (key, b"{this is not json"),
+            (key, json.dumps(bad_email).encode()),
+            (key, submit_ticket(Z_PREMIUM, 2)[1]),
+        ],
+    )
     opened = wait_for(lambda: events_of(bootstrap, topics.TICKETS, "TicketOpened"), 30, "ticket")
     assert [o["data"]["reporter_email"] for o in opened] == ["user2@nordlicht.de"]
-    dead = wait_for(lambda: len(r := read_topic(bootstrap, topics.DEAD_LETTER)) == 2 and r, 30, "dead letters")
+    dead = wait_for(
+        lambda: len(r := read_topic(bootstrap, topics.DEAD_LETTER)) == 2 and r, 30, "dead letters"
+    )
     assert dead[0].value == b"{this is not json"
     assert dead[0].headers["error_reason"] == b"invalid_json"
     assert dead[1].headers["error_reason"] == b"validation_failed"

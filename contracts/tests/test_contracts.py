@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+
 from servicedesk_contracts import InvalidMessage, decode, topics
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.schemas import SCHEMA_DIR, schema_files
@@ -84,7 +85,9 @@ def test_custom_fields_are_typed() -> None:
 def test_occurred_at_must_carry_a_time_zone_and_is_kept_in_utc() -> None:
     document = json.loads((EXAMPLES / "TicketOpened.v1.json").read_text())
     document["occurred_at"] = "2026-06-05T10:00:00+02:00"
-    assert decode(json.dumps(document).encode()).occurred_at.isoformat() == "2026-06-05T08:00:00+00:00"
+    assert (
+        decode(json.dumps(document).encode()).occurred_at.isoformat() == "2026-06-05T08:00:00+00:00"
+    )
     document["occurred_at"] = "2026-06-05T10:00:00"
     with pytest.raises(InvalidMessage, match="occurred_at"):
         decode(json.dumps(document).encode())

@@ -323,6 +323,10 @@ class Calendar(Data):
         return self
 
 
+PAUSED_BY_DEFAULT: tuple[TicketStatus, ...] = ("awaiting_reply",)
+"""Waiting for the customer never counts against the provider (DOMAIN.md 4)."""
+
+
 class Target(Data):
     """Business minutes; fractions are allowed (a test agreement may give 0.05 = 3 s)."""
 
@@ -346,7 +350,7 @@ class AgreementTerms(Data):
     targets: dict[str, Target]
     """Response / resolution targets per priority, in business minutes."""
     customer_may_override_priority: bool = False
-    paused_statuses: list[TicketStatus] = Field(default_factory=lambda: ["awaiting_reply"])
+    paused_statuses: list[TicketStatus] = Field(default_factory=lambda: list(PAUSED_BY_DEFAULT))
     billing: BillingTerms
 
     @model_validator(mode="after")
@@ -479,4 +483,3 @@ def derived_id(*parts: Any) -> uuid.UUID:
     """A deterministic id from its parts (e.g. ticket id and clock kind), so duplicate
     commands collide instead of doubling."""
     return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
-

@@ -18,7 +18,9 @@ def entry(ticket: str, minutes: int, billable: bool = True) -> Entry:
 
 def test_short_requests_are_billed_at_least_15_minutes() -> None:
     statement = monthly_statement(
-        AGREEMENT, "2026-11", TERMS,
+        AGREEMENT,
+        "2026-11",
+        TERMS,
         [entry("000001", 10), entry("000002", 30), entry("000002", 20)],
     )
     first, second = statement["lines"]
@@ -36,6 +38,12 @@ def test_short_requests_are_billed_at_least_15_minutes() -> None:
 
 def test_statement_ids_are_one_per_agreement_and_month() -> None:
     november = monthly_statement(AGREEMENT, "2026-11", TERMS, [])
-    assert november["statement_id"] == monthly_statement(AGREEMENT, "2026-11", TERMS, [])["statement_id"]
-    assert november["statement_id"] != monthly_statement(AGREEMENT, "2026-12", TERMS, [])["statement_id"]
+    assert (
+        november["statement_id"]
+        == monthly_statement(AGREEMENT, "2026-11", TERMS, [])["statement_id"]
+    )
+    assert (
+        november["statement_id"]
+        != monthly_statement(AGREEMENT, "2026-12", TERMS, [])["statement_id"]
+    )
     assert november["total_cents"] == 0

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+
 from servicedesk_intake.domain import ReferenceSequence, Ticket, TicketRuleBroken
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -14,7 +15,10 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 def ticket() -> Ticket:
     request = {"agreement_id": str(uuid.uuid4()), "category": "incident"}
     return Ticket(
-        ticket_id=uuid.uuid4(), reference="SD-000007", request=request, received_at=NOW,
+        ticket_id=uuid.uuid4(),
+        reference="SD-000007",
+        request=request,
+        received_at=NOW,
         request_id=uuid.uuid4(),
     )
 

@@ -37,7 +37,9 @@ def test_daylight_saving_change_is_honoured() -> None:
     # CET; Monday 30 March is CEST: 1 h Friday + 7 h Monday -> 15:00 CEST = 13:00 UTC.
     z_standard = Calendar(timezone="Europe/Berlin", weekly_hours=WEEKDAYS_8_TO_5)  # type: ignore[arg-type]
     start = datetime(2026, 3, 27, 16, 0, tzinfo=BERLIN)
-    assert add_business_minutes(z_standard, start, 8 * 60) == datetime(2026, 3, 30, 13, 0, tzinfo=UTC)
+    assert add_business_minutes(z_standard, start, 8 * 60) == datetime(
+        2026, 3, 30, 13, 0, tzinfo=UTC
+    )
 
 
 def test_always_open_counts_every_minute() -> None:

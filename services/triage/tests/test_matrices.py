@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import pytest
+
 from servicedesk_triage.domain import R_MATRIX, Z_MATRIX, decide
 
 R_TABLE = {
-    ("one user", "low"): "D", ("one user", "medium"): "C", ("one user", "high"): "B",
-    ("multiple users", "low"): "D", ("multiple users", "medium"): "C",
+    ("one user", "low"): "D",
+    ("one user", "medium"): "C",
+    ("one user", "high"): "B",
+    ("multiple users", "low"): "D",
+    ("multiple users", "medium"): "C",
     ("multiple users", "high"): "A",
-    ("whole organisation", "low"): "C", ("whole organisation", "medium"): "B",
+    ("whole organisation", "low"): "C",
+    ("whole organisation", "medium"): "B",
     ("whole organisation", "high"): "A",
 }
 Z_TABLE = {  # (impact, urgency) -> priority; DOMAIN.md lists urgency rows x impact columns
-    ("high", "high"): "P1", ("medium", "high"): "P2", ("low", "high"): "P3",
-    ("high", "medium"): "P2", ("medium", "medium"): "P3", ("low", "medium"): "P4",
-    ("high", "low"): "P3", ("medium", "low"): "P4", ("low", "low"): "P4",
+    ("high", "high"): "P1",
+    ("medium", "high"): "P2",
+    ("low", "high"): "P3",
+    ("high", "medium"): "P2",
+    ("medium", "medium"): "P3",
+    ("low", "medium"): "P4",
+    ("high", "low"): "P3",
+    ("medium", "low"): "P4",
+    ("low", "low"): "P4",
 }
 
 

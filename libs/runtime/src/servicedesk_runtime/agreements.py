@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
-from servicedesk_contracts.messages import AgreementTerms
 
+from servicedesk_contracts.messages import AgreementTerms
 from servicedesk_runtime.store import UnitOfWork
 
 

@@ -21,8 +21,8 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
-from servicedesk_contracts import InvalidMessage, Message, decode
 
+from servicedesk_contracts import InvalidMessage, Message, decode
 from servicedesk_runtime.kafka import dead_letter
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import (
@@ -184,9 +184,7 @@ class TrackedConsumer:
                 chunk.refusals.append(refusal)
         return chunk
 
-    def _apply_one(
-        self, record: ConsumerRecord[bytes, bytes], uow: UnitOfWork
-    ) -> _Refusal | None:
+    def _apply_one(self, record: ConsumerRecord[bytes, bytes], uow: UnitOfWork) -> _Refusal | None:
         try:
             message = decode(record.value)
         except InvalidMessage as invalid:

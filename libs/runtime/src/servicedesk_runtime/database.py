@@ -129,16 +129,16 @@ class Database:
             with self._pool.connection() as connection, connection.transaction():
                 yield _PsycopgCursor(connection.cursor())
             return
-        connection = sqlite3.connect(self.url.sqlite_path, timeout=30, isolation_level=None)
+        lite = sqlite3.connect(self.url.sqlite_path, timeout=30, isolation_level=None)
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            yield connection.cursor()
-            connection.execute("COMMIT")
+            lite.execute("BEGIN IMMEDIATE")
+            yield lite.cursor()
+            lite.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            lite.execute("ROLLBACK")
             raise
         finally:
-            connection.close()
+            lite.close()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
-from servicedesk_contracts import topics
 
+from servicedesk_contracts import topics
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import DEAD_LETTERED
 
@@ -41,13 +42,14 @@ async def ensure_topics(bootstrap: str, names: Iterable[str] = topics.ALL) -> No
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            try:
+            # Another service may create them first.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=topics.PARTITIONS, replication_factor=1)
-                     for n in missing]
+                    [
+                        NewTopic(n, num_partitions=topics.PARTITIONS, replication_factor=1)
+                        for n in missing
+                    ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another service created them first
     finally:
         await admin.close()
 
@@ -100,6 +102,10 @@ async def dead_letter(
     await producer.send_and_wait(topics.DEAD_LETTER, value=value, key=key, headers=headers)
     DEAD_LETTERED.labels(service, source_topic, reason).inc()
     log.warning(
-        "dead_lettered", topic=source_topic, partition=partition, offset=offset,
-        reason=reason, detail=detail[:500],
+        "dead_lettered",
+        topic=source_topic,
+        partition=partition,
+        offset=offset,
+        reason=reason,
+        detail=detail[:500],
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -23,11 +24,18 @@ def add_ops_routes(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
         return {"service": service, "status": "ready" if ready else "starting"}
 
 
+class _Server(uvicorn.Server):
+    """Leaves signals to the service, which stops every part of itself in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
     """Serves `app` until `stop` is set."""
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _Server(config)
     serving = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True

@@ -11,14 +11,15 @@ consumers skip those.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+
 from servicedesk_contracts import Message
 from servicedesk_contracts.messages import derived_id
-
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_LAG
@@ -91,10 +92,8 @@ class OutboxRelay:
             published = await self.publish_pending()
             if published < self.batch_max:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def publish_pending(self) -> int:
         """Publishes the next batch of stored events; returns how many were read."""

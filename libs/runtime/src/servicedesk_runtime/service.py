@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
@@ -24,15 +25,13 @@ from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
 
-BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 class Service:
     """One running service. Build it, register what it consumes, then `run()`."""
 
-    def __init__(
-        self, name: str, settings: ServiceSettings, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, name: str, settings: ServiceSettings, clock: Clock | None = None) -> None:
         self.name = name
         self.settings = settings
         self.clock: Clock = clock or SystemClock()

@@ -47,11 +47,16 @@ class EmbeddedBroker:
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             [
-                str(tansu_binary()), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--cluster-id", self.cluster_id,
-                "--storage-engine", "memory://tansu/",
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--cluster-id",
+                self.cluster_id,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             stdout=output,
             stderr=subprocess.STDOUT,

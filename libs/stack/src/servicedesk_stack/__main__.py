@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     sink = MailSink(args.smtp_port, args.data_dir / "mail")
     sink.start()
     config = StackConfig(
-        bootstrap=bootstrap, data_dir=args.data_dir,
-        database_url=os.environ.get("DATABASE_URL", ""), smtp_port=args.smtp_port,
+        bootstrap=bootstrap,
+        data_dir=args.data_dir,
+        database_url=os.environ.get("DATABASE_URL", ""),
+        smtp_port=args.smtp_port,
         gateway_port=args.gateway_port,
         gateway_tokens=os.environ.get(
             "GATEWAY_TOKENS", "agent-token:agent:agent,admin-token:admin:admin"
@@ -64,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         while not stopping:
             exited = [s for s, p in stack.processes.items() if p.poll() is not None]
             if exited:
-                print(f"servicedesk: {', '.join(exited)} stopped; see {args.data_dir}/logs", file=sys.stderr)
+                print(
+                    f"servicedesk: {', '.join(exited)} stopped; see {args.data_dir}/logs",
+                    file=sys.stderr,
+                )
                 break
             time.sleep(0.5)
     finally:

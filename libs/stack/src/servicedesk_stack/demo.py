@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-WEEKDAYS_9_TO_5 = {d: [{"opens": "09:00", "closes": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")}
-WEEKDAYS_8_TO_5 = {d: [{"opens": "08:00", "closes": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")}
+WEEKDAYS_9_TO_5 = {
+    d: [{"opens": "09:00", "closes": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")
+}
+WEEKDAYS_8_TO_5 = {
+    d: [{"opens": "08:00", "closes": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")
+}
 DANISH_HOURS = {
     **{d: [{"opens": "08:30", "closes": "16:00"}] for d in ("mon", "tue", "wed", "thu")},
     "fri": [{"opens": "08:30", "closes": "15:30"}],
@@ -21,7 +25,8 @@ def provider_r_medium(customer: str = "Acme Logistics") -> dict[str, Any]:
         "customer": customer,
         "plan": "R Medium",
         "calendar": {
-            "timezone": "Europe/Amsterdam", "weekly_hours": WEEKDAYS_9_TO_5,
+            "timezone": "Europe/Amsterdam",
+            "weekly_hours": WEEKDAYS_9_TO_5,
             "holidays_country": "NL",
         },
         "matrix": "R-ABCD",
@@ -45,8 +50,10 @@ def provider_z_premium(customer: str = "Nordlicht GmbH") -> dict[str, Any]:
         "matrix": "Z-P1P4",
         "customer_may_override_priority": True,
         "targets": {
-            "P1": {"response_minutes": 15}, "P2": {"response_minutes": 60},
-            "P3": {"response_minutes": 240}, "P4": {"response_minutes": 480},
+            "P1": {"response_minutes": 15},
+            "P2": {"response_minutes": 60},
+            "P3": {"response_minutes": 240},
+            "P4": {"response_minutes": 480},
         },
         "billing": {"model": "monthly_invoice", "hourly_rate_cents": 12000, "vat_rate": "0.19"},
     }
@@ -59,16 +66,25 @@ def provider_v_danish(customer: str = "Hygge Software ApS") -> dict[str, Any]:
         "customer": customer,
         "plan": "V Billed",
         "calendar": {
-            "timezone": "Europe/Copenhagen", "weekly_hours": DANISH_HOURS,
+            "timezone": "Europe/Copenhagen",
+            "weekly_hours": DANISH_HOURS,
             "holidays_country": "DK",
-            "closed_dates": ["2026-06-05", "2026-12-24", "2026-12-31", "2027-06-05",
-                             "2027-12-24", "2027-12-31"],
+            "closed_dates": [
+                "2026-06-05",
+                "2026-12-24",
+                "2026-12-31",
+                "2027-06-05",
+                "2027-12-24",
+                "2027-12-31",
+            ],
         },
         "matrix": "Z-P1P4",
         "targets": {p: {"response_minutes": 480} for p in ("P1", "P2", "P3", "P4")},
         "billing": {
-            "model": "billed_per_use", "hourly_rate_cents": 11000,
-            "minimum_minutes_per_request": 15, "vat_rate": "0.25",
+            "model": "billed_per_use",
+            "hourly_rate_cents": 11000,
+            "minimum_minutes_per_request": 15,
+            "vat_rate": "0.25",
         },
     }
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 
 SERVICES = ("intake", "triage", "sla-timer", "billing", "notifier", "gateway")

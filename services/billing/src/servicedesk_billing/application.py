@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from zoneinfo import ZoneInfo
 
+from servicedesk_billing.domain import Agreement, MonthLedger, month_of, monthly_statement
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.consumer import Handler, Rejected, handles
-from servicedesk_runtime.metrics import AGREEMENTS_REGISTERED, STATEMENTS_ISSUED, TIME_LOGGED_SECONDS
+from servicedesk_runtime.metrics import (
+    AGREEMENTS_REGISTERED,
+    STATEMENTS_ISSUED,
+    TIME_LOGGED_SECONDS,
+)
 from servicedesk_runtime.store import UnitOfWork
-
-from servicedesk_billing.domain import Agreement, MonthLedger, month_of, monthly_statement
 
 
 class Billing:
@@ -42,9 +46,13 @@ class Billing:
             return
         ledger.record_entry(
             {
-                "entry_id": str(data.entry_id), "ticket_id": str(logged.subject_id),
-                "reference": data.reference, "minutes": data.duration_minutes,
-                "billable": data.billable, "agent": data.agent, "work_type": data.work_type,
+                "entry_id": str(data.entry_id),
+                "ticket_id": str(logged.subject_id),
+                "reference": data.reference,
+                "minutes": data.duration_minutes,
+                "billable": data.billable,
+                "agent": data.agent,
+                "work_type": data.work_type,
                 "started_at": data.started_at.isoformat(),
             }
         )
@@ -68,10 +76,8 @@ class Billing:
         STATEMENTS_ISSUED.labels(terms.billing.model).inc()
 
 
-def _ledger(uow: UnitOfWork, agreement_id: object, month: str) -> MonthLedger:
-    ledger_id = MonthLedger.create_id(agreement_id, month)  # type: ignore[arg-type]
-    ledger = uow.get(ledger_id, MonthLedger) or MonthLedger(
-        agreement_id=agreement_id, month=month
-    )
+def _ledger(uow: UnitOfWork, agreement_id: uuid.UUID, month: str) -> MonthLedger:
+    ledger_id = MonthLedger.create_id(agreement_id, month)
+    ledger = uow.get(ledger_id, MonthLedger) or MonthLedger(agreement_id=agreement_id, month=month)
     uow.add(ledger)
     return ledger

@@ -10,13 +10,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
+
 from servicedesk_contracts.messages import AgreementTerms
 
 
 class Agreement(Aggregate):
+    # Event classes that @event creates, declared for type checkers.
+    Registered: ClassVar[type[Any]]
+    TermsChanged: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(agreement_id: uuid.UUID, **_: Any) -> uuid.UUID:
         return agreement_id
@@ -46,6 +51,9 @@ class Entry:
 class MonthLedger(Aggregate):
     """The time entries of one agreement in one month, and that month's statement."""
 
+    # Event classes that @event creates, declared for type checkers.
+    StatementIssued: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(agreement_id: uuid.UUID, month: str) -> uuid.UUID:
         return uuid.uuid5(agreement_id, f"ledger:{month}")
@@ -68,8 +76,10 @@ class MonthLedger(Aggregate):
     def billable_entries(self) -> list[Entry]:
         return [
             Entry(
-                entry_id=str(e["entry_id"]), ticket_id=str(e["ticket_id"]),
-                reference=str(e["reference"]), minutes=int(e["minutes"]),
+                entry_id=str(e["entry_id"]),
+                ticket_id=str(e["ticket_id"]),
+                reference=str(e["reference"]),
+                minutes=int(e["minutes"]),
                 billable=bool(e["billable"]),
             )
             for e in self.entries.values()
@@ -106,8 +116,12 @@ def monthly_statement(
         amount = cents(Decimal(billed) * billing.hourly_rate_cents / 60)
         lines.append(
             {
-                "ticket_id": ticket_id, "reference": reference, "minutes_logged": logged,
-                "minutes_billed": billed, "rounding": rounding, "amount_cents": amount,
+                "ticket_id": ticket_id,
+                "reference": reference,
+                "minutes_logged": logged,
+                "minutes_billed": billed,
+                "rounding": rounding,
+                "amount_cents": amount,
             }
         )
     subtotal = sum(line["amount_cents"] for line in lines)  # type: ignore[misc]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from servicedesk_contracts import topics
-from servicedesk_runtime.service import Service
-
 from servicedesk_billing.application import Billing
 from servicedesk_billing.config import BillingSettings
 from servicedesk_billing.translate import translate
+from servicedesk_contracts import topics
+from servicedesk_runtime.service import Service
 
 NAME = "billing"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from servicedesk_billing.domain import Agreement, MonthLedger
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.relay import envelope_of
-
-from servicedesk_billing.domain import Agreement, MonthLedger
 
 PRODUCER = "billing"
 

@@ -13,7 +13,7 @@ class Caller:
     role: str
 
     def may(self, role: str) -> bool:
-        return self.role == "admin" or self.role == role
+        return self.role in ("admin", role)
 
 
 def parse_tokens(spec: str) -> dict[str, Caller]:

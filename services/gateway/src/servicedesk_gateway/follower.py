@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from servicedesk_contracts import InvalidMessage, decode, topics
+from servicedesk_gateway.read_model import ReadModel
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import CONSUMER_LAG, MESSAGES_CONSUMED
-
-from servicedesk_gateway.read_model import ReadModel
 
 log = get_logger(__name__)
 
 FOLLOWED = (
-    topics.TICKETS, topics.TRIAGE, topics.SLA, topics.AGREEMENTS, topics.BILLING,
+    topics.TICKETS,
+    topics.TRIAGE,
+    topics.SLA,
+    topics.AGREEMENTS,
+    topics.BILLING,
     topics.NOTIFICATIONS,
 )
 
@@ -27,7 +31,9 @@ class TopicFollower:
         self.read_model = read_model
         self.caught_up = False
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="gateway-view",
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            client_id="gateway-view",
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -58,7 +64,7 @@ class TopicFollower:
         for topic in FOLLOWED:
             ids = self._consumer.partitions_for_topic(topic)
             while not ids:
-                await self._consumer._client.force_metadata_update()  # noqa: SLF001
+                await self._consumer._client.force_metadata_update()
                 ids = self._consumer.partitions_for_topic(topic)
                 if not ids:
                     await asyncio.sleep(0.2)

@@ -1,9 +1,6 @@
 """The agents' HTTP API (OpenAPI at /docs): commands go out on topics, queries read the
-gateway's own view.
-
-(No `from __future__ import annotations` here: FastAPI must see the dependency aliases
-defined inside `create_http_app` as real objects.)"""
-
+gateway's own view. Everything a route needs sits on `app.state` (set by `create_http_app`),
+so routes are plain module-level functions."""
 
 import time
 import uuid
@@ -11,15 +8,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
+
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
-
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.read_model import ReadModel
+from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 Publish = Callable[[str, Message], Awaitable[None]]
 PRODUCER = "gateway"
@@ -54,9 +51,173 @@ class StatementRequest(BaseModel):
 
 
 class Accepted(BaseModel):
+    """The command was published; `location` is where its result will show."""
+
     id: uuid.UUID
     command_id: uuid.UUID
     location: str
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    callers: dict[str, Caller] = request.app.state.callers
+    if credentials is None or credentials.credentials not in callers:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or unknown bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return callers[credentials.credentials]
+
+
+def _admin(who: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if not who.may("admin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may do this")
+    return who
+
+
+AnyCaller = Annotated[Caller, Depends(_caller)]
+AdminCaller = Annotated[Caller, Depends(_admin)]
+router = APIRouter()
+
+
+def _view(request: Request) -> ReadModel:
+    view: ReadModel = request.app.state.read_model
+    return view
+
+
+async def _send(
+    request: Request, topic: str, kind: type[Message], subject_id: uuid.UUID, data: Any
+) -> uuid.UUID:
+    state = request.app.state
+    message: Message = kind.create(
+        producer=PRODUCER, subject_id=subject_id, data=data, occurred_at=state.now()
+    )
+    await state.publish(topic, message)
+    return message.event_id
+
+
+def _ticket_or_404(request: Request, ticket_id: uuid.UUID) -> dict[str, Any]:
+    view = _view(request).ticket_json(ticket_id)
+    if view is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+    return view
+
+
+def _accepted(subject_id: uuid.UUID, command_id: uuid.UUID, location: str) -> Accepted:
+    return Accepted(id=subject_id, command_id=command_id, location=location)
+
+
+@router.post("/agreements", status_code=202, tags=["agreements"])
+async def register_agreement(request: Request, body: AgreementRequest, _: AdminCaller) -> Accepted:
+    agreement_id = body.agreement_id or uuid.uuid4()
+    terms = m.AgreementTerms.model_validate(body.model_dump(exclude={"agreement_id"}))
+    sent = await _send(request, topics.BILLING_COMMANDS, m.RegisterAgreement, agreement_id, terms)
+    return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
+
+
+@router.get("/agreements/{agreement_id}", tags=["agreements"])
+def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+    agreement = _view(request).agreements.get(agreement_id)
+    if agreement is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
+    return agreement
+
+
+@router.post("/tickets", status_code=202, tags=["tickets"])
+async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
+    request_id = uuid.uuid4()
+    message = m.SubmitTicket.create(
+        producer=PRODUCER,
+        subject_id=request_id,
+        event_id=request_id,
+        data=m.TicketRequest.model_validate(body.model_dump()),
+        occurred_at=request.app.state.now(),
+    )
+    await request.app.state.publish(topics.INBOUND, message)
+    ticket_id = m.ticket_id_for_request(request_id)
+    return _accepted(ticket_id, request_id, f"/tickets/{ticket_id}")
+
+
+@router.get("/tickets", tags=["tickets"])
+def list_tickets(
+    request: Request,
+    _: AnyCaller,
+    status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None,
+) -> list[dict[str, Any]]:
+    return [
+        _ticket_or_404(request, t.ticket_id)
+        for t in _view(request).opened_tickets()
+        if status_is is None or t.status == status_is
+    ]
+
+
+@router.get("/tickets/{ticket_id}", tags=["tickets"])
+def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+    return _ticket_or_404(request, ticket_id)
+
+
+@router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"])
+async def change_status(
+    request: Request, ticket_id: uuid.UUID, body: StatusChange, who: AnyCaller
+) -> Accepted:
+    _ticket_or_404(request, ticket_id)
+    data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
+    sent = await _send(request, topics.INBOUND, m.ChangeTicketStatus, ticket_id, data)
+    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+
+
+@router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
+async def reply(
+    request: Request, ticket_id: uuid.UUID, body: AgentReply, who: AnyCaller
+) -> Accepted:
+    _ticket_or_404(request, ticket_id)
+    data = m.ReplyAsAgentData(agent=who.name, body=body.body)
+    sent = await _send(request, topics.INBOUND, m.ReplyAsAgent, ticket_id, data)
+    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+
+
+@router.post("/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"])
+async def log_time(
+    request: Request, ticket_id: uuid.UUID, body: TimeEntry, who: AnyCaller
+) -> Accepted:
+    _ticket_or_404(request, ticket_id)
+    data = m.LogTimeData(agent=who.name, **body.model_dump())
+    sent = await _send(request, topics.INBOUND, m.LogTime, ticket_id, data)
+    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+
+
+@router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])
+async def issue_statement(
+    request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller
+) -> Accepted:
+    data = m.IssueStatementData(month=body.month)
+    sent = await _send(request, topics.BILLING_COMMANDS, m.IssueStatement, agreement_id, data)
+    return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
+
+
+@router.get("/agreements/{agreement_id}/statements/{month}", tags=["billing"])
+def get_statement(
+    request: Request, agreement_id: uuid.UUID, month: str, _: AnyCaller
+) -> dict[str, Any]:
+    statement = _view(request).statements.get((agreement_id, month))
+    if statement is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")
+    return statement
+
+
+async def _count_requests(request: Request, call_next: Any) -> Response:
+    started = time.perf_counter()
+    response: Response = await call_next(request)
+    template = getattr(request.scope.get("route"), "path", "unmatched")
+    HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
+    HTTP_REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
+    return response
 
 
 def create_http_app(
@@ -72,118 +233,10 @@ def create_http_app(
         "read a view built from the event topics.",
         version="1",
     )
-    bearer = HTTPBearer(auto_error=False)
-
-    def caller(
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> Caller:
-        if credentials is None or credentials.credentials not in callers:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing or unknown bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return callers[credentials.credentials]
-
-    def admin(who: Caller = Depends(caller)) -> Caller:  # noqa: B008
-        if not who.may("admin"):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may do this")
-        return who
-
-    Agent = Annotated[Caller, Depends(caller)]
-    Admin = Annotated[Caller, Depends(admin)]
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-        HTTP_REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
-        return response
-
-    async def send(topic: str, kind: type[Message], subject_id: uuid.UUID, data: Any) -> uuid.UUID:
-        message = kind.create(producer=PRODUCER, subject_id=subject_id, data=data, occurred_at=now())
-        await publish(topic, message)
-        return message.event_id
-
-    def known_ticket(ticket_id: uuid.UUID) -> dict[str, Any]:
-        view = read_model.ticket_json(ticket_id)
-        if view is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
-        return view
-
-    @app.post("/agreements", status_code=202, response_model=Accepted, tags=["agreements"])
-    async def register_agreement(body: AgreementRequest, _: Admin) -> Accepted:
-        agreement_id = body.agreement_id or uuid.uuid4()
-        terms = m.AgreementTerms.model_validate(body.model_dump(exclude={"agreement_id"}))
-        command_id = await send(topics.BILLING_COMMANDS, m.RegisterAgreement, agreement_id, terms)
-        return Accepted(id=agreement_id, command_id=command_id, location=f"/agreements/{agreement_id}")
-
-    @app.get("/agreements/{agreement_id}", tags=["agreements"])
-    def get_agreement(agreement_id: uuid.UUID, _: Agent) -> dict[str, Any]:
-        if agreement_id not in read_model.agreements:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
-        return read_model.agreements[agreement_id]
-
-    @app.post("/tickets", status_code=202, response_model=Accepted, tags=["tickets"])
-    async def submit_ticket(body: TicketSubmission, _: Agent) -> Accepted:
-        request_id = uuid.uuid4()
-        message = m.SubmitTicket.create(
-            producer=PRODUCER, subject_id=request_id, event_id=request_id,
-            data=m.TicketRequest.model_validate(body.model_dump()), occurred_at=now(),
-        )
-        await publish(topics.INBOUND, message)
-        ticket_id = m.ticket_id_for_request(request_id)
-        return Accepted(id=ticket_id, command_id=request_id, location=f"/tickets/{ticket_id}")
-
-    @app.get("/tickets", tags=["tickets"])
-    def list_tickets(
-        _: Agent, status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None
-    ) -> list[dict[str, Any]]:
-        return [
-            known_ticket(t.ticket_id) for t in read_model.opened_tickets()
-            if status_is is None or t.status == status_is
-        ]
-
-    @app.get("/tickets/{ticket_id}", tags=["tickets"])
-    def get_ticket(ticket_id: uuid.UUID, _: Agent) -> dict[str, Any]:
-        return known_ticket(ticket_id)
-
-    @app.post("/tickets/{ticket_id}/status", status_code=202, response_model=Accepted, tags=["tickets"])
-    async def change_status(ticket_id: uuid.UUID, body: StatusChange, who: Agent) -> Accepted:
-        known_ticket(ticket_id)
-        data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
-        command_id = await send(topics.INBOUND, m.ChangeTicketStatus, ticket_id, data)
-        return Accepted(id=ticket_id, command_id=command_id, location=f"/tickets/{ticket_id}")
-
-    @app.post("/tickets/{ticket_id}/replies", status_code=202, response_model=Accepted, tags=["tickets"])
-    async def reply(ticket_id: uuid.UUID, body: AgentReply, who: Agent) -> Accepted:
-        known_ticket(ticket_id)
-        data = m.ReplyAsAgentData(agent=who.name, body=body.body)
-        command_id = await send(topics.INBOUND, m.ReplyAsAgent, ticket_id, data)
-        return Accepted(id=ticket_id, command_id=command_id, location=f"/tickets/{ticket_id}")
-
-    @app.post("/tickets/{ticket_id}/time-entries", status_code=202, response_model=Accepted, tags=["tickets"])
-    async def log_time(ticket_id: uuid.UUID, body: TimeEntry, who: Agent) -> Accepted:
-        known_ticket(ticket_id)
-        data = m.LogTimeData(agent=who.name, **body.model_dump())
-        command_id = await send(topics.INBOUND, m.LogTime, ticket_id, data)
-        return Accepted(id=ticket_id, command_id=command_id, location=f"/tickets/{ticket_id}")
-
-    @app.post("/agreements/{agreement_id}/statements", status_code=202, response_model=Accepted, tags=["billing"])
-    async def issue_statement(agreement_id: uuid.UUID, body: StatementRequest, _: Admin) -> Accepted:
-        data = m.IssueStatementData(month=body.month)
-        command_id = await send(topics.BILLING_COMMANDS, m.IssueStatement, agreement_id, data)
-        location = f"/agreements/{agreement_id}/statements/{body.month}"
-        return Accepted(id=agreement_id, command_id=command_id, location=location)
-
-    @app.get("/agreements/{agreement_id}/statements/{month}", tags=["billing"])
-    def get_statement(agreement_id: uuid.UUID, month: str, _: Agent) -> dict[str, Any]:
-        statement = read_model.statements.get((agreement_id, month))
-        if statement is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")
-        return statement
-
+    app.state.read_model = read_model
+    app.state.publish = publish
+    app.state.callers = callers
+    app.state.now = now
+    app.middleware("http")(_count_requests)
+    app.include_router(router)
     return app

@@ -7,17 +7,16 @@ import contextlib
 import signal
 
 from servicedesk_contracts import Message
-from servicedesk_runtime.clock import Clock, SystemClock
-from servicedesk_runtime.kafka import ensure_topics, new_producer
-from servicedesk_runtime.logs import configure_logging, get_logger
-from servicedesk_runtime.metrics import SERVICE_UP
-from servicedesk_runtime.ops import add_ops_routes, serve_http
-
 from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.config import GatewaySettings
 from servicedesk_gateway.follower import TopicFollower
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.read_model import ReadModel
+from servicedesk_runtime.clock import Clock, SystemClock
+from servicedesk_runtime.kafka import ensure_topics, new_producer
+from servicedesk_runtime.logs import configure_logging, get_logger
+from servicedesk_runtime.metrics import SERVICE_UP
+from servicedesk_runtime.ops import add_ops_routes, serve_http
 
 NAME = "gateway"
 log = get_logger(__name__)

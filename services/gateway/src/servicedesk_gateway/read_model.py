@@ -42,15 +42,22 @@ class TicketView:
 
     def as_json(self, notifications: list[str]) -> dict[str, Any]:
         return {
-            "ticket_id": str(self.ticket_id), "reference": self.reference,
+            "ticket_id": str(self.ticket_id),
+            "reference": self.reference,
             "agreement_id": str(self.agreement_id) if self.agreement_id else None,
             "status": self.status,
-            "subject": self.subject, "reporter_email": self.reporter_email,
-            "organisation": self.organisation, "channel": self.channel,
-            "category": self.category, "received_at": self.received_at,
-            "priority": self.priority, "triage_reason": self.triage_reason,
-            "sla": self.sla, "agent_replies": self.agent_replies,
-            "customer_replies": self.customer_replies, "minutes_logged": self.minutes_logged,
+            "subject": self.subject,
+            "reporter_email": self.reporter_email,
+            "organisation": self.organisation,
+            "channel": self.channel,
+            "category": self.category,
+            "received_at": self.received_at,
+            "priority": self.priority,
+            "triage_reason": self.triage_reason,
+            "sla": self.sla,
+            "agent_replies": self.agent_replies,
+            "customer_replies": self.customer_replies,
+            "minutes_logged": self.minutes_logged,
             "notifications": notifications,
         }
 
@@ -115,8 +122,10 @@ class ReadModel:
         data = message.data
         clock = self._ticket(message.subject_id).sla.setdefault(data.kind, {"state": "running"})
         clock.update(
-            priority=data.priority, target_minutes=data.target_minutes,
-            started_at=data.started_at.isoformat(), due_at=data.due_at.isoformat(),
+            priority=data.priority,
+            target_minutes=data.target_minutes,
+            started_at=data.started_at.isoformat(),
+            due_at=data.due_at.isoformat(),
         )
 
     def _on_SlaClockStopped(self, message: m.SlaClockStopped) -> None:  # noqa: N802
@@ -132,7 +141,8 @@ class ReadModel:
 
     def _on_AgreementRegistered(self, message: m.AgreementRegistered) -> None:  # noqa: N802
         self.agreements[message.subject_id] = {
-            "agreement_id": str(message.subject_id), **message.data.model_dump(mode="json")
+            "agreement_id": str(message.subject_id),
+            **message.data.model_dump(mode="json"),
         }
 
     def _on_StatementIssued(self, message: m.StatementIssued) -> None:  # noqa: N802

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import derived_id, ticket_id_for_request
+from servicedesk_intake.domain import ReferenceSequence, Ticket, TicketRuleBroken
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
-from servicedesk_runtime.metrics import TICKET_REQUESTS_REJECTED, TICKET_STATUS_CHANGES, TICKETS_OPENED
+from servicedesk_runtime.metrics import (
+    TICKET_REQUESTS_REJECTED,
+    TICKET_STATUS_CHANGES,
+    TICKETS_OPENED,
+)
 from servicedesk_runtime.store import UnitOfWork
-
-from servicedesk_intake.domain import ReferenceSequence, Ticket, TicketRuleBroken
 
 CLOCK_SKEW = timedelta(minutes=2)
 """How far in the future a request's timestamp may be before it is refused."""
@@ -58,9 +63,7 @@ class Intake:
     def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         with _refusals():
-            ticket.change_status(
-                command.data.status, command.data.changed_by, command.data.reason
-            )
+            ticket.change_status(command.data.status, command.data.changed_by, command.data.reason)
         uow.add(ticket)
         TICKET_STATUS_CHANGES.labels(command.data.status).inc()
 
@@ -72,9 +75,7 @@ class Intake:
 
     def add_customer_reply(self, command: m.AddCustomerReply, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
-        ticket.add_customer_reply(
-            command.data.author_email, command.data.body, command.occurred_at
-        )
+        ticket.add_customer_reply(command.data.author_email, command.data.body, command.occurred_at)
         uow.add(ticket)
 
     def log_time(self, command: m.LogTime, uow: UnitOfWork) -> None:
@@ -99,13 +100,11 @@ def _ticket(command: Message, uow: UnitOfWork) -> Ticket:
     return ticket
 
 
-class _refusals:
+@contextmanager
+def _refusals() -> Iterator[None]:
     """Turns a ticket's refusal into a `Rejected` message (the ticket changed nothing)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
-        if isinstance(error, TicketRuleBroken):
-            TICKET_REQUESTS_REJECTED.labels(error.reason).inc()
-            raise Rejected(error.reason, str(error)) from error
+    try:
+        yield
+    except TicketRuleBroken as error:
+        TICKET_REQUESTS_REJECTED.labels(error.reason).inc()
+        raise Rejected(error.reason, str(error)) from error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -43,6 +43,13 @@ class ReferenceSequence(Aggregate):
 
 
 class Ticket(Aggregate):
+    # Event classes that @event creates, declared for type checkers.
+    Opened: ClassVar[type[Any]]
+    StatusChanged: ClassVar[type[Any]]
+    AgentReplied: ClassVar[type[Any]]
+    CustomerReplied: ClassVar[type[Any]]
+    TimeLogged: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
         return ticket_id
@@ -74,8 +81,11 @@ class Ticket(Aggregate):
         if to_status == self.status:
             raise TicketRuleBroken("no_change", f"{self.reference} is already {to_status}")
         self._status_changed(
-            reference=self.reference, from_status=self.status, to_status=to_status,
-            changed_by=changed_by, reason=reason,
+            reference=self.reference,
+            from_status=self.status,
+            to_status=to_status,
+            changed_by=changed_by,
+            reason=reason,
         )
 
     # Every event names the ticket's reference (and what else its message needs), so the
@@ -89,9 +99,7 @@ class Ticket(Aggregate):
     def reply_as_agent(self, agent: str, body: str, replied_at: datetime) -> None:
         if self.status == CLOSED:
             raise TicketRuleBroken("ticket_closed", f"{self.reference} is closed: reopen it first")
-        self._agent_replied(
-            reference=self.reference, agent=agent, body=body, replied_at=replied_at
-        )
+        self._agent_replied(reference=self.reference, agent=agent, body=body, replied_at=replied_at)
 
     @event("AgentReplied")
     def _agent_replied(self, reference: str, agent: str, body: str, replied_at: datetime) -> None:
@@ -100,13 +108,18 @@ class Ticket(Aggregate):
     def add_customer_reply(self, author_email: str, body: str, replied_at: datetime) -> None:
         """A customer's reply to a closed ticket reopens it (DOMAIN.md 1)."""
         self._customer_replied(
-            reference=self.reference, author_email=author_email, body=body,
+            reference=self.reference,
+            author_email=author_email,
+            body=body,
             replied_at=replied_at,
         )
         if self.status == CLOSED:
             self._status_changed(
-                reference=self.reference, from_status=CLOSED, to_status="open",
-                changed_by=author_email, reason="customer replied to a closed ticket",
+                reference=self.reference,
+                from_status=CLOSED,
+                to_status="open",
+                changed_by=author_email,
+                reason="customer replied to a closed ticket",
             )
 
     @event("CustomerReplied")
@@ -125,9 +138,15 @@ class Ticket(Aggregate):
         billable: bool,
     ) -> None:
         self._time_logged(
-            reference=self.reference, agreement_id=self.agreement_id, category=self.category,
-            entry_id=entry_id, agent=agent, started_at=started_at,
-            duration_minutes=duration_minutes, work_type=work_type, billable=billable,
+            reference=self.reference,
+            agreement_id=self.agreement_id,
+            category=self.category,
+            entry_id=entry_id,
+            agent=agent,
+            started_at=started_at,
+            duration_minutes=duration_minutes,
+            work_type=work_type,
+            billable=billable,
         )
 
     @event("TimeLogged")

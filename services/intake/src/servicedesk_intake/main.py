@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from servicedesk_contracts import topics
-from servicedesk_runtime.clock import Clock, SystemClock
-from servicedesk_runtime.service import Service
-
 from servicedesk_intake.application import Intake
 from servicedesk_intake.config import IntakeSettings
 from servicedesk_intake.translate import translate
+from servicedesk_runtime.clock import Clock, SystemClock
+from servicedesk_runtime.service import Service
 
 NAME = "intake"
 

@@ -6,9 +6,8 @@ from typing import Any
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.relay import envelope_of
-
 from servicedesk_intake.domain import Ticket
+from servicedesk_runtime.relay import envelope_of
 
 PRODUCER = "intake"
 
@@ -31,15 +30,20 @@ def _message(event: Any) -> Message | None:
         return m.TicketStatusChanged(
             **envelope,
             data=m.TicketStatusChangedData(
-                reference=event.reference, from_status=event.from_status,
-                to_status=event.to_status, changed_by=event.changed_by, reason=event.reason,
+                reference=event.reference,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                changed_by=event.changed_by,
+                reason=event.reason,
             ),
         )
     if isinstance(event, Ticket.AgentReplied):
         return m.AgentReplied(
             **envelope,
             data=m.AgentRepliedData(
-                reference=event.reference, agent=event.agent, body=event.body,
+                reference=event.reference,
+                agent=event.agent,
+                body=event.body,
                 replied_at=event.replied_at,
             ),
         )
@@ -47,7 +51,9 @@ def _message(event: Any) -> Message | None:
         return m.CustomerReplied(
             **envelope,
             data=m.CustomerRepliedData(
-                reference=event.reference, author_email=event.author_email, body=event.body,
+                reference=event.reference,
+                author_email=event.author_email,
+                body=event.body,
                 replied_at=event.replied_at,
             ),
         )
@@ -55,10 +61,15 @@ def _message(event: Any) -> Message | None:
         return m.TimeLogged(
             **envelope,
             data=m.TimeLoggedData(
-                entry_id=event.entry_id, agent=event.agent, started_at=event.started_at,
-                duration_minutes=event.duration_minutes, work_type=event.work_type,
-                billable=event.billable, reference=event.reference,
-                agreement_id=event.agreement_id, category=event.category,
+                entry_id=event.entry_id,
+                agent=event.agent,
+                started_at=event.started_at,
+                duration_minutes=event.duration_minutes,
+                work_type=event.work_type,
+                billable=event.billable,
+                reference=event.reference,
+                agreement_id=event.agreement_id,
+                category=event.category,
             ),
         )
     return None

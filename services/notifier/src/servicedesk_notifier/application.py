@@ -10,11 +10,6 @@ import smtplib
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.consumer import Handler, handles
-from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
-from servicedesk_runtime.store import UnitOfWork
-
 from servicedesk_notifier.domain import (
     Delivery,
     Notification,
@@ -22,6 +17,10 @@ from servicedesk_notifier.domain import (
     ticket_confirmation,
 )
 from servicedesk_notifier.smtp import SmtpMailer
+from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
+from servicedesk_runtime.store import UnitOfWork
 
 log = get_logger(__name__)
 
@@ -59,8 +58,10 @@ class Notifier:
             log.warning("notification_failed", kind=notification.kind, error=error)
         uow.add(
             Delivery(
-                caused_by=cause.event_id, kind=notification.kind,
-                recipient=notification.recipient, subject_line=notification.subject_line,
+                caused_by=cause.event_id,
+                kind=notification.kind,
+                recipient=notification.recipient,
+                subject_line=notification.subject_line,
                 error=error,
             )
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from servicedesk_contracts import messages as m
 
 
@@ -24,7 +26,7 @@ def _templates() -> Environment:
     return Environment(
         loader=PackageLoader("servicedesk_notifier"),
         undefined=StrictUndefined,
-        autoescape=False,  # plain-text mail
+        autoescape=False,  # noqa: S701  plain-text mail, never rendered as HTML
         keep_trailing_newline=True,
     )
 
@@ -32,8 +34,10 @@ def _templates() -> Environment:
 def ticket_confirmation(opened: m.TicketOpened) -> Notification:
     """The reference travels in the subject line, so replies land on the same ticket."""
     data = opened.data
-    body = _templates().get_template("ticket_confirmation.txt").render(
-        name=data.reporter_name, reference=data.reference, subject=data.subject
+    body = (
+        _templates()
+        .get_template("ticket_confirmation.txt")
+        .render(name=data.reporter_name, reference=data.reference, subject=data.subject)
     )
     return Notification(
         kind="ticket_confirmation",
@@ -45,9 +49,16 @@ def ticket_confirmation(opened: m.TicketOpened) -> Notification:
 
 def sla_breach_alert(breached: m.SlaBreached, alert_email: str) -> Notification:
     data = breached.data
-    body = _templates().get_template("sla_breach.txt").render(
-        kind=data.kind, reference=data.reference, priority=data.priority,
-        due_at=data.due_at.isoformat(), breached_at=data.breached_at.isoformat(),
+    body = (
+        _templates()
+        .get_template("sla_breach.txt")
+        .render(
+            kind=data.kind,
+            reference=data.reference,
+            priority=data.priority,
+            due_at=data.due_at.isoformat(),
+            breached_at=data.breached_at.isoformat(),
+        )
     )
     return Notification(
         kind="sla_breach",
@@ -60,13 +71,20 @@ def sla_breach_alert(breached: m.SlaBreached, alert_email: str) -> Notification:
 class Delivery(Aggregate):
     """One notification for one event: sent or failed, recorded once."""
 
+    # Event classes that @event creates, declared for type checkers.
+    Sent: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(caused_by: uuid.UUID, kind: str, **_: object) -> uuid.UUID:
         return uuid.uuid5(caused_by, f"delivery:{kind}")
 
     @event("Sent")
     def __init__(
-        self, caused_by: uuid.UUID, kind: str, recipient: str, subject_line: str,
+        self,
+        caused_by: uuid.UUID,
+        kind: str,
+        recipient: str,
+        subject_line: str,
         error: str | None,
     ) -> None:
         self.error = error

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from servicedesk_contracts import topics
-from servicedesk_runtime.service import Service
-
 from servicedesk_notifier.application import Notifier
 from servicedesk_notifier.config import NotifierSettings
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_notifier.translate import translate
+from servicedesk_runtime.service import Service
 
 NAME = "notifier"
 

@@ -6,9 +6,8 @@ from typing import Any
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.relay import envelope_of
-
 from servicedesk_notifier.domain import Delivery
+from servicedesk_runtime.relay import envelope_of
 
 PRODUCER = "notifier"
 
@@ -17,8 +16,10 @@ def translate(event: Any) -> tuple[str, Message] | None:
     if not isinstance(event, Delivery.Sent):
         return None
     fields = {
-        "notification_id": event.originator_id, "kind": event.kind,
-        "recipient": event.recipient, "subject_line": event.subject_line,
+        "notification_id": event.originator_id,
+        "kind": event.kind,
+        "recipient": event.recipient,
+        "subject_line": event.subject_line,
         "caused_by": event.caused_by,
     }
     envelope = envelope_of(event, PRODUCER)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import Callable
 
 from servicedesk_contracts import messages as m
@@ -17,8 +19,8 @@ from servicedesk_runtime.metrics import (
     SLA_CLOCKS_STOPPED,
     SLA_TIMER_FIRE_DELAY_SECONDS,
 )
+from servicedesk_runtime.service import BackgroundLoop
 from servicedesk_runtime.store import ServiceStore, UnitOfWork
-
 from servicedesk_sla_timer.business_time import add_business_minutes
 from servicedesk_sla_timer.domain import RESPONSE, SlaClock
 from servicedesk_sla_timer.due_timers import DueTimers
@@ -71,7 +73,8 @@ class SlaTimer:
 
     def _start(self, clock: SlaClock, agreement: AgreementCopy) -> None:
         terms = agreement.terms
-        assert terms is not None and clock.opened_at is not None
+        assert terms is not None
+        assert clock.opened_at is not None
         target = terms.targets[clock.priority].response_minutes
         due_at = add_business_minutes(terms.calendar, clock.opened_at, target)
         clock.start(target_minutes=target, due_at=due_at)
@@ -101,9 +104,7 @@ class SlaTimer:
         SLA_CLOCKS_OPEN.set(self.due.open_count())
         return breached
 
-    def timer_loop(
-        self, interval: float, on_breach: Callable[[], None]
-    ) -> Callable[[asyncio.Event], asyncio.Future[None]]:
+    def timer_loop(self, interval: float, on_breach: Callable[[], None]) -> BackgroundLoop:
         async def loop(stop: asyncio.Event) -> None:
             while not stop.is_set():
                 try:
@@ -112,16 +113,14 @@ class SlaTimer:
                 except Exception:
                     # A clock changed under us (its ticket was answered): try next tick.
                     log.exception("timer_tick_failed")
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
 
-        return loop  # type: ignore[return-value]
+        return loop
 
 
-def _clock(uow: UnitOfWork, ticket_id: object, kind: str) -> SlaClock:
-    clock_id = SlaClock.create_id(ticket_id, kind)  # type: ignore[arg-type]
+def _clock(uow: UnitOfWork, ticket_id: uuid.UUID, kind: str) -> SlaClock:
+    clock_id = SlaClock.create_id(ticket_id, kind)
     clock = uow.get(clock_id, SlaClock) or SlaClock(ticket_id=ticket_id, kind=kind)
     uow.add(clock)
     return clock

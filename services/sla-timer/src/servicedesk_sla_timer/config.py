@@ -1,4 +1,5 @@
 from pydantic import Field
+
 from servicedesk_runtime.settings import ServiceSettings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -14,6 +15,11 @@ class SlaClock(Aggregate):
     """One clock of one ticket (e.g. its response clock). It may learn of the first agent
     reply before it starts (tickets and triage are different topics): then it stops at
     once when started, with the outcome of that reply."""
+
+    # Event classes that @event creates, declared for type checkers.
+    Started: ClassVar[type[Any]]
+    Stopped: ClassVar[type[Any]]
+    Breached: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(ticket_id: uuid.UUID, kind: str) -> uuid.UUID:
@@ -51,8 +57,12 @@ class SlaClock(Aggregate):
         if self.due_at is not None or self.opened_at is None:
             return
         self._started(
-            ticket_id=self.ticket_id, kind=self.kind, reference=self.reference,
-            priority=self.priority, target_minutes=target_minutes, started_at=self.opened_at,
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=self.priority,
+            target_minutes=target_minutes,
+            started_at=self.opened_at,
             due_at=due_at,
         )
         if self.early_stop is not None:
@@ -60,8 +70,14 @@ class SlaClock(Aggregate):
 
     @event("Started")
     def _started(
-        self, ticket_id: uuid.UUID, kind: str, reference: str, priority: str,
-        target_minutes: float, started_at: datetime, due_at: datetime,
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        target_minutes: float,
+        started_at: datetime,
+        due_at: datetime,
     ) -> None:
         self.due_at = due_at
 
@@ -74,8 +90,12 @@ class SlaClock(Aggregate):
         if self.stopped_at is not None:
             return
         self._stopped(
-            ticket_id=self.ticket_id, kind=self.kind, reference=self.reference,
-            priority=self.priority, stopped_at=at, due_at=self.due_at,
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=self.priority,
+            stopped_at=at,
+            due_at=self.due_at,
             met=at <= self.due_at,
         )
 
@@ -85,8 +105,14 @@ class SlaClock(Aggregate):
 
     @event("Stopped")
     def _stopped(
-        self, ticket_id: uuid.UUID, kind: str, reference: str, priority: str,
-        stopped_at: datetime, due_at: datetime, met: bool,
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        stopped_at: datetime,
+        due_at: datetime,
+        met: bool,
     ) -> None:
         self.stopped_at = stopped_at
         self.met = met
@@ -96,14 +122,23 @@ class SlaClock(Aggregate):
         if not self.running or self.breached or self.due_at is None or now < self.due_at:
             return False
         self._breached(
-            ticket_id=self.ticket_id, kind=self.kind, reference=self.reference,
-            priority=self.priority, due_at=self.due_at, breached_at=now,
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=self.priority,
+            due_at=self.due_at,
+            breached_at=now,
         )
         return True
 
     @event("Breached")
     def _breached(
-        self, ticket_id: uuid.UUID, kind: str, reference: str, priority: str,
-        due_at: datetime, breached_at: datetime,
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        due_at: datetime,
+        breached_at: datetime,
     ) -> None:
         self.breached = True

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.store import ServiceStore
-
 from servicedesk_sla_timer.domain import SlaClock
 
 PROJECTION = "due_timers"
@@ -58,9 +57,7 @@ class DueTimers:
             )
             row = cursor.fetchone()
             position = int(row[0]) if row else 0
-            notifications = self.store.process_recorder.select_notifications(
-                position + 1, limit
-            )
+            notifications = self.store.process_recorder.select_notifications(position + 1, limit)
             for notification in notifications:
                 self._apply(cursor, self.store.mapper.to_domain_event(notification))
             if notifications:

@@ -7,7 +7,6 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.service import Service
-
 from servicedesk_sla_timer.application import SlaTimer
 from servicedesk_sla_timer.config import SlaTimerSettings
 from servicedesk_sla_timer.due_timers import DueTimers

@@ -8,7 +8,6 @@ from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.metrics import TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
 from servicedesk_runtime.store import UnitOfWork
-
 from servicedesk_triage.domain import MATRICES, Triage
 
 
@@ -27,9 +26,13 @@ class TriageDesk:
     def triage_ticket(self, opened: m.TicketOpened, uow: UnitOfWork) -> None:
         data = opened.data
         triage = Triage(
-            ticket_id=opened.subject_id, reference=data.reference,
-            agreement_id=data.agreement_id, category=data.category, impact=data.impact,
-            urgency=data.urgency, requested_priority=data.requested_priority,
+            ticket_id=opened.subject_id,
+            reference=data.reference,
+            agreement_id=data.agreement_id,
+            category=data.category,
+            impact=data.impact,
+            urgency=data.urgency,
+            requested_priority=data.requested_priority,
             opened_at=data.received_at,
         )
         if uow.get(triage.id, Triage) is not None:

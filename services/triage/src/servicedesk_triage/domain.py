@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -36,9 +37,7 @@ R_MATRIX = Matrix(
     table=_grid(
         ["one_user", "multiple_users", "whole_organisation"],
         ["low", "medium", "high"],
-        ["D", "C", "B",
-         "D", "C", "A",
-         "C", "B", "A"],
+        ["D", "C", "B", "D", "C", "A", "C", "B", "A"],
     ),
     default_priority="D",
     applies_to=frozenset({"incident"}),
@@ -51,9 +50,7 @@ Z_MATRIX = Matrix(
     table=_grid(
         ["high", "medium", "low"],
         ["high", "medium", "low"],
-        ["P1", "P2", "P3",
-         "P2", "P3", "P4",
-         "P3", "P4", "P4"],
+        ["P1", "P2", "P3", "P2", "P3", "P4", "P3", "P4", "P4"],
     ),
     default_priority="P4",
 )
@@ -109,6 +106,9 @@ def decide(
 class Triage(Aggregate):
     """The triage of one ticket: its inputs, then its decision."""
 
+    # Event classes that @event creates, declared for type checkers.
+    Decided: ClassVar[type[Any]]
+
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: object) -> uuid.UUID:
         return uuid.uuid5(ticket_id, "triage")
@@ -139,15 +139,25 @@ class Triage(Aggregate):
         if self.priority is not None:
             return
         decision = decide(
-            matrix, self.category, self.impact, self.urgency, self.requested_priority,
+            matrix,
+            self.category,
+            self.impact,
+            self.urgency,
+            self.requested_priority,
             customer_may_override,
         )
         self._decided(
-            ticket_id=self.ticket_id, reference=self.reference,
-            agreement_id=self.agreement_id, category=normalise(self.category),
-            priority=decision.priority, matrix=matrix.name, impact=self.impact,
-            urgency=self.urgency, requested_priority=self.requested_priority,
-            reason=decision.reason, opened_at=self.opened_at,
+            ticket_id=self.ticket_id,
+            reference=self.reference,
+            agreement_id=self.agreement_id,
+            category=normalise(self.category),
+            priority=decision.priority,
+            matrix=matrix.name,
+            impact=self.impact,
+            urgency=self.urgency,
+            requested_priority=self.requested_priority,
+            reason=decision.reason,
+            opened_at=self.opened_at,
         )
 
     @event("Decided")

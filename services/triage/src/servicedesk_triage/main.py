@@ -7,7 +7,6 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.service import Service
-
 from servicedesk_triage.application import TriageDesk
 from servicedesk_triage.config import TriageSettings
 from servicedesk_triage.translate import translate

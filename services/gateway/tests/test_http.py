@@ -1,0 +1,175 @@
+"""The gateway's HTTP contract: auth, validation naming the field, commands published, and
+the view answering queries. (Unit tier: publishing is captured in memory; the end-to-end
+test drives the same API against the real broker.)"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from servicedesk_contracts import Message, topics
+from servicedesk_contracts import messages as m
+from servicedesk_gateway.auth import parse_tokens
+from servicedesk_gateway.http import create_http_app
+from servicedesk_gateway.read_model import ReadModel
+from servicedesk_stack.demo import provider_r_medium
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+AGENT = {"Authorization": "Bearer a-token"}
+ADMIN = {"Authorization": "Bearer b-token"}
+
+
+@pytest.fixture
+def published() -> list[tuple[str, Message]]:
+    return []
+
+
+@pytest.fixture
+def view() -> ReadModel:
+    return ReadModel()
+
+
+@pytest.fixture
+async def client(published: list[tuple[str, Message]], view: ReadModel) -> httpx.AsyncClient:
+    async def publish(topic: str, message: Message) -> None:
+        published.append((topic, message))
+
+    app = create_http_app(
+        view, publish, parse_tokens("a-token:agent:mette,b-token:admin"), lambda: NOW
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+def ticket_body(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "agreement_id": str(uuid.uuid4()),
+        "reporter_email": "anna@acme.example",
+        "reporter_name": "Anna",
+        "organisation": "Acme",
+        "subject": "Scanner offline",
+        "body": "Hall 2",
+        "category": "incident",
+        "impact": "one user",
+        "urgency": "high",
+    }
+    return {**body, **changes}
+
+
+async def test_no_or_unknown_token_is_401_and_agents_may_not_register_agreements(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    assert (await client.get("/tickets")).status_code == 401
+    assert (
+        await client.get("/tickets", headers={"Authorization": "Bearer nope"})
+    ).status_code == 401
+    refused = await client.post("/agreements", json=provider_r_medium(), headers=AGENT)
+    assert refused.status_code == 403
+    assert published == []
+
+
+async def test_an_admin_registers_an_agreement_as_a_command_to_billing(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    response = await client.post("/agreements", json=provider_r_medium(), headers=ADMIN)
+    assert response.status_code == 202
+    ((topic, message),) = published
+    assert topic == topics.BILLING_COMMANDS
+    assert isinstance(message, m.RegisterAgreement)
+    assert str(message.subject_id) == response.json()["id"]
+    assert message.data.plan == "R Medium"
+
+
+async def test_a_submitted_ticket_names_its_future_ticket_id(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    response = await client.post("/tickets", json=ticket_body(), headers=AGENT)
+    assert response.status_code == 202
+    ((topic, message),) = published
+    assert topic == topics.INBOUND
+    assert message.occurred_at == NOW  # the clock starts when the request reached us
+    assert response.json()["id"] == str(m.ticket_id_for_request(message.event_id))
+
+
+async def test_bad_input_is_422_naming_the_field_and_nothing_is_published(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    response = await client.post(
+        "/tickets", json=ticket_body(reporter_email="anna-at-acme"), headers=AGENT
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "reporter_email"]
+    assert published == []
+
+
+async def test_commands_on_unknown_tickets_are_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"/tickets/{uuid.uuid4()}/replies", json={"body": "hi"}, headers=AGENT
+    )
+    assert response.status_code == 404
+
+
+async def test_queries_read_the_view_and_replies_carry_the_agent_name(
+    client: httpx.AsyncClient, view: ReadModel, published: list[tuple[str, Message]]
+) -> None:
+    ticket_id = uuid.uuid4()
+    opened = m.TicketOpened.create(
+        producer="intake",
+        subject_id=ticket_id,
+        data={**ticket_body(), "channel": "phone", "reference": "SD-000042", "received_at": NOW},
+    )
+    view.apply(opened)
+    found = (await client.get(f"/tickets/{ticket_id}", headers=AGENT)).json()
+    assert found["reference"] == "SD-000042"
+    assert found["status"] == "open"
+    response = await client.post(
+        f"/tickets/{ticket_id}/replies", json={"body": "On it"}, headers=AGENT
+    )
+    assert response.status_code == 202
+    assert published[-1][1].data.agent == "mette"  # type: ignore[attr-defined]
+
+
+def test_the_view_accepts_triage_before_the_ticket_opened_event() -> None:
+    view = ReadModel()
+    ticket_id = uuid.uuid4()
+    triaged = m.TicketTriaged.create(
+        producer="triage",
+        subject_id=ticket_id,
+        data={
+            "reference": "SD-000001",
+            "agreement_id": uuid.uuid4(),
+            "category": "incident",
+            "priority": "P1",
+            "matrix": "Z-P1P4",
+            "impact": "high",
+            "urgency": "high",
+            "reason": "Z",
+            "opened_at": NOW,
+        },
+    )
+    view.apply(triaged)
+    assert view.ticket_json(ticket_id) is None  # not opened yet: not shown
+    view.apply(
+        m.TicketOpened.create(
+            producer="intake",
+            subject_id=ticket_id,
+            data={
+                **ticket_body(),
+                "channel": "email",
+                "reference": "SD-000001",
+                "received_at": NOW,
+            },
+        )
+    )
+    shown = view.ticket_json(ticket_id)
+    assert shown is not None
+    assert shown["priority"] == "P1"
+
+
+def test_token_configuration_errors_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="expected token:role"):
+        parse_tokens("secret:superuser")
+    assert parse_tokens("t:agent:mette")["t"].name == "mette"
