@@ -82,6 +82,7 @@ class OutboxRelay:
         self.batch_max = batch_max
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
+        self._position: int | None = None  # this relay is the only writer of its position
 
     def wake(self) -> None:
         """New events were stored in this process: publish them without waiting."""
@@ -97,7 +98,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publishes the next batch of stored events; returns how many were read."""
-        position = await asyncio.to_thread(self.positions.get, self.incarnation)
+        if self._position is None:
+            self._position = await asyncio.to_thread(self.positions.get, self.incarnation)
+        position = self._position
         notifications = await asyncio.to_thread(
             self.store.process_recorder.select_notifications, position + 1, self.batch_max
         )
@@ -122,6 +125,7 @@ class OutboxRelay:
         await asyncio.gather(*sends)
         last = notifications[-1].id
         await asyncio.to_thread(self.positions.set, self.incarnation, last)
+        self._position = last
         newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
         RELAY_LAG.labels(self.service).set(max((newest or 0) - last, 0))
         return len(notifications)

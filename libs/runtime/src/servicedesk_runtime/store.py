@@ -48,7 +48,9 @@ class ServiceStore(Application[uuid.UUID]):
 
     def __init__(self, database: DatabaseUrl, name: str) -> None:
         type(self).name = name.replace("-", "_")
-        super().__init__(env=database.eventsourcing_env())
+        # Hot aggregates (the reference sequence, agreement copies) are read for every
+        # message; the cache fast-forwards them with newer events instead of replaying all.
+        super().__init__(env={**database.eventsourcing_env(), "AGGREGATE_CACHE_MAXSIZE": "10000"})
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -111,7 +113,9 @@ class UnitOfWork:
         self._aggregates[marker.id] = marker
 
     def commit(self, tracking: Tracking | None = None) -> None:
-        self.store.save_with_tracking(self._aggregates.values(), tracking)
+        changed = [a for a in self._aggregates.values() if a.pending_events]
+        if changed or tracking is not None:
+            self.store.save_with_tracking(changed, tracking)
         self._aggregates.clear()
         self._markers.clear()
 
