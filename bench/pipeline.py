@@ -141,7 +141,8 @@ def bench(label: str, database_url: str, tickets: int) -> None:
             if database_url:
                 drop_schemas(database_url, config.schema_prefix)
     print(
-        f"{label:9} {result['tickets']:.0f} tickets  {result['tickets_per_second']:7.1f} tickets/s  "
+        f"{label:9} {result['tickets']:.0f} tickets  "
+        f"{result['tickets_per_second']:7.1f} tickets/s  "
         f"submit->clock started p50 {result['p50_ms']:7.1f} ms  p95 {result['p95_ms']:7.1f} ms  "
         f"p99 {result['p99_ms']:7.1f} ms  (publishing took {result['publish_seconds']:.2f} s)"
     )

@@ -3,7 +3,6 @@ SMTP sink and the services as separate processes."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,22 +15,6 @@ import pytest
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig
-
-DEFAULT_TEST_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """PostgreSQL for the tests. In CI (CI=true) a missing database fails the run."""
-    url = os.environ.get("SERVICEDESK_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE)
-    try:
-        with psycopg.connect(url, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI and unreachable at {url}: {error}")
-        pytest.skip(f"no PostgreSQL at {url}")
-    return url
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from servicedesk_runtime.database import Database
+from servicedesk_runtime.database import Cursor, Database
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.domain import SlaClock
 
@@ -81,18 +81,28 @@ class DueTimers:
     @contextmanager
     def claim_due(self, now: datetime, limit: int = 500) -> Iterator[list[uuid.UUID]]:
         """Claims timers due at `now`; they are removed when the block succeeds and stay
-        (for the next attempt) when it fails."""
-        skip_locked = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+        (for the next attempt) when it fails. Firing twice is harmless (the clock refuses
+        a second breach); the lock only keeps replicas from doing the same work."""
+        select = f"SELECT clock_id FROM {self.timers} WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
+        if not self.db.is_postgres:
+            # SQLite has one writer: the block's own event-store commit must not wait for
+            # a write lock held here, so read, run the block, then delete.
+            with self.db.transaction() as cursor:
+                cursor.execute(select, (_millis(now), limit))
+                claimed = [uuid.UUID(row[0]) for row in cursor.fetchall()]
+            yield claimed
+            with self.db.transaction() as cursor:
+                self._delete(cursor, claimed)
+            return
         with self.db.transaction() as cursor:
-            cursor.execute(
-                f"SELECT clock_id FROM {self.timers} WHERE due_ms <= ? "
-                f"ORDER BY due_ms LIMIT ?{skip_locked}",
-                (_millis(now), limit),
-            )
+            cursor.execute(select + " FOR UPDATE SKIP LOCKED", (_millis(now), limit))
             claimed = [uuid.UUID(row[0]) for row in cursor.fetchall()]
             yield claimed
-            for clock_id in claimed:
-                cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
+            self._delete(cursor, claimed)
+
+    def _delete(self, cursor: Cursor, clock_ids: list[uuid.UUID]) -> None:
+        for clock_id in clock_ids:
+            cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
 
     def open_count(self) -> int:
         with self.db.transaction() as cursor:

@@ -1,0 +1,152 @@
+"""The due-time table: durable, rebuildable from the clock events, and shared safely by
+replicas (FOR UPDATE SKIP LOCKED on PostgreSQL). Real SQLite files and real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.store import ServiceStore
+from servicedesk_sla_timer.application import SlaTimer
+from servicedesk_sla_timer.domain import RESPONSE, SlaClock
+from servicedesk_sla_timer.due_timers import DueTimers
+
+pytestmark = pytest.mark.integration
+START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseUrl]:
+    if request.param == "sqlite":
+        yield DatabaseUrl.parse(f"sqlite:///{tmp_path / 'sla.db'}", "sla-timer")
+        return
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t{uuid.uuid4().hex[:8]}_sla"
+    yield DatabaseUrl.parse(f"{base}?schema={schema}", "sla-timer")
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+class Replica:
+    """One sla-timer process's store, due table and timer on a shared database."""
+
+    def __init__(self, url: DatabaseUrl, clock: ManualClock) -> None:
+        self.database = Database(url)
+        self.store = ServiceStore(url, "sla-timer")
+        self.due = DueTimers(self.database, self.store)
+        self.timer = SlaTimer(self.store, self.due, clock)
+
+    def close(self) -> None:
+        self.store.close()
+        self.database.close()
+
+
+def start_clocks(store: ServiceStore, count: int, minutes: int = 30) -> list[uuid.UUID]:
+    uow = store.unit_of_work()
+    ids = []
+    for n in range(count):
+        clock = SlaClock(ticket_id=uuid.uuid4(), kind=RESPONSE)
+        clock.note_triage(f"SD-{n:06d}", "P2", START, uuid.uuid4())
+        clock.start(target_minutes=minutes, due_at=START + timedelta(minutes=minutes + n))
+        uow.add(clock)
+        ids.append(clock.id)
+    uow.commit()
+    return ids
+
+
+def breached_events(store: ServiceStore) -> list[uuid.UUID]:
+    notifications = store.process_recorder.select_notifications(1, 1_000_000)
+    events = [store.mapper.to_domain_event(n) for n in notifications]
+    return [e.originator_id for e in events if isinstance(e, SlaClock.Breached)]
+
+
+def test_timers_fire_once_at_their_deadline_and_survive_a_restart(
+    database_url: DatabaseUrl,
+) -> None:
+    clock = ManualClock(START)
+    first = Replica(database_url, clock)
+    ids = start_clocks(first.store, 3)
+    assert first.timer.fire_due_timers() == 0
+    first.close()  # the service stops; its timers wait in the table
+
+    clock.set(START + timedelta(minutes=31, seconds=1))  # past the first two deadlines
+    restarted = Replica(database_url, clock)
+    assert restarted.timer.fire_due_timers() == 2
+    assert restarted.timer.fire_due_timers() == 0  # a breach is a fact, recorded once
+    assert sorted(breached_events(restarted.store)) == sorted(ids[:2])
+    assert restarted.due.open_count() == 1
+    restarted.close()
+
+
+def test_a_stopped_clock_leaves_the_table_and_never_breaches(database_url: DatabaseUrl) -> None:
+    clock = ManualClock(START)
+    replica = Replica(database_url, clock)
+    (clock_id,) = start_clocks(replica.store, 1)
+    uow = replica.store.unit_of_work()
+    answered = uow.get(clock_id, SlaClock)
+    assert answered is not None
+    answered.stop(START + timedelta(minutes=5))
+    uow.commit()
+    clock.set(START + timedelta(hours=2))
+    assert replica.timer.fire_due_timers() == 0
+    assert replica.due.open_count() == 0
+    assert answered.met is True
+    replica.close()
+
+
+def test_the_table_can_be_dropped_and_rebuilt_from_the_events(database_url: DatabaseUrl) -> None:
+    replica = Replica(database_url, ManualClock(START))
+    start_clocks(replica.store, 5)
+    replica.due.catch_up()
+    before = replica.due.open_count(), replica.due.next_due()
+    with replica.database.transaction() as cursor:
+        cursor.execute(f"DROP TABLE {replica.due.timers}")
+        cursor.execute(f"DROP TABLE {replica.due.positions}")
+    rebuilt = DueTimers(replica.database, replica.store)
+    assert rebuilt.open_count() == 0
+    while rebuilt.catch_up():
+        pass
+    assert (
+        (rebuilt.open_count(), rebuilt.next_due()) == before == (5, START + timedelta(minutes=30))
+    )
+    replica.close()
+
+
+def test_two_replicas_never_fire_the_same_timer(database_url: DatabaseUrl) -> None:
+    if database_url.kind != "postgres":
+        pytest.skip("replicas share a PostgreSQL database; SQLite is the single-process default")
+    clock = ManualClock(START)
+    replicas = [Replica(database_url, clock) for _ in range(2)]
+    ids = start_clocks(replicas[0].store, 200)
+    clock.set(START + timedelta(days=1))
+    fired = [0, 0]
+
+    def fire(index: int) -> None:
+        while True:
+            try:
+                breached = replicas[index].timer.fire_due_timers()
+            except IntegrityError:
+                continue  # the other replica changed the same clock first: try again
+            if not breached and replicas[index].due.open_count() == 0:
+                return
+            fired[index] += breached
+
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    breached = breached_events(replicas[0].store)
+    assert sorted(breached) == sorted(ids)  # every clock breached, none twice
+    assert sum(fired) == 200
+    for replica in replicas:
+        replica.close()
