@@ -8,12 +8,15 @@ arrive, instead of being decided with terms that do not exist.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 from eventsourcing.domain import Aggregate, event
 
-from servicedesk_contracts.messages import AgreementTerms
+from servicedesk_contracts.messages import AgreementRegistered, AgreementTerms
 from servicedesk_runtime.store import UnitOfWork
+
+A = TypeVar("A", bound=Aggregate)
 
 
 class AgreementCopy(Aggregate):
@@ -54,3 +57,25 @@ def agreement_copy(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementCopy:
     copy = uow.get(agreement_id, AgreementCopy) or AgreementCopy(agreement_id=agreement_id)
     uow.add(copy)
     return copy
+
+
+def terms_or_park(
+    uow: UnitOfWork, agreement_id: uuid.UUID, waiting: Aggregate
+) -> AgreementTerms | None:
+    """The agreement's terms; or None, with `waiting` parked until they arrive."""
+    agreement = agreement_copy(uow, agreement_id)
+    terms = agreement.terms
+    if terms is None:
+        agreement.park(waiting.id)
+    return terms
+
+
+def learn_terms(uow: UnitOfWork, registered: AgreementRegistered, kind: type[A]) -> Iterator[A]:
+    """Records an agreement's (new) terms and yields each aggregate parked waiting for it."""
+    agreement = agreement_copy(uow, registered.subject_id)
+    agreement.record_terms(registered.data.model_dump(mode="json"))
+    for parked_id in agreement.release_parked():
+        parked = uow.get(parked_id, kind)
+        if parked is not None:
+            uow.add(parked)
+            yield parked

@@ -162,34 +162,37 @@ def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str
     return _ticket_or_404(request, ticket_id)
 
 
+async def _ticket_command(
+    request: Request, ticket_id: uuid.UUID, kind: type[Message], data: Any
+) -> Accepted:
+    """Sends a command about an existing ticket to intake."""
+    _ticket_or_404(request, ticket_id)
+    sent = await _send(request, topics.INBOUND, kind, ticket_id, data)
+    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+
+
 @router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"])
 async def change_status(
     request: Request, ticket_id: uuid.UUID, body: StatusChange, who: AnyCaller
 ) -> Accepted:
-    _ticket_or_404(request, ticket_id)
     data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
-    sent = await _send(request, topics.INBOUND, m.ChangeTicketStatus, ticket_id, data)
-    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+    return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
 
 
 @router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
 async def reply(
     request: Request, ticket_id: uuid.UUID, body: AgentReply, who: AnyCaller
 ) -> Accepted:
-    _ticket_or_404(request, ticket_id)
     data = m.ReplyAsAgentData(agent=who.name, body=body.body)
-    sent = await _send(request, topics.INBOUND, m.ReplyAsAgent, ticket_id, data)
-    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+    return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
 
 
 @router.post("/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"])
 async def log_time(
     request: Request, ticket_id: uuid.UUID, body: TimeEntry, who: AnyCaller
 ) -> Accepted:
-    _ticket_or_404(request, ticket_id)
     data = m.LogTimeData(agent=who.name, **body.model_dump())
-    sent = await _send(request, topics.INBOUND, m.LogTime, ticket_id, data)
-    return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+    return await _ticket_command(request, ticket_id, m.LogTime, data)
 
 
 @router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])

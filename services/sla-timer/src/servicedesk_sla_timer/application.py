@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.agreements import AgreementCopy, agreement_copy
+from servicedesk_runtime.agreements import learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.logs import get_logger
@@ -49,11 +49,9 @@ class SlaTimer:
             return  # already triaged (a priority change is issue 4's)
         data = triaged.data
         clock.note_triage(data.reference, data.priority, data.opened_at, data.agreement_id)
-        agreement = agreement_copy(uow, data.agreement_id)
-        if agreement.terms is None:
-            agreement.park(clock.id)
-            return
-        self._start(clock, agreement)
+        terms = terms_or_park(uow, data.agreement_id, clock)
+        if terms is not None:  # else started when the agreement arrives
+            self._start(clock, terms)
 
     def stop_response_clock(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
         clock = _clock(uow, replied.subject_id, RESPONSE)
@@ -63,17 +61,10 @@ class SlaTimer:
             SLA_CLOCKS_STOPPED.labels(clock.kind, "met" if clock.met else "breached").inc()
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
-        agreement = agreement_copy(uow, registered.subject_id)
-        agreement.record_terms(registered.data.model_dump(mode="json"))
-        for clock_id in agreement.release_parked():
-            clock = uow.get(clock_id, SlaClock)
-            if clock is not None:
-                self._start(clock, agreement)
-                uow.add(clock)
+        for clock in learn_terms(uow, registered, SlaClock):
+            self._start(clock, registered.data)
 
-    def _start(self, clock: SlaClock, agreement: AgreementCopy) -> None:
-        terms = agreement.terms
-        assert terms is not None
+    def _start(self, clock: SlaClock, terms: m.AgreementTerms) -> None:
         assert clock.opened_at is not None
         target = terms.targets[clock.priority].response_minutes
         due_at = add_business_minutes(terms.calendar, clock.opened_at, target)

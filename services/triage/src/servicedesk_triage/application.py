@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.agreements import agreement_copy
+from servicedesk_runtime.agreements import learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.metrics import TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
@@ -38,20 +38,13 @@ class TriageDesk:
         if uow.get(triage.id, Triage) is not None:
             return
         uow.add(triage)
-        agreement = agreement_copy(uow, data.agreement_id)
-        if agreement.terms is None:
-            agreement.park(triage.id)  # decided when the agreement arrives
-            return
-        self._decide(triage, agreement.terms)
+        terms = terms_or_park(uow, data.agreement_id, triage)
+        if terms is not None:  # else decided when the agreement arrives
+            self._decide(triage, terms)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
-        agreement = agreement_copy(uow, registered.subject_id)
-        agreement.record_terms(registered.data.model_dump(mode="json"))
-        for triage_id in agreement.release_parked():
-            triage = uow.get(triage_id, Triage)
-            if triage is not None:
-                self._decide(triage, registered.data)
-                uow.add(triage)
+        for triage in learn_terms(uow, registered, Triage):
+            self._decide(triage, registered.data)
 
     def _decide(self, triage: Triage, terms: m.AgreementTerms) -> None:
         triage.decide(MATRICES[terms.matrix], terms.customer_may_override_priority)
