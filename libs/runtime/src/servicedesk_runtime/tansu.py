@@ -60,6 +60,7 @@ class EmbeddedBroker:
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by its owner, after the services
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
         deadline = time.monotonic() + wait_seconds

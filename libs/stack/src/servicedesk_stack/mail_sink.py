@@ -18,16 +18,23 @@ class _Keeper:
         self.folder = folder
         self.messages: list[Message] = []
         self._lock = threading.Lock()
+        # Files are numbered on from what earlier runs left, never over them.
+        self._last_number = (
+            max((int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()), default=0)
+            if folder is not None and folder.exists()
+            else 0
+        )
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         content = envelope.original_content or b""
         mail = message_from_bytes(content)
         with self._lock:
             self.messages.append(mail)
-            count = len(self.messages)
+            self._last_number += 1
+            number = self._last_number
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / f"{count:06d}.eml").write_bytes(content)
+            (self.folder / f"{number:06d}.eml").write_bytes(content)
         return "250 Message accepted for delivery"
 
 

@@ -88,6 +88,9 @@ class Stack:
             env=self.config.env_for(service),
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group: Ctrl-C reaches the stack, which stops the services
+            # in order (and the broker last), not everything at once.
+            start_new_session=True,
         )
 
     def kill(self, service: str) -> None:
