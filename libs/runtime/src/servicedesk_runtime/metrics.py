@@ -73,6 +73,12 @@ TICKET_STATUS_CHANGES = Counter(
     ["status"],
 )
 
+TICKETS_BY_STATUS = Gauge(
+    "servicedesk_tickets",
+    "Tickets in the gateway's view, by status (the open backlog is every status but closed).",
+    ["status"],
+)
+
 # --- triage ------------------------------------------------------------------------------
 TICKETS_TRIAGED = Counter(
     "servicedesk_tickets_triaged_total",
@@ -100,6 +106,12 @@ SLA_BREACHES = Counter(
     "servicedesk_sla_breaches_total",
     "SLA targets breached, by clock kind and priority.",
     ["kind", "priority"],
+)
+FIRST_RESPONSE_SECONDS = Histogram(
+    "servicedesk_first_response_seconds",
+    "Time from a request reaching us to the first agent reply, by priority.",
+    ["priority"],
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000),
 )
 SLA_CLOCKS_OPEN = Gauge(
     "servicedesk_sla_clocks_open",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from servicedesk_runtime.clock import Clock, SystemClock
@@ -101,6 +102,7 @@ class Service:
                 name="http",
             ),
             *(asyncio.create_task(loop(self.stop)) for loop in loops),
+            asyncio.create_task(_watch_incarnation(bootstrap, incarnation, self.stop)),
             asyncio.create_task(self._report_ready(), name="ready"),
         ]
         try:
@@ -129,6 +131,30 @@ async def _until_stopped_or_failed(tasks: list[asyncio.Task[None]], stop: asynci
         if task is not stopper and task.exception() is not None:
             log.error("task_failed", task=task.get_name(), error=repr(task.exception()))
             raise task.exception()  # type: ignore[misc]
+
+
+class BrokerReplaced(RuntimeError):
+    """The broker lost its data under a running service (an embedded broker restarted)."""
+
+
+async def _watch_incarnation(
+    bootstrap: str, incarnation: str, stop: asyncio.Event, every: float = 10
+) -> None:
+    """Stops the service when the broker's incarnation changes under it: its recorded
+    positions belong to the old broker, and a restart is how it recovers (republish the
+    log, forget old positions), so let the supervisor restart it."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        try:
+            current = await asyncio.wait_for(broker_incarnation(bootstrap), timeout=every)
+        except (KafkaError, OSError, TimeoutError) as error:
+            log.info("broker_unreachable", error=repr(error))  # the clients retry meanwhile
+            continue
+        if current != incarnation:
+            raise BrokerReplaced(f"broker changed from {incarnation} to {current}; restart")
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from servicedesk_contracts import InvalidMessage, decode, topics
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import CONSUMER_LAG, MESSAGES_CONSUMED
+from servicedesk_runtime.metrics import CONSUMER_LAG, MESSAGES_CONSUMED, TICKETS_BY_STATUS
 
 log = get_logger(__name__)
 
@@ -50,6 +50,8 @@ class TopicFollower:
                 if not self.caught_up:
                     self.caught_up = await self._reached(start_ends)
                 await self._report_lag(partitions)
+                for status, count in self.read_model.count_by_status().items():
+                    TICKETS_BY_STATUS.labels(status).set(count)
         finally:
             await self._consumer.stop()
 

@@ -71,6 +71,12 @@ class ReadModel:
         """Receipts by ticket reference (they name their ticket only in the subject)."""
         self.applied = 0
 
+    def count_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ticket in self.opened_tickets():
+            counts[ticket.status] = counts.get(ticket.status, 0) + 1
+        return counts
+
     def opened_tickets(self) -> list[TicketView]:
         return [t for t in self.tickets.values() if t.opened]
 

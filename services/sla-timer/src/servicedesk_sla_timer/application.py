@@ -13,6 +13,7 @@ from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import (
+    FIRST_RESPONSE_SECONDS,
     SLA_BREACHES,
     SLA_CLOCKS_OPEN,
     SLA_CLOCKS_STARTED,
@@ -59,6 +60,9 @@ class SlaTimer:
         clock.stop(replied.data.replied_at)
         if was_running and not clock.running:
             SLA_CLOCKS_STOPPED.labels(clock.kind, "met" if clock.met else "breached").inc()
+            if clock.opened_at is not None:
+                waited = (replied.data.replied_at - clock.opened_at).total_seconds()
+                FIRST_RESPONSE_SECONDS.labels(clock.priority).observe(max(waited, 0))
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for clock in learn_terms(uow, registered, SlaClock):
