@@ -5,7 +5,10 @@ one agreement, publishes N SubmitTicket requests on the inbound topic as fast as
 and measures when each ticket's SlaClockStarted appears on the SLA topic. Runs on the
 embedded stack (SQLite) and, when reachable, on PostgreSQL.
 
-    .venv/bin/python bench/pipeline.py [--tickets 1000] [--only sqlite|postgres]
+    .venv/bin/python bench/pipeline.py [--tickets 1000] [--rate 0] [--only sqlite|postgres]
+
+`--rate 0` publishes the whole burst at once (latency then mostly measures the queue);
+`--rate 20` publishes 20 tickets a second (latency of one ticket through the pipeline).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def request(n: int) -> tuple[uuid.UUID, bytes]:
     return event_id, json.dumps(document).encode()
 
 
-async def run_once(bootstrap: str, tickets: int) -> dict[str, float]:
+async def run_once(bootstrap: str, tickets: int, rate: float) -> dict[str, float]:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     consumer = AIOKafkaConsumer(
@@ -78,25 +81,19 @@ async def run_once(bootstrap: str, tickets: int) -> dict[str, float]:
     await producer.send_and_wait(topics.BILLING_COMMANDS, json.dumps(register).encode())
     await asyncio.sleep(2)  # let the agreement reach triage and sla-timer first
     sent_at: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+    # Read concurrently with publishing, so a ticket's latency is its own, not the bench's.
+    collecting = asyncio.create_task(_collect(consumer, sent_at, latencies, tickets))
     started = time.perf_counter()
     for n in range(tickets):
         event_id, value = request(n)
         sent_at[str(ticket_id_for_request(event_id))] = time.perf_counter()
         await producer.send(topics.INBOUND, value, key=str(event_id).encode())
+        if rate:
+            await asyncio.sleep(max(started + (n + 1) / rate - time.perf_counter(), 0))
     await producer.flush()
     publish_seconds = time.perf_counter() - started
-    latencies: dict[str, float] = {}
-    deadline = time.monotonic() + 600
-    while len(latencies) < tickets and time.monotonic() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
-        now = time.perf_counter()
-        for records in batch.values():
-            for record in records:
-                if dict(record.headers).get("event_type") != b"SlaClockStarted":
-                    continue
-                subject = json.loads(record.value or b"{}")["subject_id"]
-                if subject in sent_at and subject not in latencies:
-                    latencies[subject] = now - sent_at[subject]
+    await asyncio.wait_for(collecting, timeout=600)
     elapsed = time.perf_counter() - started
     await consumer.stop()
     await producer.stop()
@@ -112,6 +109,24 @@ async def run_once(bootstrap: str, tickets: int) -> dict[str, float]:
     }
 
 
+async def _collect(
+    consumer: AIOKafkaConsumer,
+    sent_at: dict[str, float],
+    latencies: dict[str, float],
+    tickets: int,
+) -> None:
+    while len(latencies) < tickets:
+        batch = await consumer.getmany(timeout_ms=100)
+        now = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                if dict(record.headers).get("event_type") != b"SlaClockStarted":
+                    continue
+                subject = json.loads(record.value or b"{}")["subject_id"]
+                if subject in sent_at and subject not in latencies:
+                    latencies[subject] = now - sent_at[subject]
+
+
 def peak_rss_mb(stack: Stack) -> dict[str, float]:
     peaks = {}
     for service, process in stack.processes.items():
@@ -121,7 +136,7 @@ def peak_rss_mb(stack: Stack) -> dict[str, float]:
     return peaks
 
 
-def bench(label: str, database_url: str, tickets: int) -> None:
+def bench(label: str, database_url: str, tickets: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as folder, EmbeddedBroker() as broker:
         config = StackConfig(
             bootstrap=broker.bootstrap,
@@ -134,7 +149,7 @@ def bench(label: str, database_url: str, tickets: int) -> None:
         stack.start(SERVICES)
         try:
             stack.wait_ready(SERVICES)
-            result = asyncio.run(run_once(broker.bootstrap, tickets))
+            result = asyncio.run(run_once(broker.bootstrap, tickets, rate))
             memory = peak_rss_mb(stack)
         finally:
             stack.stop()
@@ -160,17 +175,18 @@ def drop_schemas(url: str, prefix: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=0, help="tickets per second, 0: burst")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     args = parser.parse_args()
     if args.only != "postgres":
-        bench("sqlite", "", args.tickets)
+        bench("sqlite", "", args.tickets, args.rate)
     if args.only != "sqlite":
         try:
             psycopg.connect(POSTGRES, connect_timeout=3).close()
         except psycopg.OperationalError as error:
             print(f"postgres  skipped: {error}")
             return
-        bench("postgres", POSTGRES, args.tickets)
+        bench("postgres", POSTGRES, args.tickets, args.rate)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,9 @@ class TrackedConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 4, 100),
             max_poll_records=batch_max,
+            # The broker holds a fetch until data or this wait: at aiokafka's default
+            # (500 ms) every hop of a quiet pipeline adds up to half a second.
+            fetch_max_wait_ms=50,
         )
 
     def tracking_name(self, tp: TopicPartition) -> str:

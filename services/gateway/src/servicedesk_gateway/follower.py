@@ -34,6 +34,7 @@ class TopicFollower:
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             client_id="gateway-view",
+            fetch_max_wait_ms=50,  # a quiet topic would delay the view by 500 ms otherwise
         )
 
     async def run(self, stop: asyncio.Event) -> None:
