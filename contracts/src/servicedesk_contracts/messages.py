@@ -8,13 +8,15 @@ version.
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
 
 from servicedesk_contracts.envelope import Data, Message
 
@@ -295,12 +297,19 @@ class SlaBreached(Message):
 
 
 class OpeningInterval(Data):
+    """Local opening hours on one day. `closes` 00:00 means midnight at the end of the day
+    (so 00:00-00:00 is the whole day)."""
+
     opens: time
     closes: time
 
+    @property
+    def closes_at_midnight(self) -> bool:
+        return self.closes == time(0)
+
     @model_validator(mode="after")
     def _opens_before_closes(self) -> OpeningInterval:
-        if self.closes <= self.opens:
+        if not self.closes_at_midnight and self.closes <= self.opens:
             raise ValueError(f"opening interval closes ({self.closes}) before it opens")
         return self
 
@@ -320,7 +329,21 @@ class Calendar(Data):
     def _has_hours(self) -> Calendar:
         if not self.always_open and not any(self.weekly_hours.values()):
             raise ValueError("a calendar that is not always open needs weekly_hours")
+        for day, intervals in self.weekly_hours.items():
+            ordered = sorted(intervals, key=lambda i: i.opens)
+            for before, after in itertools.pairwise(ordered):
+                if before.closes_at_midnight or after.opens < before.closes:
+                    raise ValueError(f"weekly_hours.{day}: opening intervals overlap")
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown IANA time zone {value!r}") from error
+        return value
 
 
 PAUSED_BY_DEFAULT: tuple[TicketStatus, ...] = ("awaiting_reply",)

@@ -1,13 +1,26 @@
-"""Deadlines on the calendars of DOMAIN.md (issue 4 makes this exhaustive)."""
+"""Exact deadlines on the calendars of DOMAIN.md, as concrete cases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+from pydantic import ValidationError
+
 from servicedesk_contracts.messages import Calendar
-from servicedesk_sla_timer.business_time import add_business_minutes
-from servicedesk_stack.demo import DANISH_HOURS, WEEKDAYS_8_TO_5, provider_v_danish
+from servicedesk_sla_timer.business_time import (
+    WEEKDAYS,
+    BusinessCalendar,
+    CalendarNeverOpens,
+    add_business_minutes,
+)
+from servicedesk_stack.demo import (
+    DANISH_HOURS,
+    WEEKDAYS_8_TO_5,
+    provider_r_medium,
+    provider_v_danish,
+)
 
 DANISH = Calendar.model_validate(provider_v_danish()["calendar"])
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -51,3 +64,110 @@ def test_always_open_counts_every_minute() -> None:
 def test_opening_hours_of_the_danish_provider_are_what_domain_md_says() -> None:
     assert DANISH_HOURS["fri"][0] == {"opens": "08:30", "closes": "15:30"}
     assert all(DANISH_HOURS[d][0]["closes"] == "16:00" for d in ("mon", "tue", "wed", "thu"))
+
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+R_HOURS = BusinessCalendar(Calendar.model_validate(provider_r_medium()["calendar"]))
+R_PREMIUM_INCIDENTS = BusinessCalendar(
+    Calendar.model_validate(
+        {
+            "timezone": "Europe/Amsterdam",
+            "weekly_hours": {d: [{"opens": "06:00", "closes": "23:00"}] for d in WEEKDAYS},
+        }
+    )
+)
+Z_STANDARD = BusinessCalendar(Calendar(timezone="Europe/Berlin", weekly_hours=WEEKDAYS_8_TO_5))  # type: ignore[arg-type]
+DK = BusinessCalendar(DANISH)
+
+
+def test_danish_constitution_day_is_closed() -> None:
+    # Thursday 4 June 15:00: one hour that day; Friday 5 June closed; Monday 08:30 + 7 h.
+    start = datetime(2026, 6, 4, 15, 0, tzinfo=CPH)
+    assert DK.add_minutes(start, 8 * 60) == datetime(2026, 6, 8, 15, 30, tzinfo=CPH)
+
+
+def test_danish_year_end_skips_new_years_eve_and_new_years_day() -> None:
+    start = datetime(2026, 12, 30, 15, 0, tzinfo=CPH)
+    assert DK.add_minutes(start, 8 * 60) == datetime(2027, 1, 4, 15, 30, tzinfo=CPH)
+
+
+def test_r_premium_incident_at_23_30_counts_from_06_00() -> None:
+    start = datetime(2026, 11, 24, 23, 30, tzinfo=AMSTERDAM)  # after 23:00 reporting hours
+    assert R_PREMIUM_INCIDENTS.add_minutes(start, 60) == datetime(
+        2026, 11, 25, 7, 0, tzinfo=AMSTERDAM
+    )
+
+
+def test_z_standard_p1_late_on_friday_is_due_monday_morning() -> None:
+    start = datetime(2026, 11, 20, 16, 30, tzinfo=BERLIN)
+    assert Z_STANDARD.add_minutes(start, 60) == datetime(2026, 11, 23, 8, 30, tzinfo=BERLIN)
+
+
+def test_business_minutes_between_skip_nights_weekends_and_holidays() -> None:
+    friday = datetime(2026, 12, 23, 12, 0, tzinfo=CPH)
+    monday = datetime(2026, 12, 28, 12, 30, tzinfo=CPH)
+    assert DK.minutes_between(friday, monday) == 8 * 60
+    assert DK.minutes_between(monday, friday) == 0
+
+
+def test_r_two_working_days_is_the_same_time_two_working_days_later() -> None:
+    tuesday = datetime(2026, 11, 24, 14, 0, tzinfo=AMSTERDAM)
+    assert R_HOURS.add_working_days(tuesday, 2) == datetime(2026, 11, 26, 14, 0, tzinfo=AMSTERDAM)
+    # Thursday 24 Dec: Christmas Day (Fri) is a Dutch holiday, then the weekend.
+    christmas_eve = datetime(2026, 12, 24, 16, 0, tzinfo=AMSTERDAM)
+    assert R_HOURS.add_working_days(christmas_eve, 2) == datetime(
+        2026, 12, 29, 16, 0, tzinfo=AMSTERDAM
+    )
+    assert (
+        R_HOURS.working_days_between(
+            christmas_eve, datetime(2026, 12, 29, 15, 59, tzinfo=AMSTERDAM)
+        )
+        == 1
+    )
+
+
+def test_a_working_day_ends_at_a_shorter_days_closing() -> None:
+    thursday = datetime(2026, 11, 19, 15, 45, tzinfo=CPH)  # Friday closes at 15:30
+    assert DK.add_working_days(thursday, 1) == datetime(2026, 11, 20, 15, 30, tzinfo=CPH)
+
+
+def test_working_days_from_a_weekend_count_from_monday_opening() -> None:
+    saturday = datetime(2026, 11, 21, 11, 0, tzinfo=AMSTERDAM)
+    assert R_HOURS.add_working_days(saturday, 1) == datetime(2026, 11, 24, 9, 0, tzinfo=AMSTERDAM)
+
+
+def test_working_days_across_daylight_saving_keep_the_local_clock_time() -> None:
+    friday = datetime(2026, 3, 27, 10, 0, tzinfo=BERLIN)  # CET; Monday is CEST
+    assert Z_STANDARD.add_working_days(friday, 1) == datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+
+
+def test_a_calendar_that_never_opens_says_so() -> None:
+    import pytest
+
+    every_day_closed = Calendar.model_validate(
+        {
+            "timezone": "UTC",
+            "weekly_hours": {"mon": [{"opens": "09:00", "closes": "10:00"}]},
+            "closed_dates": [
+                datetime(2026, 11, 23).date() + timedelta(weeks=w) for w in range(200)
+            ],
+        }
+    )
+    with pytest.raises(CalendarNeverOpens, match="no opening hours for 1098 days"):
+        BusinessCalendar(every_day_closed).add_minutes(datetime(2026, 11, 22, tzinfo=UTC), 5)
+
+
+def test_bad_calendars_are_refused_naming_the_problem() -> None:
+    with pytest.raises(ValidationError, match="unknown IANA time zone 'Mars/Olympus'"):
+        Calendar(timezone="Mars/Olympus", always_open=True)
+    with pytest.raises(ValidationError, match=r"weekly_hours.mon: opening intervals overlap"):
+        Calendar.model_validate(
+            {
+                "weekly_hours": {
+                    "mon": [
+                        {"opens": "09:00", "closes": "12:00"},
+                        {"opens": "11:00", "closes": "17:00"},
+                    ]
+                }
+            }
+        )

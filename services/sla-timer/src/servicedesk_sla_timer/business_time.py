@@ -1,15 +1,34 @@
-"""Business-time arithmetic on a calendar (pure).
+"""Business-time arithmetic on an agreement's calendar (pure: no I/O, no clock).
 
-A calendar is open in local intervals (IANA time zone) on its weekdays, except on public
-holidays of its country and on its extra closed dates; or always open. Each local opening
-boundary is converted to UTC on its own date, so daylight-saving changes are honoured.
-(Issue 4 extends this with working days, pauses and exhaustive property tests.)
+A calendar is open in local intervals of its IANA time zone on its weekdays, except on the
+public holidays of its country (the `holidays` package) and on its extra closed dates; or
+it is always open (24x7). Every boundary is computed from the local date and time and only
+then converted to UTC, so daylight-saving changes move nothing that should not move.
+
+What the functions mean, exactly:
+
+- Business minutes between two instants: the open time in [start, end). A request that
+  arrives while closed starts counting at the next opening.
+- Adding N business minutes to an instant: the earliest instant by which N minutes of open
+  time have passed after it. A result may be exactly a closing time (all of the day's time
+  used), never inside closed time.
+- A working day is a local date that is not closed and has opening hours.
+- Adding N working days to an instant: first move to the next opening if closed; then the
+  same local clock time on the Nth following working day. If that day is not open at that
+  clock time, the deadline is that day's next opening after it, or its last closing if
+  none follows (a Thursday 15:45 request due "1 working day" later is due at Friday's
+  15:30 close when Friday closes earlier). So "1 working day" means "by this time on the
+  next working day", as customers read it.
+- Working days between two instants: the number of whole working days added to the start
+  that are not later than the end.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -19,55 +38,154 @@ from servicedesk_contracts.messages import Calendar
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SEARCH_LIMIT_DAYS = 3 * 366
-"""A calendar with no opening within this many days is treated as misconfigured."""
+"""A calendar closed this many days in a row is misconfigured, not slow."""
+MINUTE = timedelta(minutes=1)
 
 
 class CalendarNeverOpens(ValueError):
     pass
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _public_holidays(country: str, subdivision: str | None, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, subdiv=subdivision, years=year))
 
 
-def is_closed_day(calendar: Calendar, day: date) -> bool:
-    if day in calendar.closed_dates:
-        return True
-    if calendar.holidays_country:
-        return day in _public_holidays(
-            calendar.holidays_country, calendar.holidays_subdivision, day.year
+@dataclass(frozen=True)
+class BusinessCalendar:
+    calendar: Calendar
+    zone: ZoneInfo = field(init=False)
+    closed_dates: frozenset[date] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "zone", ZoneInfo(self.calendar.timezone))
+        object.__setattr__(self, "closed_dates", frozenset(self.calendar.closed_dates))
+
+    # --- days ----------------------------------------------------------------------------
+
+    def is_closed_day(self, day: date) -> bool:
+        if day in self.closed_dates:
+            return True
+        country = self.calendar.holidays_country
+        return bool(
+            country
+            and day in _public_holidays(country, self.calendar.holidays_subdivision, day.year)
         )
-    return False
 
+    def day_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The day's opening intervals as UTC instants, in order; empty when closed."""
+        if self.calendar.always_open:
+            return [(self._at(day, time(0)), self._at(day + timedelta(days=1), time(0)))]
+        if self.is_closed_day(day):
+            return []
+        intervals = self.calendar.weekly_hours.get(WEEKDAYS[day.weekday()], [])  # type: ignore[call-overload]
+        spans = []
+        for interval in sorted(intervals, key=lambda i: i.opens):
+            closes_day = day + timedelta(days=1) if interval.closes_at_midnight else day
+            spans.append((self._at(day, interval.opens), self._at(closes_day, interval.closes)))
+        return spans
 
-def open_intervals(calendar: Calendar, start: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """The calendar's opening intervals in UTC, in order, from the local day of `start`."""
-    zone = ZoneInfo(calendar.timezone)
-    first_day = start.astimezone(zone).date()
-    for offset in range(SEARCH_LIMIT_DAYS):
-        day = first_day + timedelta(days=offset)
-        if is_closed_day(calendar, day):
-            continue
-        for interval in calendar.weekly_hours.get(WEEKDAYS[day.weekday()], []):  # type: ignore[call-overload]
-            opens = datetime.combine(day, interval.opens, zone).astimezone(UTC)
-            closes = datetime.combine(day, interval.closes, zone).astimezone(UTC)
-            yield opens, closes
+    def is_working_day(self, day: date) -> bool:
+        return bool(self.day_intervals(day))
+
+    def _at(self, day: date, clock: time) -> datetime:
+        # A local time skipped by a daylight-saving change maps to the instant after it.
+        return datetime.combine(day, clock, self.zone).astimezone(UTC)
+
+    def _local_day(self, instant: datetime) -> date:
+        return instant.astimezone(self.zone).date()
+
+    # --- open time -----------------------------------------------------------------------
+
+    def intervals_from(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Opening intervals (UTC) that end after `start`, clipped to begin at it."""
+        start = start.astimezone(UTC)
+        day = self._local_day(start) - timedelta(days=1)  # an interval may span midnight
+        closed_run = 0
+        while closed_run < SEARCH_LIMIT_DAYS:
+            intervals = self.day_intervals(day)
+            closed_run = 0 if intervals else closed_run + 1
+            for opens, closes in intervals:
+                if closes > start:
+                    yield max(opens, start), closes
+            day += timedelta(days=1)
+        raise CalendarNeverOpens(
+            f"calendar in {self.calendar.timezone} has no opening hours for "
+            f"{SEARCH_LIMIT_DAYS} days after {day - timedelta(days=SEARCH_LIMIT_DAYS)}"
+        )
+
+    def is_open(self, instant: datetime) -> bool:
+        opens, _ = next(self.intervals_from(instant))
+        return opens == instant.astimezone(UTC)
+
+    def next_opening(self, instant: datetime) -> datetime:
+        """`instant` itself if open, else the next time the calendar opens."""
+        opens, _ = next(self.intervals_from(instant))
+        return opens
+
+    def add_minutes(self, start: datetime, minutes: float) -> datetime:
+        if minutes < 0:
+            raise ValueError(f"cannot add a negative duration ({minutes} minutes)")
+        start = start.astimezone(UTC)
+        if self.calendar.always_open:
+            return start + minutes * MINUTE
+        remaining = minutes * MINUTE
+        for opens, closes in self.intervals_from(start):
+            if remaining <= closes - opens:
+                return opens + remaining
+            remaining -= closes - opens
+        raise AssertionError("unreachable: intervals_from raises when it runs out")
+
+    def minutes_between(self, start: datetime, end: datetime) -> float:
+        """Open minutes in [start, end); 0 when `end` is not after `start`."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        if end <= start:
+            return 0.0
+        if self.calendar.always_open:
+            return (end - start) / MINUTE
+        total = timedelta()
+        for opens, closes in self.intervals_from(start):
+            if opens >= end:
+                break
+            total += min(closes, end) - opens
+        return total / MINUTE
+
+    # --- working days --------------------------------------------------------------------
+
+    def next_working_day(self, day: date) -> date:
+        for offset in range(1, SEARCH_LIMIT_DAYS):
+            candidate = day + timedelta(days=offset)
+            if self.is_working_day(candidate):
+                return candidate
+        raise CalendarNeverOpens(f"no working day within {SEARCH_LIMIT_DAYS} days of {day}")
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        if days < 0:
+            raise ValueError(f"cannot add a negative number of working days ({days})")
+        begin = self.next_opening(start)
+        local = begin.astimezone(self.zone)
+        day = local.date()
+        for _ in range(days):
+            day = self.next_working_day(day)
+        return self._same_clock_time_or_nearest_open(day, local.time())
+
+    def _same_clock_time_or_nearest_open(self, day: date, clock: time) -> datetime:
+        target = self._at(day, clock)
+        intervals = self.day_intervals(day)
+        starts = [opens for opens, _ in intervals]
+        index = bisect.bisect_right(starts, target) - 1
+        if index >= 0 and target <= intervals[index][1]:
+            return target  # open at that clock time (or exactly closing)
+        if index + 1 < len(intervals):
+            return intervals[index + 1][0]  # before an opening that day: its opening
+        return intervals[-1][1]  # after the day's last closing: that closing
+
+    def working_days_between(self, start: datetime, end: datetime) -> int:
+        count = 0
+        while self.add_working_days(start, count + 1) <= end:
+            count += 1
+        return count
 
 
 def add_business_minutes(calendar: Calendar, start: datetime, minutes: float) -> datetime:
-    """The instant when `minutes` of the calendar's open time have passed after `start`.
-    A start outside opening hours counts from the next opening."""
-    start = start.astimezone(UTC)
-    if calendar.always_open:
-        return start + timedelta(minutes=minutes)
-    remaining = timedelta(minutes=minutes)
-    for opens, closes in open_intervals(calendar, start):
-        begin = max(opens, start)
-        if closes <= begin:
-            continue
-        available = closes - begin
-        if remaining <= available:
-            return begin + remaining
-        remaining -= available
-    raise CalendarNeverOpens(f"calendar {calendar.timezone} has no opening within reach")
+    return BusinessCalendar(calendar).add_minutes(start, minutes)
