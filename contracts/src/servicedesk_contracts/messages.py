@@ -135,6 +135,8 @@ class TicketStatusChangedData(Data):
     to_status: TicketStatus
     changed_by: Name
     reason: str = ""
+    changed_at: UtcDatetime | None = None
+    """When the change was made (the command's time); SLA pauses count from here."""
 
 
 class TicketStatusChanged(Message):
@@ -262,14 +264,81 @@ class SlaClockStarted(Message):
     data: SlaClockStartedData
 
 
+class SlaClockPausedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    paused_at: UtcDatetime
+    spent_minutes: float
+    """Business minutes counted so far."""
+
+
+class SlaClockPaused(Message):
+    TYPE: ClassVar[str] = "SlaClockPaused"
+    event_type: Literal["SlaClockPaused"] = "SlaClockPaused"
+    data: SlaClockPausedData
+
+
+class SlaClockResumedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    resumed_at: UtcDatetime
+    due_at: UtcDatetime
+
+
+class SlaClockResumed(Message):
+    TYPE: ClassVar[str] = "SlaClockResumed"
+    event_type: Literal["SlaClockResumed"] = "SlaClockResumed"
+    data: SlaClockResumedData
+
+
+class SlaClockRetargetedData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    target_minutes: float
+    spent_minutes: float
+    retargeted_at: UtcDatetime
+    due_at: UtcDatetime | None
+    """None while the clock is paused: the deadline is set when it resumes."""
+
+
+class SlaClockRetargeted(Message):
+    TYPE: ClassVar[str] = "SlaClockRetargeted"
+    event_type: Literal["SlaClockRetargeted"] = "SlaClockRetargeted"
+    data: SlaClockRetargetedData
+
+
+class SlaWarningData(Data):
+    clock_id: uuid.UUID
+    reference: str
+    kind: ClockKind
+    priority: str
+    threshold: float
+    """The fraction of the target used (e.g. 0.75)."""
+    due_at: UtcDatetime
+    warned_at: UtcDatetime
+
+
+class SlaWarning(Message):
+    TYPE: ClassVar[str] = "SlaWarning"
+    event_type: Literal["SlaWarning"] = "SlaWarning"
+    data: SlaWarningData
+
+
 class SlaClockStoppedData(Data):
     clock_id: uuid.UUID
     reference: str
     kind: ClockKind
     priority: str
     stopped_at: UtcDatetime
-    due_at: UtcDatetime
+    due_at: UtcDatetime | None
     met: bool
+    spent_minutes: float | None = None
 
 
 class SlaClockStopped(Message):
@@ -351,10 +420,22 @@ PAUSED_BY_DEFAULT: tuple[TicketStatus, ...] = ("awaiting_reply",)
 
 
 class Target(Data):
-    """Business minutes; fractions are allowed (a test agreement may give 0.05 = 3 s)."""
+    """A response and an optional resolution target, each in business minutes or in working
+    days (see the sla-timer's business_time for what a working day means). Minutes may be
+    fractions (a test agreement may give 0.05 = 3 s)."""
 
-    response_minutes: Annotated[float, Field(gt=0)]
+    response_minutes: Annotated[float, Field(gt=0)] | None = None
+    response_working_days: Annotated[int, Field(gt=0, le=60)] | None = None
     resolution_minutes: Annotated[float, Field(gt=0)] | None = None
+    resolution_working_days: Annotated[int, Field(gt=0, le=120)] | None = None
+
+    @model_validator(mode="after")
+    def _one_unit_each(self) -> Target:
+        if (self.response_minutes is None) == (self.response_working_days is None):
+            raise ValueError("give the response target as minutes or as working days")
+        if self.resolution_minutes is not None and self.resolution_working_days is not None:
+            raise ValueError("give the resolution target as minutes or as working days")
+        return self
 
 
 class BillingTerms(Data):
@@ -374,6 +455,10 @@ class AgreementTerms(Data):
     """Response / resolution targets per priority, in business minutes."""
     customer_may_override_priority: bool = False
     paused_statuses: list[TicketStatus] = Field(default_factory=lambda: list(PAUSED_BY_DEFAULT))
+    warning_thresholds: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.75, 0.9]
+    )
+    """Fractions of a target at which a warning goes out before the breach."""
     billing: BillingTerms
 
     @model_validator(mode="after")
@@ -446,7 +531,7 @@ class StatementIssued(Message):
 
 class NotificationData(Data):
     notification_id: uuid.UUID
-    kind: Literal["ticket_confirmation", "sla_breach"]
+    kind: Literal["ticket_confirmation", "sla_breach", "sla_warning"]
     channel: Literal["email"] = "email"
     recipient: Email
     subject_line: str
@@ -483,6 +568,10 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     TimeLogged,
     TicketTriaged,
     SlaClockStarted,
+    SlaClockPaused,
+    SlaClockResumed,
+    SlaClockRetargeted,
+    SlaWarning,
     SlaClockStopped,
     SlaBreached,
     RegisterAgreement,

@@ -32,7 +32,7 @@ def test_references_are_sequential_and_never_reused() -> None:
 
 def test_a_customer_reply_reopens_a_closed_ticket() -> None:
     t = ticket()
-    t.change_status("closed", "mette", "solved")
+    t.change_status("closed", "mette", "solved", NOW)
     t.add_customer_reply("jens@hygge.dk", "It broke again", NOW)
     assert t.status == "open"
     kinds = [type(e).__name__ for e in t.collect_events()]
@@ -41,12 +41,12 @@ def test_a_customer_reply_reopens_a_closed_ticket() -> None:
 
 def test_changing_to_the_same_status_is_refused() -> None:
     with pytest.raises(TicketRuleBroken, match="already open"):
-        ticket().change_status("open", "mette", "")
+        ticket().change_status("open", "mette", "", NOW)
 
 
 def test_an_agent_cannot_reply_on_a_closed_ticket() -> None:
     t = ticket()
-    t.change_status("closed", "mette", "")
+    t.change_status("closed", "mette", "", NOW)
     with pytest.raises(TicketRuleBroken) as refused:
         t.reply_as_agent("mette", "hello", NOW)
     assert refused.value.reason == "ticket_closed"

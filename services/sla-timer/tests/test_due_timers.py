@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from servicedesk_contracts.messages import Calendar
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
@@ -50,23 +51,33 @@ class Replica:
         self.database.close()
 
 
-def start_clocks(store: ServiceStore, count: int, minutes: int = 30) -> list[uuid.UUID]:
+ALWAYS_OPEN = Calendar(timezone="UTC", always_open=True)
+
+
+def start_clocks(
+    store: ServiceStore, count: int, minutes: int = 30, warnings: tuple[float, ...] = ()
+) -> list[uuid.UUID]:
+    """Clock n opens n minutes after START with a target of `minutes` (24x7)."""
     uow = store.unit_of_work()
     ids = []
     for n in range(count):
         clock = SlaClock(ticket_id=uuid.uuid4(), kind=RESPONSE)
-        clock.note_triage(f"SD-{n:06d}", "P2", START, uuid.uuid4())
-        clock.start(target_minutes=minutes, due_at=START + timedelta(minutes=minutes + n))
+        clock.note_triage(f"SD-{n:06d}", "P2", START + timedelta(minutes=n), uuid.uuid4())
+        clock.start(ALWAYS_OPEN, {"P2": minutes}, ["awaiting_reply"], list(warnings))
         uow.add(clock)
         ids.append(clock.id)
     uow.commit()
     return ids
 
 
-def breached_events(store: ServiceStore) -> list[uuid.UUID]:
+def recorded(store: ServiceStore, kind: type) -> list[uuid.UUID]:
     notifications = store.process_recorder.select_notifications(1, 1_000_000)
     events = [store.mapper.to_domain_event(n) for n in notifications]
-    return [e.originator_id for e in events if isinstance(e, SlaClock.Breached)]
+    return [e.originator_id for e in events if isinstance(e, kind)]
+
+
+def breached_events(store: ServiceStore) -> list[uuid.UUID]:
+    return recorded(store, SlaClock.Breached)
 
 
 def test_timers_fire_once_at_their_deadline_and_survive_a_restart(
@@ -94,7 +105,7 @@ def test_a_stopped_clock_leaves_the_table_and_never_breaches(database_url: Datab
     uow = replica.store.unit_of_work()
     answered = uow.get(clock_id, SlaClock)
     assert answered is not None
-    answered.stop(START + timedelta(minutes=5))
+    answered.observe_reply(START + timedelta(minutes=5))
     uow.commit()
     clock.set(START + timedelta(hours=2))
     assert replica.timer.fire_due_timers() == 0
@@ -118,6 +129,27 @@ def test_the_table_can_be_dropped_and_rebuilt_from_the_events(database_url: Data
     assert (
         (rebuilt.open_count(), rebuilt.next_due()) == before == (5, START + timedelta(minutes=30))
     )
+    replica.close()
+
+
+def test_warnings_fire_before_the_breach_and_pauses_hold_every_timer(
+    database_url: DatabaseUrl,
+) -> None:
+    clock = ManualClock(START)
+    replica = Replica(database_url, clock)
+    warned, paused = start_clocks(replica.store, 2, minutes=60, warnings=(0.75,))
+    uow = replica.store.unit_of_work()
+    waiting = uow.get(paused, SlaClock)
+    assert waiting is not None
+    waiting.observe_status("open", "awaiting_reply", START + timedelta(minutes=10))
+    uow.commit()
+    clock.set(START + timedelta(minutes=45))  # 75 % of the first clock's hour
+    assert replica.timer.fire_due_timers() == 1
+    assert recorded(replica.store, SlaClock.Warned) == [warned]
+    clock.set(START + timedelta(hours=5))
+    assert replica.timer.fire_due_timers() == 1  # the first breaches; the paused one waits
+    assert breached_events(replica.store) == [warned]
+    assert replica.due.open_count() == 0
     replica.close()
 
 

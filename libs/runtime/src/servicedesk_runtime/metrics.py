@@ -113,6 +113,11 @@ FIRST_RESPONSE_SECONDS = Histogram(
     ["priority"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000),
 )
+SLA_WARNINGS = Counter(
+    "servicedesk_sla_warnings_total",
+    "Warnings that an SLA target is about to be breached, by clock kind and priority.",
+    ["kind", "priority"],
+)
 SLA_CLOCKS_OPEN = Gauge(
     "servicedesk_sla_clocks_open",
     "SLA clocks running and waiting in the due-time table.",

@@ -15,12 +15,10 @@ DANISH_HOURS = {
     **{d: [{"opens": "08:30", "closes": "16:00"}] for d in ("mon", "tue", "wed", "thu")},
     "fri": [{"opens": "08:30", "closes": "15:30"}],
 }
-WORKING_DAY_MINUTES = 8 * 60
 
 
 def provider_r_medium(customer: str = "Acme Logistics") -> dict[str, Any]:
-    """Provider R, plan Medium with PrioritySupport targets, Dutch working days."""
-    day = WORKING_DAY_MINUTES
+    """Provider R, plan Medium with PrioritySupport targets (DOMAIN.md 4), Dutch working days."""
     return {
         "customer": customer,
         "plan": "R Medium",
@@ -31,10 +29,10 @@ def provider_r_medium(customer: str = "Acme Logistics") -> dict[str, Any]:
         },
         "matrix": "R-ABCD",
         "targets": {
-            "A": {"response_minutes": 120, "resolution_minutes": day},
-            "B": {"response_minutes": 240, "resolution_minutes": 2 * day},
-            "C": {"response_minutes": 2 * day},
-            "D": {"response_minutes": 5 * day},
+            "A": {"response_minutes": 120, "resolution_working_days": 1},
+            "B": {"response_minutes": 240, "resolution_working_days": 2},
+            "C": {"response_working_days": 2},
+            "D": {"response_working_days": 5},
         },
         "billing": {"model": "monthly_invoice", "hourly_rate_cents": 9500, "vat_rate": "0.21"},
     }

@@ -134,6 +134,32 @@ class ReadModel:
             due_at=data.due_at.isoformat(),
         )
 
+    def _on_SlaClockPaused(self, message: m.SlaClockPaused) -> None:  # noqa: N802
+        clock = self._clock(message.subject_id, message.data.kind)
+        clock.update(state="paused", paused_at=message.data.paused_at.isoformat())
+
+    def _on_SlaClockResumed(self, message: m.SlaClockResumed) -> None:  # noqa: N802
+        clock = self._clock(message.subject_id, message.data.kind)
+        if clock.get("state") == "paused":
+            clock["state"] = "running"
+        clock["due_at"] = message.data.due_at.isoformat()
+
+    def _on_SlaClockRetargeted(self, message: m.SlaClockRetargeted) -> None:  # noqa: N802
+        data = message.data
+        clock = self._clock(message.subject_id, data.kind)
+        clock.update(priority=data.priority, target_minutes=data.target_minutes)
+        if data.due_at is not None:
+            clock["due_at"] = data.due_at.isoformat()
+
+    def _on_SlaWarning(self, message: m.SlaWarning) -> None:  # noqa: N802
+        clock = self._clock(message.subject_id, message.data.kind)
+        warned = clock.setdefault("warnings", [])
+        if message.data.threshold not in warned:
+            warned.append(message.data.threshold)
+
+    def _clock(self, ticket_id: uuid.UUID, kind: str) -> dict[str, Any]:
+        return self._ticket(ticket_id).sla.setdefault(kind, {"state": "running"})
+
     def _on_SlaClockStopped(self, message: m.SlaClockStopped) -> None:  # noqa: N802
         clock = self._ticket(message.subject_id).sla.setdefault(message.data.kind, {})
         clock["state"] = "met" if message.data.met else "breached"

@@ -63,7 +63,8 @@ class Intake:
     def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         with _refusals():
-            ticket.change_status(command.data.status, command.data.changed_by, command.data.reason)
+            data = command.data
+            ticket.change_status(data.status, data.changed_by, data.reason, command.occurred_at)
         uow.add(ticket)
         TICKET_STATUS_CHANGES.labels(command.data.status).inc()
 

@@ -77,7 +77,7 @@ class Ticket(Aggregate):
     def category(self) -> str:
         return str(self.request["category"])
 
-    def change_status(self, to_status: str, changed_by: str, reason: str) -> None:
+    def change_status(self, to_status: str, changed_by: str, reason: str, at: datetime) -> None:
         if to_status == self.status:
             raise TicketRuleBroken("no_change", f"{self.reference} is already {to_status}")
         self._status_changed(
@@ -86,13 +86,20 @@ class Ticket(Aggregate):
             to_status=to_status,
             changed_by=changed_by,
             reason=reason,
+            changed_at=at,
         )
 
     # Every event names the ticket's reference (and what else its message needs), so the
     # outbox relay can publish it without loading the ticket.
     @event("StatusChanged")
     def _status_changed(
-        self, reference: str, from_status: str, to_status: str, changed_by: str, reason: str
+        self,
+        reference: str,
+        from_status: str,
+        to_status: str,
+        changed_by: str,
+        reason: str,
+        changed_at: datetime,
     ) -> None:
         self.status = to_status
 
@@ -120,6 +127,7 @@ class Ticket(Aggregate):
                 to_status="open",
                 changed_by=author_email,
                 reason="customer replied to a closed ticket",
+                changed_at=replied_at,
             )
 
     @event("CustomerReplied")

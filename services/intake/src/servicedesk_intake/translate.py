@@ -35,6 +35,7 @@ def _message(event: Any) -> Message | None:
                 to_status=event.to_status,
                 changed_by=event.changed_by,
                 reason=event.reason,
+                changed_at=event.changed_at,
             ),
         )
     if isinstance(event, Ticket.AgentReplied):

@@ -14,6 +14,7 @@ from servicedesk_notifier.domain import (
     Delivery,
     Notification,
     sla_breach_alert,
+    sla_warning_alert,
     ticket_confirmation,
 )
 from servicedesk_notifier.smtp import SmtpMailer
@@ -35,6 +36,7 @@ class Notifier:
             [
                 handles(m.TicketOpened, self.confirm_ticket),
                 handles(m.SlaBreached, self.alert_breach),
+                handles(m.SlaWarning, self.warn_before_breach),
             ]
         )
 
@@ -43,6 +45,9 @@ class Notifier:
 
     def alert_breach(self, breached: m.SlaBreached, uow: UnitOfWork) -> None:
         self._deliver(breached, sla_breach_alert(breached, self.alert_email), uow)
+
+    def warn_before_breach(self, warning: m.SlaWarning, uow: UnitOfWork) -> None:
+        self._deliver(warning, sla_warning_alert(warning, self.alert_email), uow)
 
     def _deliver(self, cause: Message, notification: Notification, uow: UnitOfWork) -> None:
         if uow.get(Delivery.create_id(cause.event_id, notification.kind), Delivery):

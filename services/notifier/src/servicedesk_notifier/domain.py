@@ -68,6 +68,28 @@ def sla_breach_alert(breached: m.SlaBreached, alert_email: str) -> Notification:
     )
 
 
+def sla_warning_alert(warning: m.SlaWarning, alert_email: str) -> Notification:
+    data = warning.data
+    percent = f"{data.threshold:.0%}"
+    body = (
+        _templates()
+        .get_template("sla_warning.txt")
+        .render(
+            kind=data.kind,
+            reference=data.reference,
+            priority=data.priority,
+            percent=percent,
+            due_at=data.due_at.isoformat(),
+        )
+    )
+    return Notification(
+        kind="sla_warning",
+        recipient=alert_email,
+        subject_line=f"[{data.reference}] SLA {data.kind} target {percent} used ({data.priority})",
+        body=body,
+    )
+
+
 class Delivery(Aggregate):
     """One notification for one event: sent or failed, recorded once."""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.agreements import learn_terms, terms_or_park
@@ -19,11 +21,12 @@ from servicedesk_runtime.metrics import (
     SLA_CLOCKS_STARTED,
     SLA_CLOCKS_STOPPED,
     SLA_TIMER_FIRE_DELAY_SECONDS,
+    SLA_WARNINGS,
 )
 from servicedesk_runtime.service import BackgroundLoop
 from servicedesk_runtime.store import ServiceStore, UnitOfWork
-from servicedesk_sla_timer.business_time import add_business_minutes
-from servicedesk_sla_timer.domain import RESPONSE, SlaClock
+from servicedesk_sla_timer.business_time import BusinessCalendar
+from servicedesk_sla_timer.domain import BREACH, KINDS, RESPONSE, SlaClock
 from servicedesk_sla_timer.due_timers import DueTimers
 
 log = get_logger(__name__)
@@ -34,35 +37,53 @@ class SlaTimer:
         self.store = store
         self.due = due
         self.clock = clock
+        self._counted_at = -1e9
 
     def handlers(self) -> dict[str, Handler]:
         return dict(
             [
-                handles(m.TicketTriaged, self.start_response_clock),
-                handles(m.AgentReplied, self.stop_response_clock),
+                handles(m.TicketTriaged, self.time_ticket),
+                handles(m.AgentReplied, self.note_reply),
+                handles(m.TicketStatusChanged, self.follow_status),
                 handles(m.AgreementRegistered, self.learn_agreement),
             ]
         )
 
-    def start_response_clock(self, triaged: m.TicketTriaged, uow: UnitOfWork) -> None:
-        clock = _clock(uow, triaged.subject_id, RESPONSE)
-        if clock.opened_at is not None:
-            return  # already triaged (a priority change is issue 4's)
+    def time_ticket(self, triaged: m.TicketTriaged, uow: UnitOfWork) -> None:
+        """Starts the ticket's clocks on its first triage; a later one with another
+        priority retargets them."""
         data = triaged.data
-        clock.note_triage(data.reference, data.priority, data.opened_at, data.agreement_id)
-        terms = terms_or_park(uow, data.agreement_id, clock)
-        if terms is not None:  # else started when the agreement arrives
-            self._start(clock, terms)
+        for kind in KINDS:
+            clock = _clock(uow, triaged.subject_id, kind)
+            if clock.opened_at is not None:
+                was_breached = clock.breached
+                clock.retarget(data.priority, triaged.occurred_at)
+                assert was_breached <= clock.breached  # a breach is never undone
+                continue
+            clock.note_triage(data.reference, data.priority, data.opened_at, data.agreement_id)
+            terms = terms_or_park(uow, data.agreement_id, clock)
+            if terms is not None:  # else started when the agreement arrives
+                self._start(clock, terms)
 
-    def stop_response_clock(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
+    def note_reply(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
         clock = _clock(uow, replied.subject_id, RESPONSE)
         was_running = clock.running
-        clock.stop(replied.data.replied_at)
-        if was_running and not clock.running:
-            SLA_CLOCKS_STOPPED.labels(clock.kind, "met" if clock.met else "breached").inc()
+        clock.observe_reply(replied.data.replied_at)
+        if was_running and not clock.running and clock.stopped_at is not None:
+            self._count_stop(clock)
             if clock.opened_at is not None:
                 waited = (replied.data.replied_at - clock.opened_at).total_seconds()
                 FIRST_RESPONSE_SECONDS.labels(clock.priority).observe(max(waited, 0))
+
+    def follow_status(self, changed: m.TicketStatusChanged, uow: UnitOfWork) -> None:
+        data = changed.data
+        at = data.changed_at or changed.occurred_at
+        for kind in KINDS:
+            clock = _clock(uow, changed.subject_id, kind)
+            was_stopped = clock.stopped_at is not None
+            clock.observe_status(data.from_status, data.to_status, at)
+            if not was_stopped and clock.stopped_at is not None:
+                self._count_stop(clock)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for clock in learn_terms(uow, registered, SlaClock):
@@ -70,41 +91,53 @@ class SlaTimer:
 
     def _start(self, clock: SlaClock, terms: m.AgreementTerms) -> None:
         assert clock.opened_at is not None
-        target = terms.targets[clock.priority].response_minutes
-        due_at = add_business_minutes(terms.calendar, clock.opened_at, target)
-        clock.start(target_minutes=target, due_at=due_at)
-        SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc()
+        budgets = target_budgets(terms, clock.kind, clock.opened_at)
+        clock.start(terms.calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
+        if clock.started:
+            SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc()
+
+    @staticmethod
+    def _count_stop(clock: SlaClock) -> None:
+        SLA_CLOCKS_STOPPED.labels(clock.kind, "met" if clock.met else "breached").inc()
 
     # --- timers --------------------------------------------------------------------------
 
     def fire_due_timers(self) -> int:
-        """Brings the due index up to date, then breaches every clock past its deadline.
-        Returns how many breaches were recorded."""
+        """Brings the due index up to date, then fires every timer that is due: warnings
+        and breaches. Returns how many fired."""
         while self.due.catch_up():
             pass
         now = self.clock.now()
-        breached = 0
-        with self.due.claim_due(now) as clock_ids:
+        fired = 0
+        with self.due.claim_due(now) as timers:
             uow = self.store.unit_of_work()
-            for clock_id in clock_ids:
+            for clock_id, timer, due_at in timers:
                 clock = uow.get(clock_id, SlaClock)
-                if clock is not None and clock.breach_if_due(now):
-                    uow.add(clock)
-                    breached += 1
+                if clock is None or not clock.fire(timer, now):
+                    continue
+                uow.add(clock)
+                fired += 1
+                SLA_TIMER_FIRE_DELAY_SECONDS.observe((now - due_at).total_seconds())
+                if timer == BREACH:
                     SLA_BREACHES.labels(clock.kind, clock.priority).inc()
-                    if clock.due_at is not None:
-                        delay = (now - clock.due_at).total_seconds()
-                        SLA_TIMER_FIRE_DELAY_SECONDS.observe(delay)
+                else:
+                    SLA_WARNINGS.labels(clock.kind, clock.priority).inc()
             uow.commit()
-        SLA_CLOCKS_OPEN.set(self.due.open_count())
-        return breached
+        self._report_open_clocks()
+        return fired
 
-    def timer_loop(self, interval: float, on_breach: Callable[[], None]) -> BackgroundLoop:
+    def _report_open_clocks(self, every: float = 10) -> None:
+        # A count over the whole table: not on every tick.
+        if time.monotonic() - self._counted_at >= every:
+            SLA_CLOCKS_OPEN.set(self.due.open_count())
+            self._counted_at = time.monotonic()
+
+    def timer_loop(self, interval: float, on_fired: Callable[[], None]) -> BackgroundLoop:
         async def loop(stop: asyncio.Event) -> None:
             while not stop.is_set():
                 try:
                     if await asyncio.to_thread(self.fire_due_timers):
-                        on_breach()
+                        on_fired()
                 except Exception:
                     # A clock changed under us (its ticket was answered): try next tick.
                     log.exception("timer_tick_failed")
@@ -119,3 +152,20 @@ def _clock(uow: UnitOfWork, ticket_id: uuid.UUID, kind: str) -> SlaClock:
     clock = uow.get(clock_id, SlaClock) or SlaClock(ticket_id=ticket_id, kind=kind)
     uow.add(clock)
     return clock
+
+
+def target_budgets(terms: m.AgreementTerms, kind: str, opened_at: datetime) -> dict[str, float]:
+    """Every priority's target for `kind` in business minutes from `opened_at`. A target in
+    working days becomes the open minutes until the same time that many working days on."""
+    calendar = BusinessCalendar(terms.calendar)
+    budgets: dict[str, float] = {}
+    for priority, target in terms.targets.items():
+        minutes = getattr(target, f"{kind}_minutes")
+        days = getattr(target, f"{kind}_working_days")
+        if days is not None:
+            minutes = calendar.minutes_between(
+                opened_at, calendar.add_working_days(opened_at, days)
+            )
+        if minutes is not None:
+            budgets[priority] = float(minutes)
+    return budgets

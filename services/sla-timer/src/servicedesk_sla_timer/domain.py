@@ -1,4 +1,16 @@
-"""SLA clocks (pure: no I/O). A met or breached target is a fact that never changes."""
+"""SLA clocks (pure: no I/O, no wall clock).
+
+A clock measures business time on the agreement's calendar from the moment the request
+reached us. It runs, pauses while the ticket waits in a status the plan declares paused,
+resumes, may be retargeted when the priority changes, warns at the plan's thresholds,
+breaches at its deadline and stops (met or not). Every change that moves its timers says
+which timers are pending afterwards, so the due-time table is a plain projection.
+
+Facts about the ticket may arrive before the clock can start (tickets and triage are
+different topics, and the agreement may come later still). They are kept as observations
+and replayed in time order when the clock starts, so the outcome depends on when things
+happened, not on when this service heard of them. A breach is a fact that never changes.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +20,26 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
+from servicedesk_contracts.messages import Calendar
+from servicedesk_sla_timer.business_time import BusinessCalendar
+
 RESPONSE = "response"
+RESOLUTION = "resolution"
+KINDS = (RESPONSE, RESOLUTION)
+BREACH = "breach"
+
+
+def warning_timer(fraction: float) -> str:
+    return f"warn:{fraction:g}"
 
 
 class SlaClock(Aggregate):
-    """One clock of one ticket (e.g. its response clock). It may learn of the first agent
-    reply before it starts (tickets and triage are different topics): then it stops at
-    once when started, with the outcome of that reply."""
-
     # Event classes that @event creates, declared for type checkers.
     Started: ClassVar[type[Any]]
+    Paused: ClassVar[type[Any]]
+    Resumed: ClassVar[type[Any]]
+    Retargeted: ClassVar[type[Any]]
+    Warned: ClassVar[type[Any]]
     Stopped: ClassVar[type[Any]]
     Breached: ClassVar[type[Any]]
 
@@ -31,17 +53,36 @@ class SlaClock(Aggregate):
         self.kind = kind
         self.reference = ""
         self.priority = ""
-        self.due_at: datetime | None = None
-        self.stopped_at: datetime | None = None
-        self.breached = False
-        self.met: bool | None = None
-        self.early_stop: datetime | None = None
         self.opened_at: datetime | None = None
         self.agreement_id: uuid.UUID | None = None
+        self.observations: list[dict[str, Any]] = []
+        # Set when started:
+        self.calendar_json: dict[str, Any] | None = None
+        self.budgets: dict[str, float] = {}
+        self.paused_statuses: list[str] = []
+        self.budget_minutes = 0.0
+        self.warn_fractions: list[float] = []
+        self.running_since: datetime | None = None
+        self.spent_minutes = 0.0
+        self.due_at: datetime | None = None
+        self.warned: list[float] = []
+        self.breached = False
+        self.stopped_at: datetime | None = None
+        self.met: bool | None = None
+
+    # --- what is known before it starts ----------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self.calendar_json is not None
 
     @property
     def running(self) -> bool:
-        return self.due_at is not None and self.stopped_at is None
+        return self.started and self.running_since is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.started and self.running_since is None and self.stopped_at is None
 
     @event("Triaged")
     def note_triage(
@@ -53,20 +94,72 @@ class SlaClock(Aggregate):
         self.opened_at = opened_at
         self.agreement_id = agreement_id
 
-    def start(self, target_minutes: float, due_at: datetime) -> None:
-        if self.due_at is not None or self.opened_at is None:
+    def observe_status(self, from_status: str, to_status: str, at: datetime) -> None:
+        """A ticket status change: applied now if started, else when the clock starts."""
+        self._observe({"what": "status", "from": from_status, "to": to_status, "at": at})
+
+    def observe_reply(self, at: datetime) -> None:
+        """The first agent reply stops a response clock."""
+        if self.kind == RESPONSE:
+            self._observe({"what": "reply", "at": at})
+
+    def _observe(self, observation: dict[str, Any]) -> None:
+        if self.started:
+            self._apply(observation)
+        else:
+            self._observed(observation=observation)
+
+    @event("Observed")
+    def _observed(self, observation: dict[str, Any]) -> None:
+        self.observations = [*self.observations, observation]
+
+    def _apply(self, observation: dict[str, Any]) -> None:
+        at: datetime = observation["at"]
+        if observation["what"] == "reply":
+            self.stop(at)
             return
+        before, after = observation["from"], observation["to"]
+        if after == "closed":
+            self.stop(at)  # closing ends both clocks
+            return
+        if before == "closed" and self.kind == RESOLUTION:
+            self.resume(at)  # a reopen resumes the resolution clock
+        if after in self.paused_statuses:
+            self.pause(at)
+        elif before in self.paused_statuses:
+            self.resume(at)
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(
+        self,
+        calendar: Calendar,
+        budgets: dict[str, float],
+        paused_statuses: list[str],
+        warn_fractions: list[float],
+    ) -> None:
+        """Starts at the request's arrival with the agreement's terms as they are now (a
+        later change of the agreement applies to new clocks). `budgets` holds the target of
+        every priority in business minutes, so a priority change needs nothing else."""
+        if self.started or self.opened_at is None or self.priority not in budgets:
+            return
+        budget = budgets[self.priority]
+        due_at = BusinessCalendar(calendar).add_minutes(self.opened_at, budget)
         self._started(
             ticket_id=self.ticket_id,
             kind=self.kind,
             reference=self.reference,
             priority=self.priority,
-            target_minutes=target_minutes,
+            target_minutes=budget,
             started_at=self.opened_at,
             due_at=due_at,
+            calendar_json=calendar.model_dump(mode="json"),
+            budgets=budgets,
+            paused_statuses=paused_statuses,
+            warn_fractions=sorted(warn_fractions),
         )
-        if self.early_stop is not None:
-            self.stop(self.early_stop)
+        for observation in sorted(self.observations, key=lambda o: o["at"]):
+            self._apply({**observation, "at": max(observation["at"], self.opened_at)})
 
     @event("Started")
     def _started(
@@ -78,17 +171,142 @@ class SlaClock(Aggregate):
         target_minutes: float,
         started_at: datetime,
         due_at: datetime,
+        calendar_json: dict[str, Any],
+        budgets: dict[str, float],
+        paused_statuses: list[str],
+        warn_fractions: list[float],
     ) -> None:
+        self.calendar_json = calendar_json
+        self.budgets = budgets
+        self.paused_statuses = paused_statuses
+        self.budget_minutes = target_minutes
+        self.warn_fractions = warn_fractions
+        self.running_since = started_at
         self.due_at = due_at
 
-    def stop(self, at: datetime) -> None:
-        """Stops a running clock; before it started, remembers when to stop it."""
-        if self.due_at is None:
-            if self.early_stop is None:
-                self._stop_noted(at=at)
+    def timers(self) -> dict[str, datetime]:
+        """The pending timers: the breach at the deadline and each warning not yet given."""
+        if not self.running or self.due_at is None or self.running_since is None:
+            return {}
+        pending = {} if self.breached else {BREACH: self.due_at}
+        calendar = self._calendar()
+        for fraction in self.warn_fractions:
+            if fraction in self.warned or self.breached:
+                continue
+            left = fraction * self.budget_minutes - self.spent_minutes
+            if left >= 0:
+                at = calendar.add_minutes(self.running_since, left)
+                if at < self.due_at:
+                    pending[warning_timer(fraction)] = at
+        return pending
+
+    def pause(self, at: datetime) -> None:
+        if not self.running or self.running_since is None:
+            return
+        spent = self.spent_minutes + self._calendar().minutes_between(self.running_since, at)
+        self._paused(
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=self.priority,
+            paused_at=at,
+            spent_minutes=spent,
+        )
+
+    @event("Paused")
+    def _paused(
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        paused_at: datetime,
+        spent_minutes: float,
+    ) -> None:
+        self.spent_minutes = spent_minutes
+        self.running_since = None
+
+    def resume(self, at: datetime) -> None:
+        """Resumes a paused clock (also a closed ticket's resolution clock on reopen)."""
+        if not self.started or self.running:
+            return
+        remaining = max(self.budget_minutes - self.spent_minutes, 0)
+        due_at = self._calendar().add_minutes(at, remaining)
+        self._resumed(
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=self.priority,
+            resumed_at=at,
+            due_at=due_at,
+        )
+
+    @event("Resumed")
+    def _resumed(
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        resumed_at: datetime,
+        due_at: datetime,
+    ) -> None:
+        self.running_since = resumed_at
+        self.stopped_at = None
+        self.due_at = due_at
+
+    def retarget(self, priority: str, at: datetime) -> None:
+        """A new priority: the new target from the original start, minus what is spent."""
+        if not self.started or priority == self.priority or priority not in self.budgets:
             return
         if self.stopped_at is not None:
+            return  # an outcome is a fact: a stopped clock is not retargeted
+        budget_minutes = self.budgets[priority]
+        calendar = self._calendar()
+        spent = self.spent_minutes
+        due_at = None  # paused: set when it resumes
+        if self.running_since is not None:
+            spent += calendar.minutes_between(self.running_since, at)
+            # From the current run's start, so a target already used up is due in the past
+            # at the instant it ran out (and breaches at once).
+            left = max(budget_minutes - self.spent_minutes, 0)
+            due_at = calendar.add_minutes(self.running_since, left)
+        self._retargeted(
+            ticket_id=self.ticket_id,
+            kind=self.kind,
+            reference=self.reference,
+            priority=priority,
+            target_minutes=budget_minutes,
+            spent_minutes=spent,
+            retargeted_at=at,
+            due_at=due_at,
+        )
+
+    @event("Retargeted")
+    def _retargeted(
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        target_minutes: float,
+        spent_minutes: float,
+        retargeted_at: datetime,
+        due_at: datetime | None,
+    ) -> None:
+        self.priority = priority
+        self.budget_minutes = target_minutes
+        if due_at is not None:
+            self.due_at = due_at
+        self.warned = [f for f in self.warned if f * target_minutes <= spent_minutes]
+
+    def stop(self, at: datetime) -> None:
+        if not self.started or self.stopped_at is not None:
             return
+        spent = self.spent_minutes
+        if self.running_since is not None:
+            spent += self._calendar().minutes_between(self.running_since, at)
+        met = not self.breached and spent <= self.budget_minutes
         self._stopped(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -96,12 +314,9 @@ class SlaClock(Aggregate):
             priority=self.priority,
             stopped_at=at,
             due_at=self.due_at,
-            met=at <= self.due_at,
+            met=met,
+            spent_minutes=spent,
         )
-
-    @event("StopNoted")
-    def _stop_noted(self, at: datetime) -> None:
-        self.early_stop = at
 
     @event("Stopped")
     def _stopped(
@@ -111,24 +326,42 @@ class SlaClock(Aggregate):
         reference: str,
         priority: str,
         stopped_at: datetime,
-        due_at: datetime,
+        due_at: datetime | None,
         met: bool,
+        spent_minutes: float,
     ) -> None:
         self.stopped_at = stopped_at
+        self.running_since = None
+        self.spent_minutes = spent_minutes
         self.met = met
 
-    def breach_if_due(self, now: datetime) -> bool:
-        """Records the breach once, if the clock runs past its deadline."""
-        if not self.running or self.breached or self.due_at is None or now < self.due_at:
+    # --- timers firing ---------------------------------------------------------------------
+
+    def fire(self, timer: str, now: datetime) -> bool:
+        """Records what a due timer means, once; False when it no longer applies."""
+        pending = self.timers()
+        if timer not in pending or now < pending[timer] or self.due_at is None:
             return False
-        self._breached(
-            ticket_id=self.ticket_id,
-            kind=self.kind,
-            reference=self.reference,
-            priority=self.priority,
-            due_at=self.due_at,
-            breached_at=now,
-        )
+        if timer == BREACH:
+            self._breached(
+                ticket_id=self.ticket_id,
+                kind=self.kind,
+                reference=self.reference,
+                priority=self.priority,
+                due_at=self.due_at,
+                breached_at=now,
+            )
+        else:
+            fraction = float(timer.split(":", 1)[1])
+            self._warned(
+                ticket_id=self.ticket_id,
+                kind=self.kind,
+                reference=self.reference,
+                priority=self.priority,
+                threshold=fraction,
+                due_at=self.due_at,
+                warned_at=now,
+            )
         return True
 
     @event("Breached")
@@ -142,3 +375,24 @@ class SlaClock(Aggregate):
         breached_at: datetime,
     ) -> None:
         self.breached = True
+
+    @event("Warned")
+    def _warned(
+        self,
+        ticket_id: uuid.UUID,
+        kind: str,
+        reference: str,
+        priority: str,
+        threshold: float,
+        due_at: datetime,
+        warned_at: datetime,
+    ) -> None:
+        self.warned = [*self.warned, threshold]
+
+    def _calendar(self) -> BusinessCalendar:
+        assert self.calendar_json is not None
+        cached: BusinessCalendar | None = getattr(self, "_business_calendar", None)
+        if cached is None:
+            cached = BusinessCalendar(Calendar.model_validate(self.calendar_json))
+            self._business_calendar = cached
+        return cached

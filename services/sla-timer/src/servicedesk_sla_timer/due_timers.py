@@ -1,10 +1,11 @@
 """The due-time index of running clocks: a projection of the clock events.
 
 It follows the sla-timer's own notification log (so no started clock is ever missed, even
-after a crash) and keeps one row per running clock, indexed by deadline. Firing claims due
-rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never fire the same timer;
-the clock aggregate itself refuses to breach twice. The table can be dropped and rebuilt
-from the log at any time.
+after a crash) and keeps one row per pending timer of a clock (its breach, its warnings),
+indexed by due time. For every clock an event touched, it replaces that clock's rows with
+the timers the clock has now. Firing claims due rows with `FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so replicas never fire the same timer; the clock aggregate itself refuses to
+fire anything twice. The table can be dropped and rebuilt from the log at any time.
 """
 
 from __future__ import annotations
@@ -13,31 +14,40 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from servicedesk_runtime.database import Cursor, Database
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.domain import SlaClock
 
-PROJECTION = "due_timers"
+PROJECTION = "sla_timers"
+
+
+DueTimer = tuple[uuid.UUID, str, datetime]
+"""(clock id, timer name such as "breach" or "warn:0.75", when it is due)."""
 
 
 def _millis(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
 
 
+def _due_timer(row: tuple[Any, ...]) -> DueTimer:
+    return uuid.UUID(row[0]), str(row[1]), datetime.fromtimestamp(int(row[2]) / 1000, UTC)
+
+
 class DueTimers:
     def __init__(self, database: Database, store: ServiceStore) -> None:
         self.db = database
         self.store = store
-        self.timers = database.table("sla_due_timers")
+        self.timers = database.table("sla_timers")
         self.positions = database.table("sla_projection_positions")
         with database.transaction() as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.timers} ("
-                "clock_id TEXT PRIMARY KEY, due_ms BIGINT NOT NULL)"
+                "clock_id TEXT NOT NULL, timer TEXT NOT NULL, due_ms BIGINT NOT NULL, "
+                "PRIMARY KEY (clock_id, timer))"
             )
-            index = "sla_due_timers_due" if database.is_postgres else "sla_due_timers_due_idx"
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.timers} (due_ms)")
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS sla_timers_due ON {self.timers} (due_ms)")
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.positions} ("
                 "name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
@@ -58,8 +68,13 @@ class DueTimers:
             row = cursor.fetchone()
             position = int(row[0]) if row else 0
             notifications = self.store.process_recorder.select_notifications(position + 1, limit)
-            for notification in notifications:
-                self._apply(cursor, self.store.mapper.to_domain_event(notification))
+            touched = {
+                event.originator_id
+                for event in map(self.store.mapper.to_domain_event, notifications)
+                if isinstance(event, SlaClock.Event)
+            }
+            for clock_id in touched:
+                self._replace_timers(cursor, clock_id)
             if notifications:
                 cursor.execute(
                     f"UPDATE {self.positions} SET position = ? WHERE name = ?",
@@ -67,46 +82,50 @@ class DueTimers:
                 )
         return len(notifications)
 
-    def _apply(self, cursor: object, event: object) -> None:
-        execute = cursor.execute  # type: ignore[attr-defined]
-        if isinstance(event, SlaClock.Started):
-            execute(
-                f"INSERT INTO {self.timers} (clock_id, due_ms) VALUES (?, ?) "
-                "ON CONFLICT (clock_id) DO UPDATE SET due_ms = excluded.due_ms",
-                (str(event.originator_id), _millis(event.due_at)),
+    def _replace_timers(self, cursor: Cursor, clock_id: uuid.UUID) -> None:
+        clock: SlaClock = self.store.repository.get(clock_id)
+        cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
+        for timer, due_at in clock.timers().items():
+            cursor.execute(
+                f"INSERT INTO {self.timers} (clock_id, timer, due_ms) VALUES (?, ?, ?)",
+                (str(clock_id), timer, _millis(due_at)),
             )
-        elif isinstance(event, SlaClock.Stopped | SlaClock.Breached):
-            execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(event.originator_id),))
 
     @contextmanager
-    def claim_due(self, now: datetime, limit: int = 500) -> Iterator[list[uuid.UUID]]:
+    def claim_due(self, now: datetime, limit: int = 500) -> Iterator[list[DueTimer]]:
         """Claims timers due at `now`; they are removed when the block succeeds and stay
         (for the next attempt) when it fails. Firing twice is harmless (the clock refuses
         a second breach); the lock only keeps replicas from doing the same work."""
-        select = f"SELECT clock_id FROM {self.timers} WHERE due_ms <= ? ORDER BY due_ms LIMIT ?"
+        select = (
+            f"SELECT clock_id, timer, due_ms FROM {self.timers} WHERE due_ms <= ? "
+            "ORDER BY due_ms LIMIT ?"
+        )
         if not self.db.is_postgres:
             # SQLite has one writer: the block's own event-store commit must not wait for
             # a write lock held here, so read, run the block, then delete.
             with self.db.transaction() as cursor:
                 cursor.execute(select, (_millis(now), limit))
-                claimed = [uuid.UUID(row[0]) for row in cursor.fetchall()]
+                claimed = [_due_timer(row) for row in cursor.fetchall()]
             yield claimed
             with self.db.transaction() as cursor:
                 self._delete(cursor, claimed)
             return
         with self.db.transaction() as cursor:
             cursor.execute(select + " FOR UPDATE SKIP LOCKED", (_millis(now), limit))
-            claimed = [uuid.UUID(row[0]) for row in cursor.fetchall()]
+            claimed = [_due_timer(row) for row in cursor.fetchall()]
             yield claimed
             self._delete(cursor, claimed)
 
-    def _delete(self, cursor: Cursor, clock_ids: list[uuid.UUID]) -> None:
-        for clock_id in clock_ids:
-            cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
+    def _delete(self, cursor: Cursor, timers: list[DueTimer]) -> None:
+        for clock_id, timer, _ in timers:
+            cursor.execute(
+                f"DELETE FROM {self.timers} WHERE clock_id = ? AND timer = ?",
+                (str(clock_id), timer),
+            )
 
     def open_count(self) -> int:
         with self.db.transaction() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {self.timers}")
+            cursor.execute(f"SELECT COUNT(DISTINCT clock_id) FROM {self.timers}")
             row = cursor.fetchone()
         return int(row[0]) if row else 0
 

@@ -6,45 +6,47 @@ from typing import Any
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
+from servicedesk_contracts.envelope import Data
 from servicedesk_runtime.relay import envelope_of
 from servicedesk_sla_timer.domain import SlaClock
 
 PRODUCER = "sla-timer"
 
+# Stored clock event -> (message, its data model, the data fields taken from the event).
+_COMMON = ("reference", "kind", "priority")
+_MESSAGES: dict[type[Any], tuple[type[Message], type[Data], tuple[str, ...]]] = {
+    SlaClock.Started: (
+        m.SlaClockStarted,
+        m.SlaClockStartedData,
+        ("target_minutes", "started_at", "due_at"),
+    ),
+    SlaClock.Paused: (m.SlaClockPaused, m.SlaClockPausedData, ("paused_at", "spent_minutes")),
+    SlaClock.Resumed: (m.SlaClockResumed, m.SlaClockResumedData, ("resumed_at", "due_at")),
+    SlaClock.Retargeted: (
+        m.SlaClockRetargeted,
+        m.SlaClockRetargetedData,
+        ("target_minutes", "spent_minutes", "retargeted_at", "due_at"),
+    ),
+    SlaClock.Warned: (m.SlaWarning, m.SlaWarningData, ("threshold", "due_at", "warned_at")),
+    SlaClock.Stopped: (
+        m.SlaClockStopped,
+        m.SlaClockStoppedData,
+        ("stopped_at", "due_at", "met", "spent_minutes"),
+    ),
+    SlaClock.Breached: (m.SlaBreached, m.SlaBreachedData, ("due_at", "breached_at")),
+}
+
 
 def translate(event: Any) -> tuple[str, Message] | None:
-    envelope = {**envelope_of(event, PRODUCER), "subject_id": getattr(event, "ticket_id", None)}
-    common = {"clock_id": event.originator_id}
-    if isinstance(event, SlaClock.Started):
-        data = m.SlaClockStartedData(
-            **common,
-            reference=event.reference,
-            kind=event.kind,
-            priority=event.priority,
-            target_minutes=event.target_minutes,
-            started_at=event.started_at,
-            due_at=event.due_at,
-        )
-        return topics.SLA, m.SlaClockStarted(**envelope, data=data)
-    if isinstance(event, SlaClock.Stopped):
-        stopped = m.SlaClockStoppedData(
-            **common,
-            reference=event.reference,
-            kind=event.kind,
-            priority=event.priority,
-            stopped_at=event.stopped_at,
-            due_at=event.due_at,
-            met=event.met,
-        )
-        return topics.SLA, m.SlaClockStopped(**envelope, data=stopped)
-    if isinstance(event, SlaClock.Breached):
-        breached = m.SlaBreachedData(
-            **common,
-            reference=event.reference,
-            kind=event.kind,
-            priority=event.priority,
-            due_at=event.due_at,
-            breached_at=event.breached_at,
-        )
-        return topics.SLA, m.SlaBreached(**envelope, data=breached)
-    return None
+    found = _MESSAGES.get(type(event))
+    if found is None:
+        return None  # registration, triage notes and observations stay inside
+    message, data_model, fields = found
+    data = data_model.model_validate(
+        {
+            "clock_id": event.originator_id,
+            **{name: getattr(event, name) for name in (*_COMMON, *fields)},
+        }
+    )
+    envelope = {**envelope_of(event, PRODUCER), "subject_id": event.ticket_id}
+    return topics.SLA, message(**envelope, data=data)
