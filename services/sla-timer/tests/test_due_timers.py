@@ -182,3 +182,23 @@ def test_two_replicas_never_fire_the_same_timer(database_url: DatabaseUrl) -> No
     assert sum(fired) == 200
     for replica in replicas:
         replica.close()
+
+
+def test_a_timer_is_never_claimed_before_its_exact_instant_and_never_lost(
+    database_url: DatabaseUrl,
+) -> None:
+    clock = ManualClock(START)
+    replica = Replica(database_url, clock)
+    uow = replica.store.unit_of_work()
+    made = SlaClock(ticket_id=uuid.uuid4(), kind=RESPONSE)
+    opened = START + timedelta(microseconds=500)  # due 0.5 ms after a whole millisecond
+    made.note_triage("SD-000001", "P2", opened, uuid.uuid4())
+    made.start(ALWAYS_OPEN, {"P2": 1}, [], [])
+    uow.add(made)
+    uow.commit()
+    clock.set(opened + timedelta(minutes=1) - timedelta(microseconds=400))  # just before
+    assert replica.timer.fire_due_timers() == 0
+    clock.set(opened + timedelta(minutes=1))
+    assert replica.timer.fire_due_timers() == 1
+    assert breached_events(replica.store) == [made.id]
+    replica.close()

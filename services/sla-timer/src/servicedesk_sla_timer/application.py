@@ -109,11 +109,16 @@ class SlaTimer:
             pass
         now = self.clock.now()
         fired = 0
-        with self.due.claim_due(now) as timers:
+        with self.due.claim_due(now) as claimed:
             uow = self.store.unit_of_work()
-            for clock_id, timer, due_at in timers:
+            for due_timer in list(claimed):
+                clock_id, timer, due_at = due_timer
                 clock = uow.get(clock_id, SlaClock)
-                if clock is None or not clock.fire(timer, now):
+                if clock is None:
+                    continue
+                if not clock.fire(timer, now):
+                    if timer in clock.timers():
+                        claimed.remove(due_timer)  # still pending (moved later): keep it
                     continue
                 uow.add(clock)
                 fired += 1

@@ -10,11 +10,15 @@ fire anything twice. The table can be dropped and rebuilt from the log at any ti
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from eventsourcing.application import project_aggregate
+from eventsourcing.persistence import Notification
 
 from servicedesk_runtime.database import Cursor, Database
 from servicedesk_runtime.store import ServiceStore
@@ -28,7 +32,8 @@ DueTimer = tuple[uuid.UUID, str, datetime]
 
 
 def _millis(instant: datetime) -> int:
-    return int(instant.timestamp() * 1000)
+    # Rounded up: a timer is never claimed before its exact due instant.
+    return math.ceil(instant.timestamp() * 1000)
 
 
 def _due_timer(row: tuple[Any, ...]) -> DueTimer:
@@ -68,13 +73,7 @@ class DueTimers:
             row = cursor.fetchone()
             position = int(row[0]) if row else 0
             notifications = self.store.process_recorder.select_notifications(position + 1, limit)
-            touched = {
-                event.originator_id
-                for event in map(self.store.mapper.to_domain_event, notifications)
-                if isinstance(event, SlaClock.Event)
-            }
-            for clock_id in touched:
-                self._replace_timers(cursor, clock_id)
+            self._replace_timers(cursor, self._clocks_touched(notifications))
             if notifications:
                 cursor.execute(
                     f"UPDATE {self.positions} SET position = ? WHERE name = ?",
@@ -82,20 +81,42 @@ class DueTimers:
                 )
         return len(notifications)
 
-    def _replace_timers(self, cursor: Cursor, clock_id: uuid.UUID) -> None:
-        clock: SlaClock = self.store.repository.get(clock_id)
-        cursor.execute(f"DELETE FROM {self.timers} WHERE clock_id = ?", (str(clock_id),))
-        for timer, due_at in clock.timers().items():
-            cursor.execute(
-                f"INSERT INTO {self.timers} (clock_id, timer, due_ms) VALUES (?, ?, ?)",
-                (str(clock_id), timer, _millis(due_at)),
+    def _clocks_touched(self, notifications: Sequence[Notification]) -> list[SlaClock]:
+        """The current state of every clock these events touched. A clock whose whole
+        history is in the batch (a new one, the common case) is rebuilt from it without a
+        query; any newer events are applied by the next catch-up."""
+        events: dict[uuid.UUID, list[Any]] = {}
+        for event in map(self.store.mapper.to_domain_event, notifications):
+            if isinstance(event, SlaClock.Event):
+                events.setdefault(event.originator_id, []).append(event)
+        clocks: list[SlaClock] = []
+        for clock_id, history in events.items():
+            rebuilt = (
+                project_aggregate(None, history) if history[0].originator_version == 1 else None
+            )
+            clocks.append(rebuilt or self.store.repository.get(clock_id))
+        return clocks
+
+    def _replace_timers(self, cursor: Cursor, clocks: list[SlaClock]) -> None:
+        cursor.executemany(
+            f"DELETE FROM {self.timers} WHERE clock_id = ?", [(str(c.id),) for c in clocks]
+        )
+        rows = [
+            (str(clock.id), timer, _millis(due_at))
+            for clock in clocks
+            for timer, due_at in clock.timers().items()
+        ]
+        if rows:
+            cursor.executemany(
+                f"INSERT INTO {self.timers} (clock_id, timer, due_ms) VALUES (?, ?, ?)", rows
             )
 
     @contextmanager
     def claim_due(self, now: datetime, limit: int = 500) -> Iterator[list[DueTimer]]:
-        """Claims timers due at `now`; they are removed when the block succeeds and stay
-        (for the next attempt) when it fails. Firing twice is harmless (the clock refuses
-        a second breach); the lock only keeps replicas from doing the same work."""
+        """Claims timers due at `now`. Those still in the list when the block succeeds are
+        removed (the block takes out the ones that must stay); all stay, for the next
+        attempt, when it fails. Firing twice is harmless (the clock refuses a second
+        breach); the lock only keeps replicas from doing the same work."""
         select = (
             f"SELECT clock_id, timer, due_ms FROM {self.timers} WHERE due_ms <= ? "
             "ORDER BY due_ms LIMIT ?"
@@ -117,11 +138,10 @@ class DueTimers:
             self._delete(cursor, claimed)
 
     def _delete(self, cursor: Cursor, timers: list[DueTimer]) -> None:
-        for clock_id, timer, _ in timers:
-            cursor.execute(
-                f"DELETE FROM {self.timers} WHERE clock_id = ? AND timer = ?",
-                (str(clock_id), timer),
-            )
+        cursor.executemany(
+            f"DELETE FROM {self.timers} WHERE clock_id = ? AND timer = ?",
+            [(str(clock_id), timer) for clock_id, timer, _ in timers],
+        )
 
     def open_count(self) -> int:
         with self.db.transaction() as cursor:
