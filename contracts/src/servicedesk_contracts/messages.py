@@ -385,7 +385,8 @@ class OpeningInterval(Data):
 
 class Calendar(Data):
     """Business hours: an IANA time zone, weekly opening intervals, public holidays of a
-    country (the `holidays` package) and extra closed dates; or always open (24x7)."""
+    country (the `holidays` package) and extra closed dates, once or every year (the Danish
+    provider closes on 24 Dec, 31 Dec and 5 June); or always open (24x7)."""
 
     timezone: Annotated[str, Field(min_length=1)] = "UTC"
     always_open: bool = False
@@ -393,6 +394,10 @@ class Calendar(Data):
     holidays_country: str | None = None
     holidays_subdivision: str | None = None
     closed_dates: list[date] = Field(default_factory=list)
+    closed_every_year: list[
+        Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
+    ] = Field(default_factory=list)
+    """Dates closed every year, as MM-DD."""
 
     @model_validator(mode="after")
     def _has_hours(self) -> Calendar:
@@ -446,13 +451,29 @@ class BillingTerms(Data):
     vat_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.25")
 
 
+class Trial(Data):
+    """During an evaluation period a customer gets other (better) terms: provider Z gives
+    trial customers Premium targets on Premium's calendar."""
+
+    until: date
+    """The last day of the trial, in the agreement's time zone."""
+    calendar: Calendar
+    targets: dict[str, Target]
+
+
 class AgreementTerms(Data):
     customer: Name
     plan: Name
+    extensions: list[str] = Field(default_factory=list)
     calendar: Calendar
+    category_calendars: dict[str, Calendar] = Field(default_factory=dict)
+    """Other hours for some categories (R Premium: incidents may be reported 06:00-23:00)."""
     matrix: MatrixName
     targets: dict[str, Target]
-    """Response / resolution targets per priority, in business minutes."""
+    """Response / resolution targets per priority."""
+    category_targets: dict[str, dict[str, Target]] = Field(default_factory=dict)
+    """Targets that differ for some categories (R Premium's incident targets)."""
+    trial: Trial | None = None
     customer_may_override_priority: bool = False
     paused_statuses: list[TicketStatus] = Field(default_factory=lambda: list(PAUSED_BY_DEFAULT))
     warning_thresholds: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
@@ -468,6 +489,33 @@ class AgreementTerms(Data):
         if missing:
             raise ValueError(f"targets lack priorities {sorted(missing)} of {self.matrix}")
         return self
+
+
+class PlanSelection(Data):
+    """An agreement as a customer signs it: a plan, extensions, and its own overrides."""
+
+    customer: Name
+    plan: Name
+    extensions: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    """The customer's local time zone, where the plan's hours are local (provider Z)."""
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+    targets: dict[str, Target] = Field(default_factory=dict)
+    """Targets that replace the plan's, per priority."""
+    trial_until: date | None = None
+    billing: BillingTerms
+
+
+class RegisterPlanAgreement(Message):
+    """Command to billing: an agreement by plan name (see `servicedesk_contracts.plans`),
+    resolved by billing into the full terms it then publishes. `subject_id` is the
+    agreement id."""
+
+    TYPE: ClassVar[str] = "RegisterPlanAgreement"
+    event_type: Literal["RegisterPlanAgreement"] = "RegisterPlanAgreement"
+    data: PlanSelection
 
 
 class RegisterAgreement(Message):
@@ -575,6 +623,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     SlaClockStopped,
     SlaBreached,
     RegisterAgreement,
+    RegisterPlanAgreement,
     AgreementRegistered,
     IssueStatement,
     StatementIssued,

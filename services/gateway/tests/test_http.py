@@ -173,3 +173,23 @@ def test_token_configuration_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="expected token:role"):
         parse_tokens("secret:superuser")
     assert parse_tokens("t:agent:mette")["t"].name == "mette"
+
+
+async def test_agreements_by_plan_are_checked_against_the_catalogue(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    plans = (await client.get("/plans", headers=AGENT)).json()
+    assert "R Medium" in {p["name"] for p in plans}
+    body = {"customer": "Acme", "plan": "R Gold", "billing": {"hourly_rate_cents": 9500}}
+    refused = await client.post("/agreements/by-plan", json=body, headers=ADMIN)
+    assert refused.status_code == 422
+    assert "unknown plan 'R Gold'" in refused.json()["detail"]
+    assert published == []
+    body["plan"] = "R Medium"
+    body["extensions"] = ["premium"]
+    accepted = await client.post("/agreements/by-plan", json=body, headers=ADMIN)
+    assert accepted.status_code == 202
+    ((topic, message),) = published
+    assert topic == topics.BILLING_COMMANDS
+    assert isinstance(message, m.RegisterPlanAgreement)
+    assert message.data.extensions == ["premium"]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from servicedesk_billing.domain import Agreement, MonthLedger, month_of, monthly_statement
 from servicedesk_contracts import messages as m
+from servicedesk_contracts import plans
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
     AGREEMENTS_REGISTERED,
@@ -21,20 +22,21 @@ class Billing:
         return dict(
             [
                 handles(m.RegisterAgreement, self.register_agreement),
+                handles(m.RegisterPlanAgreement, self.register_plan_agreement),
                 handles(m.TimeLogged, self.record_time),
                 handles(m.IssueStatement, self.issue_statement),
             ]
         )
 
     def register_agreement(self, command: m.RegisterAgreement, uow: UnitOfWork) -> None:
-        terms_json = command.data.model_dump(mode="json")
-        agreement = uow.get(command.subject_id, Agreement)
-        if agreement is None:
-            agreement = Agreement(agreement_id=command.subject_id, terms_json=terms_json)
-            AGREEMENTS_REGISTERED.labels(command.data.billing.model).inc()
-        elif agreement.terms_json != terms_json:
-            agreement.change_terms(terms_json)  # applies to new clocks and later statements
-        uow.add(agreement)
+        _register(uow, command.subject_id, command.data)
+
+    def register_plan_agreement(self, command: m.RegisterPlanAgreement, uow: UnitOfWork) -> None:
+        try:
+            terms = plans.resolve(command.data)
+        except plans.UnknownPlan as unknown:
+            raise Rejected("unknown_plan", str(unknown)) from unknown
+        _register(uow, command.subject_id, terms)
 
     def record_time(self, logged: m.TimeLogged, uow: UnitOfWork) -> None:
         data = logged.data
@@ -74,6 +76,17 @@ class Billing:
             )
         )
         STATEMENTS_ISSUED.labels(terms.billing.model).inc()
+
+
+def _register(uow: UnitOfWork, agreement_id: uuid.UUID, terms: m.AgreementTerms) -> None:
+    terms_json = terms.model_dump(mode="json")
+    agreement = uow.get(agreement_id, Agreement)
+    if agreement is None:
+        agreement = Agreement(agreement_id=agreement_id, terms_json=terms_json)
+        AGREEMENTS_REGISTERED.labels(terms.billing.model).inc()
+    elif agreement.terms_json != terms_json:
+        agreement.change_terms(terms_json)  # applies to new clocks and later statements
+    uow.add(agreement)
 
 
 def _ledger(uow: UnitOfWork, agreement_id: uuid.UUID, month: str) -> MonthLedger:

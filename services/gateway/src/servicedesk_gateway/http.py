@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
-from servicedesk_contracts import Message, topics
+from servicedesk_contracts import Message, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.read_model import ReadModel
@@ -118,6 +118,34 @@ async def register_agreement(request: Request, body: AgreementRequest, _: AdminC
     agreement_id = body.agreement_id or uuid.uuid4()
     terms = m.AgreementTerms.model_validate(body.model_dump(exclude={"agreement_id"}))
     sent = await _send(request, topics.BILLING_COMMANDS, m.RegisterAgreement, agreement_id, terms)
+    return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
+
+
+class PlanAgreementRequest(m.PlanSelection):
+    agreement_id: uuid.UUID | None = None
+
+
+@router.get("/plans", tags=["agreements"])
+def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
+    """The plan catalogue (DOMAIN.md's providers) that agreements may name."""
+    return [plan.model_dump(mode="json") for plan in plans.PLANS.values()]
+
+
+@router.post("/agreements/by-plan", status_code=202, tags=["agreements"])
+async def register_plan_agreement(
+    request: Request, body: PlanAgreementRequest, _: AdminCaller
+) -> Accepted:
+    """An agreement as a plan, its extensions and the customer's overrides; refused at
+    once (422) when the plan or an extension does not exist."""
+    agreement_id = body.agreement_id or uuid.uuid4()
+    selection = m.PlanSelection.model_validate(body.model_dump(exclude={"agreement_id"}))
+    try:
+        plans.resolve(selection)
+    except plans.UnknownPlan as unknown:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from unknown
+    sent = await _send(
+        request, topics.BILLING_COMMANDS, m.RegisterPlanAgreement, agreement_id, selection
+    )
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.agreements import learn_terms, terms_or_park
@@ -60,7 +61,9 @@ class SlaTimer:
                 clock.retarget(data.priority, triaged.occurred_at)
                 assert was_breached <= clock.breached  # a breach is never undone
                 continue
-            clock.note_triage(data.reference, data.priority, data.opened_at, data.agreement_id)
+            clock.note_triage(
+                data.reference, data.priority, data.opened_at, data.agreement_id, data.category
+            )
             terms = terms_or_park(uow, data.agreement_id, clock)
             if terms is not None:  # else started when the agreement arrives
                 self._start(clock, terms)
@@ -91,8 +94,9 @@ class SlaTimer:
 
     def _start(self, clock: SlaClock, terms: m.AgreementTerms) -> None:
         assert clock.opened_at is not None
-        budgets = target_budgets(terms, clock.kind, clock.opened_at)
-        clock.start(terms.calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
+        calendar, targets = clock_terms(terms, clock.category, clock.opened_at)
+        budgets = target_budgets(calendar, targets, clock.kind, clock.opened_at)
+        clock.start(calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
         if clock.started:
             SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc()
 
@@ -159,17 +163,33 @@ def _clock(uow: UnitOfWork, ticket_id: uuid.UUID, kind: str) -> SlaClock:
     return clock
 
 
-def target_budgets(terms: m.AgreementTerms, kind: str, opened_at: datetime) -> dict[str, float]:
+def clock_terms(
+    terms: m.AgreementTerms, category: str, opened_at: datetime
+) -> tuple[m.Calendar, dict[str, m.Target]]:
+    """The calendar and targets a ticket's clocks run on: a trial's while it lasts, else
+    the agreement's, with what its extensions give the ticket's category."""
+    trial = terms.trial
+    if trial is not None:
+        local_day = opened_at.astimezone(ZoneInfo(terms.calendar.timezone)).date()
+        if local_day <= trial.until:
+            return trial.calendar, trial.targets
+    calendar = terms.category_calendars.get(category, terms.calendar)
+    return calendar, {**terms.targets, **terms.category_targets.get(category, {})}
+
+
+def target_budgets(
+    calendar: m.Calendar, targets: dict[str, m.Target], kind: str, opened_at: datetime
+) -> dict[str, float]:
     """Every priority's target for `kind` in business minutes from `opened_at`. A target in
     working days becomes the open minutes until the same time that many working days on."""
-    calendar = BusinessCalendar(terms.calendar)
+    business = BusinessCalendar(calendar)
     budgets: dict[str, float] = {}
-    for priority, target in terms.targets.items():
+    for priority, target in targets.items():
         minutes = getattr(target, f"{kind}_minutes")
         days = getattr(target, f"{kind}_working_days")
         if days is not None:
-            minutes = calendar.minutes_between(
-                opened_at, calendar.add_working_days(opened_at, days)
+            minutes = business.minutes_between(
+                opened_at, business.add_working_days(opened_at, days)
             )
         if minutes is not None:
             budgets[priority] = float(minutes)

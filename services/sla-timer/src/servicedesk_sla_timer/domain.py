@@ -54,6 +54,7 @@ class SlaClock(Aggregate):
         self.reference = ""
         self.priority = ""
         self.opened_at: datetime | None = None
+        self.category = ""
         self.agreement_id: uuid.UUID | None = None
         self.observations: list[dict[str, Any]] = []
         # Set when started:
@@ -86,9 +87,15 @@ class SlaClock(Aggregate):
 
     @event("Triaged")
     def note_triage(
-        self, reference: str, priority: str, opened_at: datetime, agreement_id: uuid.UUID
+        self,
+        reference: str,
+        priority: str,
+        opened_at: datetime,
+        agreement_id: uuid.UUID,
+        category: str = "",
     ) -> None:
         """What the clock needs to start: it starts when the request reached us."""
+        self.category = category
         self.reference = reference
         self.priority = priority
         self.opened_at = opened_at
