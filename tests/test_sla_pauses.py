@@ -100,3 +100,68 @@ def test_waiting_for_the_customer_moves_the_breach_by_exactly_the_wait(
     spent = datetime.fromisoformat(changes["awaiting_reply"]) - received
     assert paused["data"]["spent_minutes"] == pytest.approx(spent.total_seconds() / 60)
     assert uuid.UUID(breach["subject_id"]) == uuid.UUID(ticket_id)
+
+
+def test_a_raised_priority_retargets_the_clock_from_the_original_start(
+    make_stack: StackFactory, postgres_url: str
+) -> None:
+    services = ("intake", "triage", "sla-timer", "billing", "gateway")
+    stack = make_stack(postgres_url)
+    stack.start(services)
+    stack.wait_ready(services)
+    gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=10)
+    bootstrap = stack.config.bootstrap
+    targets = {"P1": TARGET.total_seconds() / 60, "P2": 60, "P3": 120, "P4": 240}
+    terms = {
+        "customer": "Nordlicht GmbH",
+        "plan": "24x7 test",
+        "calendar": {"timezone": "Europe/Berlin", "always_open": True},
+        "matrix": "Z-P1P4",
+        "targets": {p: {"response_minutes": t} for p, t in targets.items()},
+        "warning_thresholds": [],
+        "billing": {"model": "monthly_invoice", "hourly_rate_cents": 1},
+    }
+    agreement = gateway.post("/agreements", json=terms, headers=ADMIN).json()["id"]
+    wait_for(
+        lambda: gateway.get(f"/agreements/{agreement}", headers=AGENT).status_code == 200,
+        30,
+        "the agreement",
+    )
+    ticket_id = gateway.post(
+        "/tickets",
+        headers=AGENT,
+        json={
+            "agreement_id": agreement,
+            "reporter_email": "ops@nordlicht.de",
+            "reporter_name": "Jana",
+            "organisation": "Nordlicht GmbH",
+            "subject": "Slow VPN",
+            "body": "a bit slow",
+            "category": "incident",
+            "impact": "low",
+            "urgency": "low",
+        },
+    ).json()["id"]
+
+    def view() -> dict[str, Any]:
+        response = gateway.get(f"/tickets/{ticket_id}", headers=AGENT)
+        return response.json() if response.status_code == 200 else {}
+
+    wait_for(lambda: view().get("sla", {}).get("response", {}).get("priority") == "P4", 30, "P4")
+    response = gateway.post(
+        f"/tickets/{ticket_id}/priority",
+        headers=AGENT,
+        json={"priority": "P1", "reason": "all remote staff are blocked"},
+    )
+    assert response.status_code == 202
+    wait_for(lambda: view().get("sla", {}).get("response", {}).get("breached_at"), 60, "breach")
+
+    assert view()["priority"] == "P1"
+    assert view()["triage_reason"] == "changed from P4 by agent: all remote staff are blocked"
+    (opened,) = events_of(bootstrap, topics.TICKETS, "TicketOpened")
+    received = datetime.fromisoformat(opened["data"]["received_at"])
+    (retargeted,) = events_of(bootstrap, topics.SLA, "SlaClockRetargeted")
+    assert datetime.fromisoformat(retargeted["data"]["due_at"]) == received + TARGET
+    (breach,) = events_of(bootstrap, topics.SLA, "SlaBreached")
+    assert breach["data"]["priority"] == "P1"
+    assert datetime.fromisoformat(breach["data"]["due_at"]) == received + TARGET

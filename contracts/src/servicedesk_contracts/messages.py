@@ -145,6 +145,33 @@ class TicketStatusChanged(Message):
     data: TicketStatusChangedData
 
 
+class ChangeTicketPriorityData(Data):
+    priority: Annotated[str, Field(min_length=1, max_length=10)]
+    changed_by: Name
+    by_customer: bool = False
+    """A customer's override (allowed only where the agreement lets customers override)."""
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class ChangeTicketPriority(Message):
+    TYPE: ClassVar[str] = "ChangeTicketPriority"
+    event_type: Literal["ChangeTicketPriority"] = "ChangeTicketPriority"
+    data: ChangeTicketPriorityData
+
+
+class TicketPriorityChangeRequestedData(ChangeTicketPriorityData):
+    reference: str
+    requested_at: UtcDatetime
+
+
+class TicketPriorityChangeRequested(Message):
+    """Intake passes a priority change to triage, which owns priorities and decides."""
+
+    TYPE: ClassVar[str] = "TicketPriorityChangeRequested"
+    event_type: Literal["TicketPriorityChangeRequested"] = "TicketPriorityChangeRequested"
+    data: TicketPriorityChangeRequestedData
+
+
 class ReplyAsAgentData(Data):
     agent: Name
     body: Text
@@ -608,6 +635,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     TicketOpened,
     ChangeTicketStatus,
     TicketStatusChanged,
+    ChangeTicketPriority,
+    TicketPriorityChangeRequested,
     ReplyAsAgent,
     AgentReplied,
     AddCustomerReply,

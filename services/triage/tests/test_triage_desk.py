@@ -7,8 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_stack.demo import provider_r_medium
@@ -71,4 +74,55 @@ def test_a_ticket_waits_for_its_agreement_and_is_decided_once(tmp_path: Path) ->
     handlers["TicketOpened"](opened(ticket_id), uow)
     uow.commit()
     assert decisions(store) == ["A"]
+    store.close()
+
+
+def priority_change(ticket_id: uuid.UUID, priority: str, by_customer: bool) -> m.Message:
+    return m.TicketPriorityChangeRequested.create(
+        producer="intake",
+        subject_id=ticket_id,
+        data={
+            "priority": priority,
+            "changed_by": "jens",
+            "by_customer": by_customer,
+            "reason": "the warehouse stands still",
+            "reference": "SD-000001",
+            "requested_at": NOW,
+        },
+    )
+
+
+def test_agents_change_priorities_traceably_and_customers_only_where_allowed(
+    tmp_path: Path,
+) -> None:
+    store = ServiceStore(DatabaseUrl.parse(f"sqlite:///{tmp_path}/t.db", "triage"), "triage")
+    handlers = TriageDesk(ManualClock(NOW)).handlers()
+    ticket_id = uuid.uuid4()
+    uow = store.unit_of_work()
+    handlers["AgreementRegistered"](
+        m.AgreementRegistered.create(
+            producer="billing", subject_id=AGREEMENT, data=provider_r_medium()
+        ),
+        uow,
+    )
+    handlers["TicketOpened"](opened(ticket_id), uow)
+    uow.commit()
+
+    change = handlers["TicketPriorityChangeRequested"]
+    with pytest.raises(Rejected) as refused:  # R does not let customers override
+        change(priority_change(ticket_id, "B", by_customer=True), store.unit_of_work())
+    assert refused.value.reason == "override_not_allowed"
+    with pytest.raises(Rejected, match="'P1' is not a priority of R-ABCD"):
+        change(priority_change(ticket_id, "P1", by_customer=False), store.unit_of_work())
+
+    uow = store.unit_of_work()
+    change(priority_change(ticket_id, "B", by_customer=False), uow)
+    uow.commit()
+    assert decisions(store) == ["A", "B"]
+    events = [
+        store.mapper.to_domain_event(n) for n in store.process_recorder.select_notifications(1, 100)
+    ]
+    (latest,) = [e for e in events if isinstance(e, Triage.Decided) and e.priority == "B"]
+    assert latest.reason == "changed from A by jens: the warehouse stands still"
+    assert latest.decided_by == "jens"
     store.close()

@@ -145,3 +145,20 @@ def envelope_of(domain_event: Any, producer: str) -> dict[str, Any]:
         "producer": producer,
         "subject_id": domain_event.originator_id,
     }
+
+
+def message_for(event: Any, message: type[Message], producer: str, **values: Any) -> Message:
+    """The contract message for a stored event whose attributes are named like the
+    message's data fields (the usual case): each data field is taken from the event unless
+    given in `values`; `subject_id`, when given, replaces the aggregate id as the subject."""
+    data_model = message.model_fields["data"].annotation
+    assert isinstance(data_model, type)
+    envelope = envelope_of(event, producer)
+    if "subject_id" in values:
+        envelope["subject_id"] = values.pop("subject_id")
+    fields = {
+        name: getattr(event, name)
+        for name in data_model.model_fields  # type: ignore[attr-defined]
+        if name not in values and hasattr(event, name)
+    }
+    return message(**envelope, data=data_model.model_validate({**fields, **values}))  # type: ignore[attr-defined]

@@ -35,6 +35,13 @@ class StatusChange(BaseModel):
     reason: str = ""
 
 
+class PriorityChange(BaseModel):
+    priority: Annotated[str, Field(min_length=1, max_length=10)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    by_customer: bool = False
+    """Set when passing on the customer's own override (portal); the agreement decides."""
+
+
 class AgentReply(BaseModel):
     body: m.Text
 
@@ -205,6 +212,16 @@ async def change_status(
 ) -> Accepted:
     data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
     return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
+
+
+@router.post("/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"])
+async def change_priority(
+    request: Request, ticket_id: uuid.UUID, body: PriorityChange, who: AnyCaller
+) -> Accepted:
+    """Triage decides: an unknown priority, or a customer override the agreement does not
+    allow, is refused (dead-lettered with the reason); the SLA clocks follow a change."""
+    data = m.ChangeTicketPriorityData(changed_by=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, m.ChangeTicketPriority, data)
 
 
 @router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])

@@ -33,6 +33,7 @@ class Intake:
                 handles(m.SubmitTicket, self.submit_ticket),
                 handles(m.ChangeTicketStatus, self.change_status),
                 handles(m.ReplyAsAgent, self.reply_as_agent),
+                handles(m.ChangeTicketPriority, self.change_priority),
                 handles(m.AddCustomerReply, self.add_customer_reply),
                 handles(m.LogTime, self.log_time),
             ]
@@ -67,6 +68,15 @@ class Intake:
             ticket.change_status(data.status, data.changed_by, data.reason, command.occurred_at)
         uow.add(ticket)
         TICKET_STATUS_CHANGES.labels(command.data.status).inc()
+
+    def change_priority(self, command: m.ChangeTicketPriority, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        data = command.data
+        with _refusals():
+            ticket.request_priority_change(
+                data.priority, data.changed_by, data.by_customer, data.reason, command.occurred_at
+            )
+        uow.add(ticket)
 
     def reply_as_agent(self, command: m.ReplyAsAgent, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)

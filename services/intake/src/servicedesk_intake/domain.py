@@ -49,6 +49,7 @@ class Ticket(Aggregate):
     AgentReplied: ClassVar[type[Any]]
     CustomerReplied: ClassVar[type[Any]]
     TimeLogged: ClassVar[type[Any]]
+    PriorityChangeRequested: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
@@ -102,6 +103,32 @@ class Ticket(Aggregate):
         changed_at: datetime,
     ) -> None:
         self.status = to_status
+
+    def request_priority_change(
+        self, priority: str, changed_by: str, by_customer: bool, reason: str, at: datetime
+    ) -> None:
+        if self.status == CLOSED:
+            raise TicketRuleBroken("ticket_closed", f"{self.reference} is closed: reopen it first")
+        self._priority_change_requested(
+            reference=self.reference,
+            priority=priority,
+            changed_by=changed_by,
+            by_customer=by_customer,
+            reason=reason,
+            requested_at=at,
+        )
+
+    @event("PriorityChangeRequested")
+    def _priority_change_requested(
+        self,
+        reference: str,
+        priority: str,
+        changed_by: str,
+        by_customer: bool,
+        reason: str,
+        requested_at: datetime,
+    ) -> None:
+        pass
 
     def reply_as_agent(self, agent: str, body: str, replied_at: datetime) -> None:
         if self.status == CLOSED:

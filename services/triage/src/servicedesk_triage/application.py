@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from servicedesk_contracts import messages as m
-from servicedesk_runtime.agreements import learn_terms, terms_or_park
+from servicedesk_runtime.agreements import agreement_copy, learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
-from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
 from servicedesk_runtime.store import UnitOfWork
-from servicedesk_triage.domain import MATRICES, Triage
+from servicedesk_triage.domain import MATRICES, Triage, TriageRefused
 
 
 class TriageDesk:
@@ -20,6 +20,7 @@ class TriageDesk:
             [
                 handles(m.TicketOpened, self.triage_ticket),
                 handles(m.AgreementRegistered, self.learn_agreement),
+                handles(m.TicketPriorityChangeRequested, self.change_priority),
             ]
         )
 
@@ -41,6 +42,25 @@ class TriageDesk:
         terms = terms_or_park(uow, data.agreement_id, triage)
         if terms is not None:  # else decided when the agreement arrives
             self._decide(triage, terms)
+
+    def change_priority(self, requested: m.TicketPriorityChangeRequested, uow: UnitOfWork) -> None:
+        triage = uow.get(Triage.create_id(requested.subject_id), Triage)
+        terms = agreement_copy(uow, triage.agreement_id).terms if triage else None
+        if triage is None or terms is None:
+            raise Rejected("not_triaged", f"ticket {requested.subject_id} is not triaged yet")
+        data = requested.data
+        try:
+            triage.change_priority(
+                MATRICES[terms.matrix],
+                data.priority,
+                data.changed_by,
+                data.by_customer,
+                terms.customer_may_override_priority,
+                data.reason,
+            )
+        except TriageRefused as refused:
+            raise Rejected(refused.reason, str(refused)) from refused
+        uow.add(triage)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for triage in learn_terms(uow, registered, Triage):

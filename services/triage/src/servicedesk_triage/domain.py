@@ -58,6 +58,12 @@ Z_MATRIX = Matrix(
 MATRICES = {matrix.name: matrix for matrix in (R_MATRIX, Z_MATRIX)}
 
 
+class TriageRefused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Decision:
     priority: str
@@ -135,6 +141,45 @@ class Triage(Aggregate):
         self.opened_at = opened_at
         self.priority: str | None = None
 
+    def change_priority(
+        self,
+        matrix: Matrix,
+        priority: str,
+        changed_by: str,
+        by_customer: bool,
+        customer_may_override: bool,
+        reason: str,
+    ) -> None:
+        """A later change of priority by an agent, or a customer's override where the
+        agreement allows it: traceable (who, why) in the decision it publishes."""
+        if self.priority is None:
+            raise TriageRefused("not_triaged", f"{self.reference} is not triaged yet")
+        if priority not in matrix.priorities:
+            raise TriageRefused(
+                "unknown_priority", f"{priority!r} is not a priority of {matrix.name}"
+            )
+        if by_customer and not customer_may_override:
+            raise TriageRefused(
+                "override_not_allowed", "this agreement does not let customers override"
+            )
+        if priority == self.priority:
+            return
+        who = f"customer {changed_by}" if by_customer else changed_by
+        self._decided(
+            ticket_id=self.ticket_id,
+            reference=self.reference,
+            agreement_id=self.agreement_id,
+            category=normalise(self.category),
+            priority=priority,
+            matrix=matrix.name,
+            impact=self.impact,
+            urgency=self.urgency,
+            requested_priority=self.requested_priority,
+            reason=f"changed from {self.priority} by {who}: {reason}",
+            opened_at=self.opened_at,
+            decided_by=changed_by,
+        )
+
     def decide(self, matrix: Matrix, customer_may_override: bool) -> None:
         if self.priority is not None:
             return
@@ -174,5 +219,6 @@ class Triage(Aggregate):
         requested_priority: str | None,
         reason: str,
         opened_at: datetime,
+        decided_by: str = "triage",
     ) -> None:
         self.priority = priority
