@@ -33,7 +33,9 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy contracts/src libs/runtime/src libs/stack/src services/*/src
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -u bench/pipeline.py
+	$(BIN)/python -u bench/pipeline.py --tickets 300 --rate 20
+	$(BIN)/python -u bench/sla_timers.py
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m servicedesk_contracts.schemas
