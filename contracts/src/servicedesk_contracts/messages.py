@@ -313,7 +313,8 @@ class SlaClockResumedData(Data):
     kind: ClockKind
     priority: str
     resumed_at: UtcDatetime
-    due_at: UtcDatetime
+    due_at: UtcDatetime | None
+    """None when the priority has no target of this kind (untimed)."""
 
 
 class SlaClockResumed(Message):
@@ -327,7 +328,8 @@ class SlaClockRetargetedData(Data):
     reference: str
     kind: ClockKind
     priority: str
-    target_minutes: float
+    target_minutes: float | None
+    """None: the new priority has no target of this kind; the clock runs untimed."""
     spent_minutes: float
     retargeted_at: UtcDatetime
     due_at: UtcDatetime | None

@@ -144,3 +144,13 @@ def test_working_day_targets_become_business_minutes_from_the_start() -> None:
     assert budgets["A"] == 120
     resolution = target_budgets(terms.calendar, terms.targets, RESOLUTION, tuesday_14)
     assert resolution == {"A": 8 * 60, "B": 16 * 60}  # C and D are "by planning": no clock
+
+
+def test_a_priority_without_a_target_of_this_kind_runs_untimed() -> None:
+    # R: C has no resolution target ("by planning"); an A lowered to C stops being timed.
+    resolution = clock(kind=RESOLUTION, budgets={"A": 8 * 60}, priority="A")
+    resolution.retarget("C", MONDAY_9 + timedelta(hours=1))
+    assert resolution.timers() == {}
+    assert resolution.due_at is None
+    resolution.observe_status("open", "closed", MONDAY_9 + timedelta(days=30))
+    assert resolution.met is True

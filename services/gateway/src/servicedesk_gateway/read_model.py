@@ -136,20 +136,23 @@ class ReadModel:
 
     def _on_SlaClockPaused(self, message: m.SlaClockPaused) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
-        clock.update(state="paused", paused_at=message.data.paused_at.isoformat())
+        # No deadline while paused: it is set again when the clock resumes.
+        clock.update(state="paused", paused_at=message.data.paused_at.isoformat(), due_at=None)
 
     def _on_SlaClockResumed(self, message: m.SlaClockResumed) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
         if clock.get("state") == "paused":
             clock["state"] = "running"
-        clock["due_at"] = message.data.due_at.isoformat()
+        clock["due_at"] = message.data.due_at.isoformat() if message.data.due_at else None
 
     def _on_SlaClockRetargeted(self, message: m.SlaClockRetargeted) -> None:  # noqa: N802
         data = message.data
         clock = self._clock(message.subject_id, data.kind)
-        clock.update(priority=data.priority, target_minutes=data.target_minutes)
-        if data.due_at is not None:
-            clock["due_at"] = data.due_at.isoformat()
+        clock.update(
+            priority=data.priority,
+            target_minutes=data.target_minutes,
+            due_at=data.due_at.isoformat() if data.due_at else None,
+        )
 
     def _on_SlaWarning(self, message: m.SlaWarning) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)

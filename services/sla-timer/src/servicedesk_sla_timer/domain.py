@@ -61,7 +61,9 @@ class SlaClock(Aggregate):
         self.calendar_json: dict[str, Any] | None = None
         self.budgets: dict[str, float] = {}
         self.paused_statuses: list[str] = []
-        self.budget_minutes = 0.0
+        self.budget_minutes: float | None = 0.0
+        """None when the current priority has no target of this kind (the clock runs
+        untimed: R's C and D have resolution 'by planning')."""
         self.warn_fractions: list[float] = []
         self.running_since: datetime | None = None
         self.spent_minutes = 0.0
@@ -193,7 +195,12 @@ class SlaClock(Aggregate):
 
     def timers(self) -> dict[str, datetime]:
         """The pending timers: the breach at the deadline and each warning not yet given."""
-        if not self.running or self.due_at is None or self.running_since is None:
+        if (
+            not self.running
+            or self.due_at is None
+            or self.running_since is None
+            or self.budget_minutes is None
+        ):
             return {}
         pending = {} if self.breached else {BREACH: self.due_at}
         calendar = self._calendar()
@@ -237,8 +244,10 @@ class SlaClock(Aggregate):
         """Resumes a paused clock (also a closed ticket's resolution clock on reopen)."""
         if not self.started or self.running:
             return
-        remaining = max(self.budget_minutes - self.spent_minutes, 0)
-        due_at = self._calendar().add_minutes(at, remaining)
+        due_at = None
+        if self.budget_minutes is not None:
+            remaining = max(self.budget_minutes - self.spent_minutes, 0)
+            due_at = self._calendar().add_minutes(at, remaining)
         self._resumed(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -256,7 +265,7 @@ class SlaClock(Aggregate):
         reference: str,
         priority: str,
         resumed_at: datetime,
-        due_at: datetime,
+        due_at: datetime | None,
     ) -> None:
         self.running_since = resumed_at
         self.stopped_at = None
@@ -264,16 +273,17 @@ class SlaClock(Aggregate):
 
     def retarget(self, priority: str, at: datetime) -> None:
         """A new priority: the new target from the original start, minus what is spent."""
-        if not self.started or priority == self.priority or priority not in self.budgets:
+        if not self.started or priority == self.priority:
             return
         if self.stopped_at is not None:
             return  # an outcome is a fact: a stopped clock is not retargeted
-        budget_minutes = self.budgets[priority]
+        budget_minutes = self.budgets.get(priority)  # None: untimed at this priority
         calendar = self._calendar()
         spent = self.spent_minutes
-        due_at = None  # paused: set when it resumes
+        due_at = None  # paused (set when it resumes) or untimed
         if self.running_since is not None:
             spent += calendar.minutes_between(self.running_since, at)
+        if self.running_since is not None and budget_minutes is not None:
             # From the current run's start, so a target already used up is due in the past
             # at the instant it ran out (and breaches at once).
             left = max(budget_minutes - self.spent_minutes, 0)
@@ -296,16 +306,16 @@ class SlaClock(Aggregate):
         kind: str,
         reference: str,
         priority: str,
-        target_minutes: float,
+        target_minutes: float | None,
         spent_minutes: float,
         retargeted_at: datetime,
         due_at: datetime | None,
     ) -> None:
         self.priority = priority
         self.budget_minutes = target_minutes
-        if due_at is not None:
-            self.due_at = due_at
-        self.warned = [f for f in self.warned if f * target_minutes <= spent_minutes]
+        self.due_at = due_at
+        if target_minutes is not None:
+            self.warned = [f for f in self.warned if f * target_minutes <= spent_minutes]
 
     def stop(self, at: datetime) -> None:
         if not self.started or self.stopped_at is not None:
@@ -313,7 +323,7 @@ class SlaClock(Aggregate):
         spent = self.spent_minutes
         if self.running_since is not None:
             spent += self._calendar().minutes_between(self.running_since, at)
-        met = not self.breached and spent <= self.budget_minutes
+        met = not self.breached and (self.budget_minutes is None or spent <= self.budget_minutes)
         self._stopped(
             ticket_id=self.ticket_id,
             kind=self.kind,
