@@ -56,17 +56,20 @@ class BusinessCalendar:
     calendar: Calendar
     zone: ZoneInfo = field(init=False)
     closed_dates: frozenset[date] = field(init=False)
-    closed_every_year: frozenset[str] = field(init=False)
+    closed_every_year: frozenset[tuple[int, int]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "zone", ZoneInfo(self.calendar.timezone))
         object.__setattr__(self, "closed_dates", frozenset(self.calendar.closed_dates))
-        object.__setattr__(self, "closed_every_year", frozenset(self.calendar.closed_every_year))
+        annual = {
+            tuple(int(part) for part in md.split("-")) for md in self.calendar.closed_every_year
+        }
+        object.__setattr__(self, "closed_every_year", frozenset(annual))
 
     # --- days ----------------------------------------------------------------------------
 
     def is_closed_day(self, day: date) -> bool:
-        if day in self.closed_dates or f"{day.month:02d}-{day.day:02d}" in self.closed_every_year:
+        if day in self.closed_dates or (day.month, day.day) in self.closed_every_year:
             return True
         country = self.calendar.holidays_country
         return bool(
