@@ -477,7 +477,20 @@ class BillingTerms(Data):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     hourly_rate_cents: Annotated[int, Field(ge=0)]
     minimum_minutes_per_request: Annotated[int, Field(ge=0, le=480)] = 15
+    """Billed time per started request (ticket and month) is at least this."""
     vat_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.25")
+    monthly_fee_cents: Annotated[int, Field(ge=0)] = 0
+    """The plan's fee (provider R: Small 19500, Medium 54500, Large 99500)."""
+    extension_fees: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    """Monthly fee per extension, quantity included (two integrations: 2 x 29500)."""
+    included_minutes_per_month: Annotated[int, Field(ge=0)] = 0
+    """Retainer: time bought for every month; beyond it is overage."""
+    covered_categories: list[str] = Field(default_factory=list)
+    """Time on these categories is covered by the fee and not billed again."""
+    unbilled_work_types: list[str] = Field(default_factory=lambda: ["own_defect"])
+    """Work never billed: repairing defects the provider caused."""
+    hyper_care_until: date | None = None
+    """Support is free up to and including this day (3 or 6 months from training)."""
 
 
 class Trial(Data):
@@ -534,6 +547,12 @@ class PlanSelection(Data):
     targets: dict[str, Target] = Field(default_factory=dict)
     """Targets that replace the plan's, per priority."""
     trial_until: date | None = None
+    extension_quantities: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    """How many of a per-unit extension (integrations); 1 when not given."""
+    hyper_care_from: date | None = None
+    """The first training day: support is free for `hyper_care_months` from it."""
+    hyper_care_months: Literal[3, 6] = 3
+    """3 for standard solutions, 6 for enterprise solutions (provider V)."""
     billing: BillingTerms
 
 
@@ -561,6 +580,19 @@ class AgreementRegistered(Message):
     data: AgreementTerms
 
 
+class TopUpBundleData(Data):
+    minutes: Annotated[int, Field(gt=0, le=100_000 * 60)]
+    note: str = ""
+
+
+class TopUpBundle(Message):
+    """Command to billing: hours bought for a prepaid bundle (`subject_id`: agreement)."""
+
+    TYPE: ClassVar[str] = "TopUpBundle"
+    event_type: Literal["TopUpBundle"] = "TopUpBundle"
+    data: TopUpBundleData
+
+
 class IssueStatementData(Data):
     month: Month
 
@@ -579,6 +611,26 @@ class StatementLine(Data):
     rounding: str
     """How `minutes_billed` follows from `minutes_logged`, in words."""
     amount_cents: int
+    month: Month | None = None
+    """On an adjustment line: the (closed) month the time was worked in."""
+
+
+class FeeLine(Data):
+    description: str
+    amount_cents: int
+
+
+class PrepaidSummary(Data):
+    balance_before_minutes: int
+    topped_up_minutes: int
+    used_minutes: int
+    balance_after_minutes: int
+
+
+class RetainerSummary(Data):
+    included_minutes: int
+    used_minutes: int
+    overage_minutes: int
 
 
 class StatementIssuedData(Data):
@@ -591,6 +643,10 @@ class StatementIssuedData(Data):
     hourly_rate_cents: int
     lines: list[StatementLine]
     minutes_billed: int
+    fee_lines: list[FeeLine] = Field(default_factory=list)
+    adjustment_lines: list[StatementLine] = Field(default_factory=list)
+    prepaid: PrepaidSummary | None = None
+    retainer: RetainerSummary | None = None
     subtotal_cents: int
     vat_rate: Decimal
     vat_cents: int
@@ -656,6 +712,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     RegisterAgreement,
     RegisterPlanAgreement,
     AgreementRegistered,
+    TopUpBundle,
     IssueStatement,
     StatementIssued,
     NotificationSent,

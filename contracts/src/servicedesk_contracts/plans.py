@@ -8,6 +8,8 @@ written next to the plan they concern.
 
 from __future__ import annotations
 
+from calendar import monthrange
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -16,6 +18,7 @@ from servicedesk_contracts.envelope import Data
 from servicedesk_contracts.messages import (
     PAUSED_BY_DEFAULT,
     AgreementTerms,
+    BillingTerms,
     Calendar,
     MatrixName,
     PlanSelection,
@@ -241,8 +244,32 @@ def resolve(selection: PlanSelection) -> AgreementTerms:
         customer_may_override_priority=plan.customer_may_override_priority,
         paused_statuses=plan.paused_statuses,
         warning_thresholds=plan.warning_thresholds,
-        billing=selection.billing,
+        billing=_billing(plan, selection),
     )
+
+
+def _billing(plan: Plan, selection: PlanSelection) -> BillingTerms:
+    """The agreement's billing terms with the plan's and extensions' fees and hyper care."""
+    fees = {
+        name: plan.extensions[name].monthly_fee_cents
+        * (selection.extension_quantities.get(name, 1) if plan.extensions[name].per_unit else 1)
+        for name in selection.extensions
+    }
+    changes: dict[str, Any] = {"extension_fees": fees}
+    if not selection.billing.monthly_fee_cents:
+        changes["monthly_fee_cents"] = plan.monthly_fee_cents
+    if selection.hyper_care_from is not None:
+        changes["hyper_care_until"] = _add_months(
+            selection.hyper_care_from, selection.hyper_care_months
+        ) - timedelta(days=1)
+    return selection.billing.model_copy(update=changes)
+
+
+def _add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    last = monthrange(year, month)[1]
+    return date(year, month, min(day.day, last))
 
 
 def _localised(calendar: Calendar, selection: PlanSelection) -> Calendar:

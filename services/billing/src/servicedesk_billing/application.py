@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from zoneinfo import ZoneInfo
 
-from servicedesk_billing.domain import Agreement, MonthLedger, month_of, monthly_statement
+from servicedesk_billing.domain import Agreement, MonthLedger, month_of, next_month
+from servicedesk_billing.statement import monthly_statement
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import plans
 from servicedesk_runtime.consumer import Handler, Rejected, handles
@@ -25,6 +26,7 @@ class Billing:
                 handles(m.RegisterPlanAgreement, self.register_plan_agreement),
                 handles(m.TimeLogged, self.record_time),
                 handles(m.IssueStatement, self.issue_statement),
+                handles(m.TopUpBundle, self.top_up_bundle),
             ]
         )
 
@@ -39,43 +41,70 @@ class Billing:
         _register(uow, command.subject_id, terms)
 
     def record_time(self, logged: m.TimeLogged, uow: UnitOfWork) -> None:
+        """Files the entry under the month it was worked in, in the agreement's time zone;
+        if that month's statement is out, on the next open month as an adjustment."""
         data = logged.data
         agreement = uow.get(data.agreement_id, Agreement)
         zone = ZoneInfo(agreement.terms.calendar.timezone) if agreement else None
-        month = month_of(data.started_at.astimezone(zone))
+        local_start = data.started_at.astimezone(zone)
+        month = month_of(local_start)
+        entry_id = str(data.entry_id)
+        entry: dict[str, object] = {
+            "entry_id": entry_id,
+            "ticket_id": str(logged.subject_id),
+            "reference": data.reference,
+            "minutes": data.duration_minutes,
+            "billable": data.billable,
+            "agent": data.agent,
+            "work_type": data.work_type,
+            "category": data.category,
+            "started_at": data.started_at.isoformat(),
+            "worked_on": local_start.date().isoformat(),
+            "month": month,
+        }
         ledger = _ledger(uow, data.agreement_id, month)
-        if str(data.entry_id) in ledger.entries:
+        while ledger.statement is not None:
+            if ledger.knows(entry_id):
+                return
+            ledger = _ledger(uow, data.agreement_id, next_month(ledger.month))
+        if ledger.knows(entry_id):
             return
-        ledger.record_entry(
-            {
-                "entry_id": str(data.entry_id),
-                "ticket_id": str(logged.subject_id),
-                "reference": data.reference,
-                "minutes": data.duration_minutes,
-                "billable": data.billable,
-                "agent": data.agent,
-                "work_type": data.work_type,
-                "started_at": data.started_at.isoformat(),
-            }
-        )
+        if ledger.month == month:
+            ledger.record_entry(entry)
+        else:
+            ledger.record_adjustment(entry)
         TIME_LOGGED_SECONDS.labels(str(data.billable).lower()).inc(data.duration_minutes * 60)
 
+    def top_up_bundle(self, command: m.TopUpBundle, uow: UnitOfWork) -> None:
+        agreement = _agreement(uow, command.subject_id)
+        if agreement.terms.billing.model != "prepaid_bundle":
+            raise Rejected("not_a_bundle", f"agreement {command.subject_id} has no prepaid bundle")
+        agreement.top_up(command.data.minutes, command.data.note)
+        uow.add(agreement)
+
     def issue_statement(self, command: m.IssueStatement, uow: UnitOfWork) -> None:
-        agreement = uow.get(command.subject_id, Agreement)
-        if agreement is None:
-            raise Rejected("unknown_agreement", f"no agreement {command.subject_id}")
-        ledger = _ledger(uow, command.subject_id, command.data.month)
+        agreement = _agreement(uow, command.subject_id)
+        month = command.data.month
+        ledger = _ledger(uow, command.subject_id, month)
         if ledger.statement is not None:
-            raise Rejected(
-                "already_issued", f"statement for {command.data.month} was issued already"
-            )
+            raise Rejected("already_issued", f"statement for {month} was issued already")
         terms = agreement.terms
-        ledger.issue(
-            monthly_statement(
-                command.subject_id, command.data.month, terms, ledger.billable_entries()
-            )
+        entries, adjustments = ledger.statement_entries()
+        statement = monthly_statement(
+            command.subject_id, month, terms, entries, adjustments, agreement.prepaid
         )
+        ledger.issue(statement)
+        if statement["prepaid"] is not None:
+            agreement.settle_bundle(month, statement["prepaid"]["balance_after_minutes"])
+            uow.add(agreement)
         STATEMENTS_ISSUED.labels(terms.billing.model).inc()
+
+
+def _agreement(uow: UnitOfWork, agreement_id: uuid.UUID) -> Agreement:
+    agreement = uow.get(agreement_id, Agreement)
+    if agreement is None:
+        raise Rejected("unknown_agreement", f"no agreement {agreement_id}")
+    return agreement
 
 
 def _register(uow: UnitOfWork, agreement_id: uuid.UUID, terms: m.AgreementTerms) -> None:

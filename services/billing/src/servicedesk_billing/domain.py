@@ -1,19 +1,15 @@
-"""Agreements, monthly ledgers of time entries, and statements (pure: no I/O).
-
-Money is integer cents, computed with Decimal and rounded half up once per line and once
-for VAT; never floats.
-"""
+"""Agreements (with their prepaid balance) and monthly ledgers of time entries (pure: no
+I/O). What a statement says is computed in `statement.py`."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
+from servicedesk_billing.statement import Entry, Prepaid
 from servicedesk_contracts.messages import AgreementTerms
 
 
@@ -21,6 +17,7 @@ class Agreement(Aggregate):
     # Event classes that @event creates, declared for type checkers.
     Registered: ClassVar[type[Any]]
     TermsChanged: ClassVar[type[Any]]
+    BundleToppedUp: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(agreement_id: uuid.UUID, **_: Any) -> uuid.UUID:
@@ -29,23 +26,31 @@ class Agreement(Aggregate):
     @event("Registered")
     def __init__(self, agreement_id: uuid.UUID, terms_json: dict[str, Any]) -> None:
         self.terms_json = terms_json
+        self.balance_minutes = 0
+        self.topped_up_minutes = 0
 
     @event("TermsChanged")
     def change_terms(self, terms_json: dict[str, Any]) -> None:
         self.terms_json = terms_json
 
+    @event("BundleToppedUp")
+    def top_up(self, minutes: int, note: str) -> None:
+        """Hours bought in advance: they never expire (DOMAIN.md 6)."""
+        self.topped_up_minutes += minutes
+
+    @event("BundleSettled")
+    def settle_bundle(self, month: str, balance_after_minutes: int) -> None:
+        """A statement took the month's time off the balance (top-ups included)."""
+        self.balance_minutes = balance_after_minutes
+        self.topped_up_minutes = 0
+
+    @property
+    def prepaid(self) -> Prepaid:
+        return Prepaid(balance_before=self.balance_minutes, topped_up=self.topped_up_minutes)
+
     @property
     def terms(self) -> AgreementTerms:
         return AgreementTerms.model_validate(self.terms_json)
-
-
-@dataclass(frozen=True)
-class Entry:
-    entry_id: str
-    ticket_id: str
-    reference: str
-    minutes: int
-    billable: bool
 
 
 class MonthLedger(Aggregate):
@@ -63,6 +68,7 @@ class MonthLedger(Aggregate):
         self.agreement_id = agreement_id
         self.month = month
         self.entries: dict[str, dict[str, Any]] = {}
+        self.adjustments: dict[str, dict[str, Any]] = {}
         self.statement: dict[str, Any] | None = None
 
     @event("EntryRecorded")
@@ -73,71 +79,40 @@ class MonthLedger(Aggregate):
     def issue(self, statement: dict[str, Any]) -> None:
         self.statement = statement
 
-    def billable_entries(self) -> list[Entry]:
-        return [
-            Entry(
-                entry_id=str(e["entry_id"]),
-                ticket_id=str(e["ticket_id"]),
-                reference=str(e["reference"]),
-                minutes=int(e["minutes"]),
-                billable=bool(e["billable"]),
-            )
-            for e in self.entries.values()
-            if e["billable"]
-        ]
+    @event("AdjustmentRecorded")
+    def record_adjustment(self, entry: dict[str, Any]) -> None:
+        """Time worked in an earlier month whose statement was already issued."""
+        self.adjustments[str(entry["entry_id"])] = entry
+
+    def knows(self, entry_id: str) -> bool:
+        return entry_id in self.entries or entry_id in self.adjustments
+
+    def statement_entries(self) -> tuple[list[Entry], list[Entry]]:
+        """(this month's entries, adjustments for earlier months)."""
+        return (
+            [_entry(e, self.month) for e in self.entries.values()],
+            [_entry(e, str(e["month"])) for e in self.adjustments.values()],
+        )
+
+
+def _entry(stored: dict[str, Any], month: str) -> Entry:
+    return Entry(
+        entry_id=str(stored["entry_id"]),
+        ticket_id=str(stored["ticket_id"]),
+        reference=str(stored["reference"]),
+        minutes=int(stored["minutes"]),
+        billable=bool(stored["billable"]),
+        work_type=str(stored.get("work_type", "support")),
+        category=str(stored.get("category", "")),
+        worked_on=date.fromisoformat(str(stored["worked_on"])) if stored.get("worked_on") else None,
+        month=month,
+    )
 
 
 def month_of(instant: datetime) -> str:
     return f"{instant.year:04d}-{instant.month:02d}"
 
 
-def cents(amount: Decimal) -> int:
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def monthly_statement(
-    agreement_id: uuid.UUID, month: str, terms: AgreementTerms, entries: list[Entry]
-) -> dict[str, Any]:
-    """The monthly-invoice statement: billable minutes per ticket, at least the agreement's
-    minimum per started request (15 minutes in DOMAIN.md), at the hourly rate, plus VAT."""
-    billing = terms.billing
-    minutes_by_ticket: dict[str, tuple[str, int]] = {}
-    for entry in entries:
-        reference, minutes = minutes_by_ticket.get(entry.ticket_id, (entry.reference, 0))
-        minutes_by_ticket[entry.ticket_id] = (reference, minutes + entry.minutes)
-    lines = []
-    for ticket_id, (reference, logged) in sorted(minutes_by_ticket.items(), key=lambda i: i[1][0]):
-        billed = max(logged, billing.minimum_minutes_per_request)
-        rounding = (
-            f"raised to the minimum of {billing.minimum_minutes_per_request} min per request"
-            if billed > logged
-            else "as logged"
-        )
-        amount = cents(Decimal(billed) * billing.hourly_rate_cents / 60)
-        lines.append(
-            {
-                "ticket_id": ticket_id,
-                "reference": reference,
-                "minutes_logged": logged,
-                "minutes_billed": billed,
-                "rounding": rounding,
-                "amount_cents": amount,
-            }
-        )
-    subtotal = sum(line["amount_cents"] for line in lines)  # type: ignore[misc]
-    vat = cents(Decimal(subtotal) * billing.vat_rate)
-    return {
-        "statement_id": str(MonthLedger.create_id(agreement_id, month)),
-        "agreement_id": str(agreement_id),
-        "month": month,
-        "customer": terms.customer,
-        "billing_model": billing.model,
-        "currency": billing.currency,
-        "hourly_rate_cents": billing.hourly_rate_cents,
-        "lines": lines,
-        "minutes_billed": sum(line["minutes_billed"] for line in lines),  # type: ignore[misc]
-        "subtotal_cents": subtotal,
-        "vat_rate": str(billing.vat_rate),
-        "vat_cents": vat,
-        "total_cents": subtotal + vat,
-    }
+def next_month(month: str) -> str:
+    year, number = (int(part) for part in month.split("-"))
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
