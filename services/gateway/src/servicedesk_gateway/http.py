@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,7 @@ from servicedesk_contracts import Message, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.statements import as_csv, as_html
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 Publish = Callable[[str, Message], Awaitable[None]]
@@ -249,13 +250,31 @@ async def issue_statement(
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
 
 
-@router.get("/agreements/{agreement_id}/statements/{month}", tags=["billing"])
+@router.get(
+    "/agreements/{agreement_id}/statements/{month}",
+    tags=["billing"],
+    responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
+)
 def get_statement(
-    request: Request, agreement_id: uuid.UUID, month: str, _: AnyCaller
-) -> dict[str, Any]:
+    request: Request,
+    agreement_id: uuid.UUID,
+    month: str,
+    _: AnyCaller,
+    format: Literal["json", "csv", "html"] = "json",
+) -> Any:
+    """The issued statement as JSON, CSV (bookkeeping) or an HTML page to send."""
     statement = _view(request).statements.get((agreement_id, month))
     if statement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")
+    if format == "csv":
+        filename = f"statement-{month}.csv"
+        return Response(
+            as_csv(statement),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    if format == "html":
+        return Response(as_html(statement), media_type="text/html")
     return statement
 
 
