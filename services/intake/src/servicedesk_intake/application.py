@@ -9,7 +9,13 @@ from datetime import timedelta
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import derived_id, ticket_id_for_request
-from servicedesk_intake.domain import ReferenceSequence, Ticket, TicketRuleBroken
+from servicedesk_intake.domain import (
+    AgentDay,
+    ReferenceSequence,
+    Ticket,
+    TicketRuleBroken,
+    days_touched,
+)
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
@@ -92,8 +98,30 @@ class Intake:
     def log_time(self, command: m.LogTime, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         data = command.data
+        end = data.started_at + timedelta(minutes=data.duration_minutes)
+        if end > self.clock.now() + CLOCK_SKEW:
+            TICKET_REQUESTS_REJECTED.labels("future_time").inc()
+            raise Rejected("future_time", f"time entry ends at {end.isoformat()}, in the future")
+        days = [
+            uow.get(AgentDay.create_id(data.agent, day), AgentDay)
+            or AgentDay(agent=data.agent, day=day)
+            for day in days_touched(data.started_at, end)
+        ]
+        for day in days:
+            clash = day.overlap(data.started_at, end)
+            if clash is not None:
+                TICKET_REQUESTS_REJECTED.labels("overlapping_time").inc()
+                raise Rejected(
+                    "overlapping_time",
+                    f"{data.agent} already logged {clash['start'].isoformat()} to "
+                    f"{clash['end'].isoformat()} on {clash['reference']}",
+                )
+        entry_id = derived_id("time-entry", command.event_id)
+        for day in days:
+            day.add(entry_id, ticket.reference, data.started_at, end)
+            uow.add(day)
         ticket.log_time(
-            entry_id=derived_id("time-entry", command.event_id),
+            entry_id=entry_id,
             agent=data.agent,
             started_at=data.started_at,
             duration_minutes=data.duration_minutes,

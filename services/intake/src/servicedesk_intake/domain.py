@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
@@ -198,3 +198,37 @@ class Ticket(Aggregate):
         billable: bool,
     ) -> None:
         pass
+
+
+class AgentDay(Aggregate):
+    """What one agent logged on one (UTC) day: two entries of one agent may not overlap
+    (a timer left running while another starts is a mistake to catch, not to bill)."""
+
+    @staticmethod
+    def create_id(agent: str, day: str) -> uuid.UUID:
+        return uuid.uuid5(ReferenceSequence.ID, f"agent-day:{agent.lower()}:{day}")
+
+    @event("Started")
+    def __init__(self, agent: str, day: str) -> None:
+        self.agent = agent
+        self.entries: list[dict[str, Any]] = []
+
+    def overlap(self, start: datetime, end: datetime) -> dict[str, Any] | None:
+        for entry in self.entries:
+            if start < entry["end"] and entry["start"] < end:
+                return entry
+        return None
+
+    @event("EntryAdded")
+    def add(self, entry_id: uuid.UUID, reference: str, start: datetime, end: datetime) -> None:
+        self.entries = [
+            *self.entries,
+            {"entry_id": entry_id, "reference": reference, "start": start, "end": end},
+        ]
+
+
+def days_touched(start: datetime, end: datetime) -> list[str]:
+    """The UTC days (ISO dates) an interval [start, end) touches."""
+    first = start.astimezone(UTC).date()
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
