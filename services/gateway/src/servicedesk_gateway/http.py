@@ -16,6 +16,7 @@ from servicedesk_contracts import Message, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.reports import evaluation
 from servicedesk_gateway.statements import as_csv, as_html
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
@@ -248,6 +249,16 @@ async def issue_statement(
     data = m.IssueStatementData(month=body.month)
     sent = await _send(request, topics.BILLING_COMMANDS, m.IssueStatement, agreement_id, data)
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
+
+
+@router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"])
+def get_evaluation(
+    request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
+) -> dict[str, Any]:
+    """The month's evaluation: tickets opened, time to first response, targets met."""
+    if agreement_id not in _view(request).agreements:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
+    return evaluation(_view(request), agreement_id, month)
 
 
 @router.get(

@@ -167,6 +167,8 @@ class ReadModel:
         clock = self._ticket(message.subject_id).sla.setdefault(message.data.kind, {})
         clock["state"] = "met" if message.data.met else "breached"
         clock["stopped_at"] = message.data.stopped_at.isoformat()
+        if message.data.spent_minutes is not None:
+            clock["business_minutes"] = message.data.spent_minutes
 
     def _on_SlaBreached(self, message: m.SlaBreached) -> None:  # noqa: N802
         clock = self._ticket(message.subject_id).sla.setdefault(message.data.kind, {})

@@ -1,0 +1,60 @@
+"""The monthly evaluation of an agreement, as providers review their own performance
+(DOMAIN.md 6): tickets opened, time to first response, response and resolution targets met
+or breached. Computed from the gateway's view, so it is rebuilt with it."""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from servicedesk_gateway.read_model import ReadModel, TicketView
+
+
+def evaluation(view: ReadModel, agreement_id: uuid.UUID, month: str) -> dict[str, Any]:
+    zone = ZoneInfo(
+        view.agreements.get(agreement_id, {}).get("calendar", {}).get("timezone", "UTC")
+    )
+    tickets = [
+        t
+        for t in view.opened_tickets()
+        if t.agreement_id == agreement_id
+        and datetime.fromisoformat(t.received_at).astimezone(zone).strftime("%Y-%m") == month
+    ]
+    by_priority: dict[str, int] = {}
+    for ticket in tickets:
+        key = ticket.priority or "untriaged"
+        by_priority[key] = by_priority.get(key, 0) + 1
+    return {
+        "agreement_id": str(agreement_id),
+        "month": month,
+        "tickets_opened": len(tickets),
+        "tickets_by_priority": dict(sorted(by_priority.items())),
+        "tickets_closed": sum(1 for t in tickets if t.status == "closed"),
+        "response": _clock_summary(tickets, "response"),
+        "resolution": _clock_summary(tickets, "resolution"),
+    }
+
+
+def _clock_summary(tickets: list[TicketView], kind: str) -> dict[str, Any]:
+    clocks = [t.sla[kind] for t in tickets if kind in t.sla]
+    met = sum(1 for c in clocks if c.get("state") == "met")
+    breached = sum(1 for c in clocks if c.get("state") == "breached")
+    minutes = sorted(c["business_minutes"] for c in clocks if "business_minutes" in c)
+    return {
+        "timed": len(clocks),
+        "met": met,
+        "breached": breached,
+        "open": len(clocks) - met - breached,
+        "met_ratio": round(met / (met + breached), 4) if met + breached else None,
+        "median_business_minutes": statistics.median(minutes) if minutes else None,
+        "p90_business_minutes": _p90(minutes),
+    }
+
+
+def _p90(values: list[float]) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(0.9 * len(values)))]
