@@ -580,6 +580,20 @@ class AgreementRegistered(Message):
     data: AgreementTerms
 
 
+class CancelAgreementData(Data):
+    effective_on: date
+    """The last day of the agreement (its fees are prorated up to and including it)."""
+    reason: str = ""
+
+
+class CancelAgreement(Message):
+    """Command to billing (`subject_id`: the agreement)."""
+
+    TYPE: ClassVar[str] = "CancelAgreement"
+    event_type: Literal["CancelAgreement"] = "CancelAgreement"
+    data: CancelAgreementData
+
+
 class TopUpBundleData(Data):
     minutes: Annotated[int, Field(gt=0, le=100_000 * 60)]
     note: str = ""
@@ -712,6 +726,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     RegisterAgreement,
     RegisterPlanAgreement,
     AgreementRegistered,
+    CancelAgreement,
     TopUpBundle,
     IssueStatement,
     StatementIssued,

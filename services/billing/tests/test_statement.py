@@ -183,3 +183,29 @@ def test_the_same_inputs_give_the_same_statement() -> None:
     r = AgreementTerms.model_validate(provider_r_medium())
     entries = [entry("000070", 10), entry("000071", 95)]
     assert statement(r, entries) == statement(r, list(reversed(entries)))
+
+
+def test_a_plan_change_and_a_cancellation_mid_month_are_charged_by_the_day() -> None:
+    from servicedesk_billing.domain import Agreement
+
+    small, medium = terms("R Small"), terms("R Medium")
+    agreement = Agreement(
+        agreement_id=AGREEMENT,
+        terms_json=small.model_dump(mode="json"),
+        effective_from="2026-10-20",
+    )
+    agreement.change_terms(medium.model_dump(mode="json"), "2026-11-15")
+    agreement.cancel("2026-11-25", "moving to another provider")
+    periods = agreement.fee_periods(NOVEMBER)
+    assert [(p.first.day, p.last.day, p.terms.plan) for p in periods] == [
+        (1, 14, "R Small"),
+        (15, 25, "R Medium"),
+    ]
+    issued = statement(medium, [], fee_periods=periods)
+    assert issued["fee_lines"] == [
+        {"description": "R Small, 01-14 Nov 2026 (14/30 days)", "amount_cents": 9100},
+        {"description": "R Medium, 15-25 Nov 2026 (11/30 days)", "amount_cents": 19983},
+    ]  # 19500 x 14/30 = 9100; 54500 x 11/30 = 19983.33
+    assert agreement.fee_periods("2026-12") == []  # nothing after the cancellation
+    october = agreement.fee_periods("2026-10")
+    assert [(p.first.day, p.last.day) for p in october] == [(20, 31)]

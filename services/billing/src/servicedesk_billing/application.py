@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 from servicedesk_billing.domain import Agreement, MonthLedger, month_of, next_month
 from servicedesk_billing.statement import monthly_statement
+from servicedesk_contracts import Message, plans
 from servicedesk_contracts import messages as m
-from servicedesk_contracts import plans
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
     AGREEMENTS_REGISTERED,
@@ -27,18 +27,19 @@ class Billing:
                 handles(m.TimeLogged, self.record_time),
                 handles(m.IssueStatement, self.issue_statement),
                 handles(m.TopUpBundle, self.top_up_bundle),
+                handles(m.CancelAgreement, self.cancel_agreement),
             ]
         )
 
     def register_agreement(self, command: m.RegisterAgreement, uow: UnitOfWork) -> None:
-        _register(uow, command.subject_id, command.data)
+        _register(uow, command, command.data)
 
     def register_plan_agreement(self, command: m.RegisterPlanAgreement, uow: UnitOfWork) -> None:
         try:
             terms = plans.resolve(command.data)
         except plans.UnknownPlan as unknown:
             raise Rejected("unknown_plan", str(unknown)) from unknown
-        _register(uow, command.subject_id, terms)
+        _register(uow, command, terms)
 
     def record_time(self, logged: m.TimeLogged, uow: UnitOfWork) -> None:
         """Files the entry under the month it was worked in, in the agreement's time zone;
@@ -75,6 +76,13 @@ class Billing:
             ledger.record_adjustment(entry)
         TIME_LOGGED_SECONDS.labels(str(data.billable).lower()).inc(data.duration_minutes * 60)
 
+    def cancel_agreement(self, command: m.CancelAgreement, uow: UnitOfWork) -> None:
+        agreement = _agreement(uow, command.subject_id)
+        if agreement.cancelled_on is not None:
+            raise Rejected("agreement_cancelled", f"cancelled already on {agreement.cancelled_on}")
+        agreement.cancel(command.data.effective_on.isoformat(), command.data.reason)
+        uow.add(agreement)
+
     def top_up_bundle(self, command: m.TopUpBundle, uow: UnitOfWork) -> None:
         agreement = _agreement(uow, command.subject_id)
         if agreement.terms.billing.model != "prepaid_bundle":
@@ -91,7 +99,13 @@ class Billing:
         terms = agreement.terms
         entries, adjustments = ledger.statement_entries()
         statement = monthly_statement(
-            command.subject_id, month, terms, entries, adjustments, agreement.prepaid
+            command.subject_id,
+            month,
+            terms,
+            entries,
+            adjustments,
+            agreement.prepaid,
+            agreement.fee_periods(month),
         )
         ledger.issue(statement)
         if statement["prepaid"] is not None:
@@ -107,14 +121,23 @@ def _agreement(uow: UnitOfWork, agreement_id: uuid.UUID) -> Agreement:
     return agreement
 
 
-def _register(uow: UnitOfWork, agreement_id: uuid.UUID, terms: m.AgreementTerms) -> None:
+def _register(uow: UnitOfWork, command: Message, terms: m.AgreementTerms) -> None:
+    """Registers an agreement, or changes its terms from the day the command was given (in
+    the agreement's time zone): fees are prorated by day, clocks started later use them."""
     terms_json = terms.model_dump(mode="json")
-    agreement = uow.get(agreement_id, Agreement)
+    effective_from = command.occurred_at.astimezone(ZoneInfo(terms.calendar.timezone)).date()
+    agreement = uow.get(command.subject_id, Agreement)
     if agreement is None:
-        agreement = Agreement(agreement_id=agreement_id, terms_json=terms_json)
+        agreement = Agreement(
+            agreement_id=command.subject_id,
+            terms_json=terms_json,
+            effective_from=effective_from.isoformat(),
+        )
         AGREEMENTS_REGISTERED.labels(terms.billing.model).inc()
+    elif agreement.cancelled_on is not None:
+        raise Rejected("agreement_cancelled", f"agreement {command.subject_id} was cancelled")
     elif agreement.terms_json != terms_json:
-        agreement.change_terms(terms_json)  # applies to new clocks and later statements
+        agreement.change_terms(terms_json, effective_from.isoformat())
     uow.add(agreement)
 
 

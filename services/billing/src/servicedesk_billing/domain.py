@@ -4,12 +4,12 @@ I/O). What a statement says is computed in `statement.py`."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
-from servicedesk_billing.statement import Entry, Prepaid
+from servicedesk_billing.statement import Entry, FeePeriod, Prepaid, month_bounds
 from servicedesk_contracts.messages import AgreementTerms
 
 
@@ -17,6 +17,7 @@ class Agreement(Aggregate):
     # Event classes that @event creates, declared for type checkers.
     Registered: ClassVar[type[Any]]
     TermsChanged: ClassVar[type[Any]]
+    Cancelled: ClassVar[type[Any]]
     BundleToppedUp: ClassVar[type[Any]]
 
     @staticmethod
@@ -24,14 +25,41 @@ class Agreement(Aggregate):
         return agreement_id
 
     @event("Registered")
-    def __init__(self, agreement_id: uuid.UUID, terms_json: dict[str, Any]) -> None:
+    def __init__(
+        self, agreement_id: uuid.UUID, terms_json: dict[str, Any], effective_from: str = ""
+    ) -> None:
         self.terms_json = terms_json
+        self.history: list[tuple[str, dict[str, Any]]] = [(effective_from, terms_json)]
+        self.cancelled_on: str | None = None
         self.balance_minutes = 0
         self.topped_up_minutes = 0
 
     @event("TermsChanged")
-    def change_terms(self, terms_json: dict[str, Any]) -> None:
+    def change_terms(self, terms_json: dict[str, Any], effective_from: str = "") -> None:
+        """A plan change: it applies from `effective_from` (fees are prorated by day)."""
         self.terms_json = terms_json
+        self.history = [*self.history, (effective_from, terms_json)]
+
+    @event("Cancelled")
+    def cancel(self, effective_on: str, reason: str) -> None:
+        """The agreement ends at the end of `effective_on`: no fees after it."""
+        self.cancelled_on = effective_on
+
+    def fee_periods(self, month: str) -> list[FeePeriod]:
+        """The terms in force on each day of `month`, as consecutive periods."""
+        first, last = month_bounds(month)
+        if self.cancelled_on:
+            last = min(last, date.fromisoformat(self.cancelled_on))
+        periods = []
+        for index, (start, terms_json) in enumerate(self.history):
+            begins = max(first, date.fromisoformat(start) if start else date.min)
+            following = self.history[index + 1][0] if index + 1 < len(self.history) else ""
+            ends = (
+                min(last, date.fromisoformat(following) - timedelta(days=1)) if following else last
+            )
+            if begins <= ends:
+                periods.append(FeePeriod(begins, ends, AgreementTerms.model_validate(terms_json)))
+        return periods
 
     @event("BundleToppedUp")
     def top_up(self, minutes: int, note: str) -> None:

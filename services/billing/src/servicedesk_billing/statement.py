@@ -20,6 +20,7 @@ and are billed under the same rules.
 from __future__ import annotations
 
 import uuid
+from calendar import monthrange
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -107,6 +108,20 @@ def ticket_lines(
 
 
 @dataclass(frozen=True)
+class FeePeriod:
+    """Days of a month under one set of terms: fees are charged per day of the month."""
+
+    first: date
+    last: date
+    terms: AgreementTerms
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    year, number = (int(part) for part in month.split("-"))
+    return date(year, number, 1), date(year, number, monthrange(year, number)[1])
+
+
+@dataclass(frozen=True)
 class Prepaid:
     balance_before: int = 0
     topped_up: int = 0
@@ -119,7 +134,9 @@ def monthly_statement(
     entries: list[Entry],
     adjustments: list[Entry] = (),  # type: ignore[assignment]
     prepaid: Prepaid = Prepaid(),
+    fee_periods: list[FeePeriod] | None = None,
 ) -> dict[str, Any]:
+    """`terms` price the time; fees follow `fee_periods` (default: `terms` all month)."""
     billing = terms.billing
     priced = billing.model in ("monthly_invoice", "billed_per_use")
     lines = ticket_lines(entries, billing, priced)
@@ -127,7 +144,8 @@ def monthly_statement(
         line.pop("month")
     adjustment_lines = ticket_lines(adjustments, billing, priced)
     minutes_billed = sum(line["minutes_billed"] for line in (*lines, *adjustment_lines))
-    fee_lines = _fee_lines(terms, month)
+    first, last = month_bounds(month)
+    fee_lines = _fee_lines(fee_periods or [FeePeriod(first, last, terms)], month)
     summary: dict[str, Any] = {"prepaid": None, "retainer": None}
     if billing.model == "retainer":
         overage = max(minutes_billed - billing.included_minutes_per_month, 0)
@@ -177,15 +195,26 @@ def statement_id(agreement_id: uuid.UUID, month: str) -> uuid.UUID:
     return uuid.uuid5(agreement_id, f"ledger:{month}")
 
 
-def _fee_lines(terms: AgreementTerms, month: str) -> list[dict[str, Any]]:
-    billing = terms.billing
+def _fee_lines(periods: list[FeePeriod], month: str) -> list[dict[str, Any]]:
+    """Monthly fees per day of the month under each set of terms: a fee for part of a
+    month is fee x days / days in the month, rounded half up per line."""
+    days_in_month = month_bounds(month)[1].day
     lines = []
-    if billing.monthly_fee_cents:
-        lines.append(
-            {"description": f"{terms.plan}, {month}", "amount_cents": billing.monthly_fee_cents}
+    for period in periods:
+        days = (period.last - period.first).days + 1
+        when = (
+            month
+            if days == days_in_month
+            else f"{period.first:%d}-{period.last:%d %b %Y} ({days}/{days_in_month} days)"
         )
-    for extension, fee in sorted(billing.extension_fees.items()):
-        lines.append({"description": f"Extension {extension}, {month}", "amount_cents": fee})
+        billing = period.terms.billing
+        fees = [(period.terms.plan, billing.monthly_fee_cents)] + [
+            (f"Extension {name}", fee) for name, fee in sorted(billing.extension_fees.items())
+        ]
+        for description, fee in fees:
+            if fee:
+                amount = cents(Decimal(fee) * days / days_in_month)
+                lines.append({"description": f"{description}, {when}", "amount_cents": amount})
     return lines
 
 

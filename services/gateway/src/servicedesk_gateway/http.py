@@ -251,6 +251,24 @@ async def issue_statement(
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
 
 
+@router.post("/agreements/{agreement_id}/cancellation", status_code=202, tags=["agreements"])
+async def cancel_agreement(
+    request: Request, agreement_id: uuid.UUID, body: m.CancelAgreementData, _: AdminCaller
+) -> Accepted:
+    """Ends the agreement after `effective_on`; that month's fees are charged by the day."""
+    sent = await _send(request, topics.BILLING_COMMANDS, m.CancelAgreement, agreement_id, body)
+    return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
+
+
+@router.post("/agreements/{agreement_id}/top-ups", status_code=202, tags=["billing"])
+async def top_up_bundle(
+    request: Request, agreement_id: uuid.UUID, body: m.TopUpBundleData, _: AdminCaller
+) -> Accepted:
+    """Adds prepaid minutes to a bundle; they show on the next statement."""
+    sent = await _send(request, topics.BILLING_COMMANDS, m.TopUpBundle, agreement_id, body)
+    return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
+
+
 @router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"])
 def get_evaluation(
     request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
