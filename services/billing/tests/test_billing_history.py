@@ -135,3 +135,12 @@ def test_the_same_history_gives_the_same_statements_and_they_read_back_unchanged
     apply(rebuilt, history())
     assert statements(rebuilt) == issued
     assert statements(store_at(tmp_path / "first.db")) == issued
+
+
+def test_time_on_a_ticket_of_an_unknown_agreement_is_refused_by_name(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "billing.db")
+    with pytest.raises(Rejected) as refused:
+        apply(store, [time_logged(30, datetime(2026, 11, 3, 9, 0, tzinfo=UTC))])
+    assert refused.value.reason == "unknown_agreement"
+    assert str(AGREEMENT) in refused.value.detail
+    store.close()

@@ -46,8 +46,14 @@ class Billing:
         if that month's statement is out, on the next open month as an adjustment."""
         data = logged.data
         agreement = uow.get(data.agreement_id, Agreement)
-        zone = ZoneInfo(agreement.terms.calendar.timezone) if agreement else None
-        local_start = data.started_at.astimezone(zone)
+        if agreement is None:
+            # Billing registers every agreement itself: this ticket names one that does not
+            # exist. Dead-lettered with the reason, so nothing is lost or billed wrongly.
+            raise Rejected(
+                "unknown_agreement",
+                f"time on {data.reference} names agreement {data.agreement_id}: no such agreement",
+            )
+        local_start = data.started_at.astimezone(ZoneInfo(agreement.terms.calendar.timezone))
         month = month_of(local_start)
         entry_id = str(data.entry_id)
         entry: dict[str, object] = {
