@@ -228,6 +228,28 @@ class LogTimeData(Data):
     billable: bool = True
 
 
+class TimerData(Data):
+    agent: Name
+    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    billable: bool = True
+
+
+class StartTimer(Message):
+    """An agent starts a timer on a ticket (`subject_id`); one running timer per agent."""
+
+    TYPE: ClassVar[str] = "StartTimer"
+    event_type: Literal["StartTimer"] = "StartTimer"
+    data: TimerData
+
+
+class StopTimer(Message):
+    """Stops the agent's running timer on the ticket: the time becomes a time entry."""
+
+    TYPE: ClassVar[str] = "StopTimer"
+    event_type: Literal["StopTimer"] = "StopTimer"
+    data: TimerData
+
+
 class LogTime(Message):
     TYPE: ClassVar[str] = "LogTime"
     event_type: Literal["LogTime"] = "LogTime"
@@ -235,6 +257,7 @@ class LogTime(Message):
 
 
 class TimeLoggedData(LogTimeData):
+    source: Literal["timesheet", "timer"] = "timesheet"
     entry_id: uuid.UUID
     reference: str
     agreement_id: uuid.UUID
@@ -713,6 +736,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     AgentReplied,
     AddCustomerReply,
     CustomerReplied,
+    StartTimer,
+    StopTimer,
     LogTime,
     TimeLogged,
     TicketTriaged,

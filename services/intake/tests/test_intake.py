@@ -105,3 +105,36 @@ def test_time_in_the_future_is_refused(intake: tuple[ServiceStore, dict[str, obj
         log(store, handlers, ticket, NOW + timedelta(hours=1), 30)
     assert refused.value.reason == "future_time"
     assert logged_minutes(store) == []
+
+
+def timer(
+    kind: type[m.Message], ticket: uuid.UUID, at: datetime, agent: str = "mette"
+) -> m.Message:
+    return kind.create(producer="gateway", subject_id=ticket, occurred_at=at, data={"agent": agent})  # type: ignore[no-any-return]
+
+
+def test_a_timer_becomes_a_time_entry_in_whole_minutes(
+    intake: tuple[ServiceStore, dict[str, object]],
+) -> None:
+    store, handlers = intake
+    ticket, other = open_ticket(store, handlers), open_ticket(store, handlers)
+    start = NOW - timedelta(hours=1)
+    for command in (timer(m.StartTimer, ticket, start),):
+        uow = store.unit_of_work()
+        handlers["StartTimer"](command, uow)  # type: ignore[operator]
+        uow.commit()
+    with pytest.raises(Rejected) as refused:  # one running timer per agent
+        handlers["StartTimer"](timer(m.StartTimer, other, start), store.unit_of_work())  # type: ignore[operator]
+    assert refused.value.reason == "timer_running"
+    assert "runs on SD-000001" in refused.value.detail
+    uow = store.unit_of_work()
+    handlers["StopTimer"](
+        timer(m.StopTimer, ticket, start + timedelta(minutes=25, seconds=30)), uow
+    )  # type: ignore[operator]
+    uow.commit()
+    assert logged_minutes(store) == [26]  # started minutes count whole
+    events = map(store.mapper.to_domain_event, store.process_recorder.select_notifications(1, 1000))
+    (logged,) = [e for e in events if type(e).__name__ == "TimeLogged"]
+    assert (logged.source, logged.started_at) == ("timer", start)
+    with pytest.raises(Rejected, match="no timer running"):
+        handlers["StopTimer"](timer(m.StopTimer, ticket, NOW), store.unit_of_work())  # type: ignore[operator]

@@ -242,6 +242,29 @@ async def log_time(
     return await _ticket_command(request, ticket_id, m.LogTime, data)
 
 
+class Timer(BaseModel):
+    work_type: str = "support"
+    billable: bool = True
+
+
+@router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"])
+async def start_timer(
+    request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
+) -> Accepted:
+    """Starts the caller's timer on the ticket (one running timer per agent)."""
+    data = m.TimerData(agent=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, m.StartTimer, data)
+
+
+@router.post("/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"])
+async def stop_timer(
+    request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
+) -> Accepted:
+    """Stops it: the time (whole minutes, at least one) becomes a time entry."""
+    data = m.TimerData(agent=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, m.StopTimer, data)
+
+
 @router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])
 async def issue_statement(
     request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import derived_id, ticket_id_for_request
 from servicedesk_intake.domain import (
     AgentDay,
+    AgentTimer,
     ReferenceSequence,
     Ticket,
     TicketRuleBroken,
@@ -42,6 +44,8 @@ class Intake:
                 handles(m.ChangeTicketPriority, self.change_priority),
                 handles(m.AddCustomerReply, self.add_customer_reply),
                 handles(m.LogTime, self.log_time),
+                handles(m.StartTimer, self.start_timer),
+                handles(m.StopTimer, self.stop_timer),
             ]
         )
 
@@ -96,39 +100,93 @@ class Intake:
         uow.add(ticket)
 
     def log_time(self, command: m.LogTime, uow: UnitOfWork) -> None:
+        data = command.data
+        self._log(
+            uow,
+            _ticket(command, uow),
+            derived_id("time-entry", command.event_id),
+            data.agent,
+            data.started_at,
+            data.duration_minutes,
+            data.work_type,
+            data.billable,
+            "timesheet",
+        )
+
+    def start_timer(self, command: m.StartTimer, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        timer = _timer(uow, command.data.agent)
+        with _refusals():
+            timer.start(ticket.id, ticket.reference, command.occurred_at)
+
+    def stop_timer(self, command: m.StopTimer, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         data = command.data
-        end = data.started_at + timedelta(minutes=data.duration_minutes)
+        timer = _timer(uow, data.agent)
+        with _refusals():
+            started, minutes = timer.stop(ticket.id, command.occurred_at)
+        self._log(
+            uow,
+            ticket,
+            derived_id("time-entry", command.event_id),
+            data.agent,
+            started,
+            minutes,
+            data.work_type,
+            data.billable,
+            "timer",
+        )
+
+    def _log(
+        self,
+        uow: UnitOfWork,
+        ticket: Ticket,
+        entry_id: uuid.UUID,
+        agent: str,
+        started_at: datetime,
+        minutes: int,
+        work_type: str,
+        billable: bool,
+        source: str,
+    ) -> None:
+        """Checks a time entry (not in the future, no overlap with the agent's other time)
+        and records it on the ticket and the agent's days."""
+        end = started_at + timedelta(minutes=minutes)
         if end > self.clock.now() + CLOCK_SKEW:
             TICKET_REQUESTS_REJECTED.labels("future_time").inc()
             raise Rejected("future_time", f"time entry ends at {end.isoformat()}, in the future")
         days = [
-            uow.get(AgentDay.create_id(data.agent, day), AgentDay)
-            or AgentDay(agent=data.agent, day=day)
-            for day in days_touched(data.started_at, end)
+            uow.get(AgentDay.create_id(agent, day), AgentDay) or AgentDay(agent=agent, day=day)
+            for day in days_touched(started_at, end)
         ]
         for day in days:
-            clash = day.overlap(data.started_at, end)
+            clash = day.overlap(started_at, end)
             if clash is not None:
                 TICKET_REQUESTS_REJECTED.labels("overlapping_time").inc()
                 raise Rejected(
                     "overlapping_time",
-                    f"{data.agent} already logged {clash['start'].isoformat()} to "
+                    f"{agent} already logged {clash['start'].isoformat()} to "
                     f"{clash['end'].isoformat()} on {clash['reference']}",
                 )
-        entry_id = derived_id("time-entry", command.event_id)
         for day in days:
-            day.add(entry_id, ticket.reference, data.started_at, end)
+            day.add(entry_id, ticket.reference, started_at, end)
             uow.add(day)
         ticket.log_time(
             entry_id=entry_id,
-            agent=data.agent,
-            started_at=data.started_at,
-            duration_minutes=data.duration_minutes,
-            work_type=data.work_type,
-            billable=data.billable,
+            agent=agent,
+            started_at=started_at,
+            duration_minutes=minutes,
+            work_type=work_type,
+            billable=billable,
+            source=source,
         )
         uow.add(ticket)
+
+
+def _timer(uow: UnitOfWork, agent: str) -> AgentTimer:
+    timer = uow.get(AgentTimer.create_id(agent), AgentTimer) or AgentTimer(agent=agent)
+    uow.add(timer)
+    return timer
 
 
 def _ticket(command: Message, uow: UnitOfWork) -> Ticket:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -171,8 +172,10 @@ class Ticket(Aggregate):
         duration_minutes: int,
         work_type: str,
         billable: bool,
+        source: str = "timesheet",
     ) -> None:
         self._time_logged(
+            source=source,
             reference=self.reference,
             agreement_id=self.agreement_id,
             category=self.category,
@@ -196,6 +199,7 @@ class Ticket(Aggregate):
         duration_minutes: int,
         work_type: str,
         billable: bool,
+        source: str = "timesheet",
     ) -> None:
         pass
 
@@ -232,3 +236,48 @@ def days_touched(start: datetime, end: datetime) -> list[str]:
     first = start.astimezone(UTC).date()
     last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
     return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+class AgentTimer(Aggregate):
+    """The one timer an agent may have running."""
+
+    @staticmethod
+    def create_id(agent: str) -> uuid.UUID:
+        return uuid.uuid5(ReferenceSequence.ID, f"agent-timer:{agent.lower()}")
+
+    @event("Created")
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.running: dict[str, Any] | None = None
+
+    def start(self, ticket_id: uuid.UUID, reference: str, at: datetime) -> None:
+        if self.running is not None:
+            raise TicketRuleBroken(
+                "timer_running",
+                f"{self.agent}'s timer runs on {self.running['reference']} since "
+                f"{self.running['started_at'].isoformat()}: stop it first",
+            )
+        self._started(ticket_id=ticket_id, reference=reference, started_at=at)
+
+    @event("Started")
+    def _started(self, ticket_id: uuid.UUID, reference: str, started_at: datetime) -> None:
+        self.running = {"ticket_id": ticket_id, "reference": reference, "started_at": started_at}
+
+    def stop(self, ticket_id: uuid.UUID, at: datetime) -> tuple[datetime, int]:
+        """Stops the timer on this ticket: (start, whole minutes, at least one)."""
+        if self.running is None or self.running["ticket_id"] != ticket_id:
+            raise TicketRuleBroken("no_timer", f"{self.agent} has no timer running on this ticket")
+        started: datetime = self.running["started_at"]
+        minutes = max(math.ceil((at - started).total_seconds() / 60), 1)
+        if minutes > 24 * 60:
+            raise TicketRuleBroken(
+                "absurd_duration",
+                f"the timer ran {minutes // 60} hours since {started.isoformat()}: "
+                "log the real time as a time sheet entry and stop it",
+            )
+        self._stopped(stopped_at=at)
+        return started, minutes
+
+    @event("Stopped")
+    def _stopped(self, stopped_at: datetime) -> None:
+        self.running = None
