@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, event
@@ -118,17 +118,3 @@ class UnitOfWork:
             self.store.save_with_tracking(changed, tracking)
         self._aggregates.clear()
         self._markers.clear()
-
-
-def load(store: ServiceStore, aggregate_id: uuid.UUID, kind: type[A]) -> A | None:
-    """Reads one aggregate for a query; None when there is none."""
-    return store.unit_of_work().get(aggregate_id, kind)
-
-
-def stored_event_state(domain_event: Any) -> dict[str, Any]:
-    """The attributes a domain event was recorded with (for translating to messages)."""
-    return {
-        key: value
-        for key, value in domain_event.__dict__.items()
-        if key not in ("originator_id", "originator_version", "timestamp")
-    }

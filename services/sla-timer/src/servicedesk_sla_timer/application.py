@@ -57,9 +57,7 @@ class SlaTimer:
         for kind in KINDS:
             clock = _clock(uow, triaged.subject_id, kind)
             if clock.opened_at is not None:
-                was_breached = clock.breached
-                clock.retarget(data.priority, triaged.occurred_at)
-                assert was_breached <= clock.breached  # a breach is never undone
+                clock.retarget(data.priority, triaged.occurred_at)  # a breach stays a breach
                 continue
             clock.note_triage(
                 data.reference, data.priority, data.opened_at, data.agreement_id, data.category
