@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
 from servicedesk_contracts.messages import Calendar
+from servicedesk_contracts.plans import PLANS
 from servicedesk_sla_timer.business_time import (
     WEEKDAYS,
     BusinessCalendar,
     CalendarNeverOpens,
     add_business_minutes,
 )
-from servicedesk_stack.demo import (
-    DANISH_HOURS,
-    WEEKDAYS_8_TO_5,
-    provider_r_medium,
-    provider_v_danish,
-)
+from servicedesk_stack.demo import provider_r_medium, provider_v_danish
 
 DANISH = Calendar.model_validate(provider_v_danish()["calendar"])
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -48,7 +44,7 @@ def test_a_request_outside_opening_hours_starts_at_the_next_opening() -> None:
 def test_daylight_saving_change_is_honoured() -> None:
     # Provider Z Standard (08:00-17:00 Berlin), P3 = 8 h, asked Friday 27 March 2026 16:00
     # CET; Monday 30 March is CEST: 1 h Friday + 7 h Monday -> 15:00 CEST = 13:00 UTC.
-    z_standard = Calendar(timezone="Europe/Berlin", weekly_hours=WEEKDAYS_8_TO_5)  # type: ignore[arg-type]
+    z_standard = PLANS["Z Standard"].calendar
     start = datetime(2026, 3, 27, 16, 0, tzinfo=BERLIN)
     assert add_business_minutes(z_standard, start, 8 * 60) == datetime(
         2026, 3, 30, 13, 0, tzinfo=UTC
@@ -62,8 +58,11 @@ def test_always_open_counts_every_minute() -> None:
 
 
 def test_opening_hours_of_the_danish_provider_are_what_domain_md_says() -> None:
-    assert DANISH_HOURS["fri"][0] == {"opens": "08:30", "closes": "15:30"}
-    assert all(DANISH_HOURS[d][0]["closes"] == "16:00" for d in ("mon", "tue", "wed", "thu"))
+    hours = DANISH.weekly_hours
+    assert (hours["fri"][0].opens, hours["fri"][0].closes) == (time(8, 30), time(15, 30))
+    assert all(hours[d][0].closes == time(16) for d in ("mon", "tue", "wed", "thu"))
+    assert "sat" not in hours
+    assert sorted(DANISH.closed_every_year) == ["06-05", "12-24", "12-31"]
 
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -76,7 +75,7 @@ R_PREMIUM_INCIDENTS = BusinessCalendar(
         }
     )
 )
-Z_STANDARD = BusinessCalendar(Calendar(timezone="Europe/Berlin", weekly_hours=WEEKDAYS_8_TO_5))  # type: ignore[arg-type]
+Z_STANDARD = BusinessCalendar(PLANS["Z Standard"].calendar)
 DK = BusinessCalendar(DANISH)
 
 

@@ -153,9 +153,9 @@ def test_warnings_fire_before_the_breach_and_pauses_hold_every_timer(
     replica.close()
 
 
+# Replicas share a PostgreSQL database; SQLite is the single-process default.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_two_replicas_never_fire_the_same_timer(database_url: DatabaseUrl) -> None:
-    if database_url.kind != "postgres":
-        pytest.skip("replicas share a PostgreSQL database; SQLite is the single-process default")
     clock = ManualClock(START)
     replicas = [Replica(database_url, clock) for _ in range(2)]
     ids = start_clocks(replicas[0].store, 200)

@@ -54,9 +54,7 @@ class AgreementCopy(Aggregate):
 
 def agreement_copy(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementCopy:
     """The copy of an agreement in this unit of work, made if this service has none yet."""
-    copy = uow.get(agreement_id, AgreementCopy) or AgreementCopy(agreement_id=agreement_id)
-    uow.add(copy)
-    return copy
+    return uow.get_or_create(AgreementCopy, agreement_id=agreement_id)
 
 
 def terms_or_park(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, event
@@ -95,6 +95,16 @@ class UnitOfWork:
             self._aggregates[aggregate_id] = found
         if not isinstance(found, kind):
             raise TypeError(f"aggregate {aggregate_id} is a {type(found).__name__}, not {kind}")
+        return found
+
+    def get_or_create(self, aggregate_class: type[A], /, **create: Any) -> A:
+        """The aggregate `aggregate_class.create_id(**create)` names, made with
+        `aggregate_class(**create)` if it does not exist yet; either way registered to be
+        saved."""
+        found = self.get(aggregate_class.create_id(**create), aggregate_class)
+        if found is None:
+            found = aggregate_class(**create)
+        self.add(found)
         return found
 
     def add(self, aggregate: Aggregate) -> None:

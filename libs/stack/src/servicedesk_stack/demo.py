@@ -9,14 +9,6 @@ from typing import Any
 from servicedesk_contracts.messages import PlanSelection
 from servicedesk_contracts.plans import resolve
 
-WEEKDAYS_8_TO_5 = {
-    d: [{"opens": "08:00", "closes": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")
-}
-DANISH_HOURS = {
-    **{d: [{"opens": "08:30", "closes": "16:00"}] for d in ("mon", "tue", "wed", "thu")},
-    "fri": [{"opens": "08:30", "closes": "15:30"}],
-}
-
 
 def _terms(**selection: Any) -> dict[str, Any]:
     return resolve(PlanSelection.model_validate(selection)).model_dump(mode="json")

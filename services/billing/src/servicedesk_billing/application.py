@@ -69,11 +69,13 @@ class Billing:
             "worked_on": local_start.date().isoformat(),
             "month": month,
         }
-        ledger = _ledger(uow, data.agreement_id, month)
+        ledger = uow.get_or_create(MonthLedger, agreement_id=data.agreement_id, month=month)
         while ledger.statement is not None:
             if ledger.knows(entry_id):
                 return
-            ledger = _ledger(uow, data.agreement_id, next_month(ledger.month))
+            ledger = uow.get_or_create(
+                MonthLedger, agreement_id=data.agreement_id, month=next_month(ledger.month)
+            )
         if ledger.knows(entry_id):
             return
         if ledger.month == month:
@@ -99,7 +101,7 @@ class Billing:
     def issue_statement(self, command: m.IssueStatement, uow: UnitOfWork) -> None:
         agreement = _agreement(uow, command.subject_id)
         month = command.data.month
-        ledger = _ledger(uow, command.subject_id, month)
+        ledger = uow.get_or_create(MonthLedger, agreement_id=command.subject_id, month=month)
         if ledger.statement is not None:
             raise Rejected("already_issued", f"statement for {month} was issued already")
         terms = agreement.terms
@@ -145,10 +147,3 @@ def _register(uow: UnitOfWork, command: Message, terms: m.AgreementTerms) -> Non
     elif agreement.terms_json != terms_json:
         agreement.change_terms(terms_json, effective_from.isoformat())
     uow.add(agreement)
-
-
-def _ledger(uow: UnitOfWork, agreement_id: uuid.UUID, month: str) -> MonthLedger:
-    ledger_id = MonthLedger.create_id(agreement_id, month)
-    ledger = uow.get(ledger_id, MonthLedger) or MonthLedger(agreement_id=agreement_id, month=month)
-    uow.add(ledger)
-    return ledger

@@ -252,8 +252,7 @@ async def start_timer(
     request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
 ) -> Accepted:
     """Starts the caller's timer on the ticket (one running timer per agent)."""
-    data = m.TimerData(agent=who.name, **body.model_dump())
-    return await _ticket_command(request, ticket_id, m.StartTimer, data)
+    return await _timer_command(request, ticket_id, m.StartTimer, body, who)
 
 
 @router.post("/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"])
@@ -261,8 +260,14 @@ async def stop_timer(
     request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
 ) -> Accepted:
     """Stops it: the time (whole minutes, at least one) becomes a time entry."""
+    return await _timer_command(request, ticket_id, m.StopTimer, body, who)
+
+
+async def _timer_command(
+    request: Request, ticket_id: uuid.UUID, kind: type[Message], body: Timer, who: Caller
+) -> Accepted:
     data = m.TimerData(agent=who.name, **body.model_dump())
-    return await _ticket_command(request, ticket_id, m.StopTimer, data)
+    return await _ticket_command(request, ticket_id, kind, data)
 
 
 @router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])

@@ -115,14 +115,14 @@ class Intake:
 
     def start_timer(self, command: m.StartTimer, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
-        timer = _timer(uow, command.data.agent)
+        timer = uow.get_or_create(AgentTimer, agent=command.data.agent)
         with _refusals():
             timer.start(ticket.id, ticket.reference, command.occurred_at)
 
     def stop_timer(self, command: m.StopTimer, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         data = command.data
-        timer = _timer(uow, data.agent)
+        timer = uow.get_or_create(AgentTimer, agent=data.agent)
         with _refusals():
             started, minutes = timer.stop(ticket.id, command.occurred_at)
         self._log(
@@ -181,12 +181,6 @@ class Intake:
             source=source,
         )
         uow.add(ticket)
-
-
-def _timer(uow: UnitOfWork, agent: str) -> AgentTimer:
-    timer = uow.get(AgentTimer.create_id(agent), AgentTimer) or AgentTimer(agent=agent)
-    uow.add(timer)
-    return timer
 
 
 def _ticket(command: Message, uow: UnitOfWork) -> Ticket:

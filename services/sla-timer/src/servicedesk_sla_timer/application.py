@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -55,7 +54,7 @@ class SlaTimer:
         priority retargets them."""
         data = triaged.data
         for kind in KINDS:
-            clock = _clock(uow, triaged.subject_id, kind)
+            clock = uow.get_or_create(SlaClock, ticket_id=triaged.subject_id, kind=kind)
             if clock.opened_at is not None:
                 clock.retarget(data.priority, triaged.occurred_at)  # a breach stays a breach
                 continue
@@ -67,7 +66,7 @@ class SlaTimer:
                 self._start(clock, terms)
 
     def note_reply(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
-        clock = _clock(uow, replied.subject_id, RESPONSE)
+        clock = uow.get_or_create(SlaClock, ticket_id=replied.subject_id, kind=RESPONSE)
         was_running = clock.running
         clock.observe_reply(replied.data.replied_at)
         if was_running and not clock.running and clock.stopped_at is not None:
@@ -80,7 +79,7 @@ class SlaTimer:
         data = changed.data
         at = data.changed_at or changed.occurred_at
         for kind in KINDS:
-            clock = _clock(uow, changed.subject_id, kind)
+            clock = uow.get_or_create(SlaClock, ticket_id=changed.subject_id, kind=kind)
             was_stopped = clock.stopped_at is not None
             clock.observe_status(data.from_status, data.to_status, at)
             if not was_stopped and clock.stopped_at is not None:
@@ -152,13 +151,6 @@ class SlaTimer:
                     await asyncio.wait_for(stop.wait(), timeout=interval)
 
         return loop
-
-
-def _clock(uow: UnitOfWork, ticket_id: uuid.UUID, kind: str) -> SlaClock:
-    clock_id = SlaClock.create_id(ticket_id, kind)
-    clock = uow.get(clock_id, SlaClock) or SlaClock(ticket_id=ticket_id, kind=kind)
-    uow.add(clock)
-    return clock
 
 
 def clock_terms(

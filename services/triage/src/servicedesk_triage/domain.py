@@ -165,20 +165,8 @@ class Triage(Aggregate):
         if priority == self.priority:
             return
         who = f"customer {changed_by}" if by_customer else changed_by
-        self._decided(
-            ticket_id=self.ticket_id,
-            reference=self.reference,
-            agreement_id=self.agreement_id,
-            category=normalise(self.category),
-            priority=priority,
-            matrix=matrix.name,
-            impact=self.impact,
-            urgency=self.urgency,
-            requested_priority=self.requested_priority,
-            reason=f"changed from {self.priority} by {who}: {reason}",
-            opened_at=self.opened_at,
-            decided_by=changed_by,
-        )
+        reason = f"changed from {self.priority} by {who}: {reason}"
+        self._record(matrix, Decision(priority, reason), decided_by=changed_by)
 
     def decide(self, matrix: Matrix, customer_may_override: bool) -> None:
         if self.priority is not None:
@@ -191,6 +179,10 @@ class Triage(Aggregate):
             self.requested_priority,
             customer_may_override,
         )
+        self._record(matrix, decision, decided_by="triage")
+
+    def _record(self, matrix: Matrix, decision: Decision, decided_by: str) -> None:
+        # The event carries everything TicketTriaged needs, so the relay loads nothing.
         self._decided(
             ticket_id=self.ticket_id,
             reference=self.reference,
@@ -203,6 +195,7 @@ class Triage(Aggregate):
             requested_priority=self.requested_priority,
             reason=decision.reason,
             opened_at=self.opened_at,
+            decided_by=decided_by,
         )
 
     @event("Decided")
