@@ -11,7 +11,7 @@ broker) is recognised and skipped.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -19,7 +19,9 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ProcessRecorder, Tracking
 
 from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_runtime.logs import get_logger
 
+log = get_logger(__name__)
 A = TypeVar("A", bound=Aggregate)
 _MARKER_NAMESPACE = uuid.UUID("0b7a3f52-0c57-4a43-8d6c-4a0f5f1e7d21")
 
@@ -83,6 +85,14 @@ class UnitOfWork:
         self.store = store
         self._aggregates: dict[uuid.UUID, Aggregate] = {}
         self._markers: set[uuid.UUID] = set()
+        self._effects: list[Callable[[], None]] = []
+
+    def after_commit(self, effect: Callable[[], None]) -> None:
+        """Runs `effect` once, after this unit of work has been committed. Handlers may run
+        again on a retry (a conflict, a lost connection), so anything outside the database
+        (a metric, a log line) belongs here, never inline. A unit of work that is thrown
+        away runs none of its effects."""
+        self._effects.append(effect)
 
     def get(self, aggregate_id: uuid.UUID, kind: type[A]) -> A | None:
         """The aggregate as changed so far in this unit of work, or as stored, or None."""
@@ -128,3 +138,9 @@ class UnitOfWork:
             self.store.save_with_tracking(changed, tracking)
         self._aggregates.clear()
         self._markers.clear()
+        effects, self._effects = self._effects, []
+        for effect in effects:
+            try:
+                effect()
+            except Exception:  # an effect must not undo or repeat what is committed
+                log.exception("after_commit_effect_failed")
