@@ -55,7 +55,12 @@ def test_unknown_fields_are_ignored_so_producers_can_add_optional_ones() -> None
         (b"{not json", "invalid_json", "not valid JSON"),
         (b"[1, 2]", "invalid_json", "not a JSON object"),
         (b'{"event_type": "TicketExploded"}', "unknown_type", "TicketExploded"),
-        (b'{"event_type": "TicketOpened", "schema_version": 7}', "unknown_type", "version 7"),
+        (b'{"event_type": "TicketOpened", "schema_version": 0}', "unknown_type", "version 0"),
+        (b'{"event_type": "TicketOpened", "schema_version": "2"}', "unknown_type", "'2'"),
+        (b"[" * 100_000, "invalid_json", "nested too deeply"),
+        (b'{"schema_version": ' + b"9" * 5000 + b"}", "invalid_json", "4300 digits"),
+        (b'{"event_type": "\xff"}', "invalid_json", "not valid JSON"),
+        (b'{"body": "' + b"x" * (1024 * 1024) + b'"}', "too_large", "exceeds"),
     ],
 )
 def test_undecodable_messages_say_why(raw: bytes, reason: str, names: str) -> None:
@@ -63,6 +68,16 @@ def test_undecodable_messages_say_why(raw: bytes, reason: str, names: str) -> No
         decode(raw)
     assert caught.value.reason == reason
     assert names in caught.value.detail
+
+
+def test_a_newer_version_of_a_known_type_is_read_with_the_fields_we_know() -> None:
+    document = json.loads((EXAMPLES / "TicketOpened.v1.json").read_text())
+    document["schema_version"] = 7
+    document["data"]["added_in_version_7"] = {"anything": [1, 2]}
+    message = decode(json.dumps(document).encode())
+    assert isinstance(message, m.TicketOpened)
+    assert message.schema_version == 7
+    assert message.data.reference == document["data"]["reference"]
 
 
 def test_a_validation_error_names_the_field() -> None:

@@ -25,4 +25,8 @@ ALL: Final = (
     NOTIFICATIONS,
     DEAD_LETTER,
 )
+COMMANDS: Final = (INBOUND, BILLING_COMMANDS)
+"""Topics whose messages are addressed to one service: a type it does not handle there is a
+mistake of the sender and is dead-lettered. On event topics a consumer reads past the types
+it does not use (a newer producer may add types at any time)."""
 PARTITIONS: Final = 4

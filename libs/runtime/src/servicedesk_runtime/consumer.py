@@ -1,28 +1,53 @@
-"""Tracked consumption: apply Kafka messages exactly once in effect.
+"""Tracked consumption: apply Kafka messages exactly once in effect, and never get stuck.
 
 For every batch of one topic-partition the consumer decodes each message, skips one whose
 `event_id` was applied before, calls the service's handler with a unit of work, and writes
 all new events plus "consumed up to offset N" in one transaction. On start (and on every
 partition assignment) it seeks to the positions recorded in its own database, never to
-Kafka's committed offsets. Messages that cannot be accepted go to the dead-letter topic
-before the batch is committed, so nothing is lost and the partition never blocks.
+Kafka's committed offsets.
+
+Every message ends in exactly one of these ways, so a partition never blocks:
+- applied (its events and the position committed together);
+- read past: a type this service does not use on an event topic (found from the
+  `event_type` header without parsing, or from the envelope), or a duplicate `event_id`;
+- dead-lettered with a reason: not a message at all, refused by the contract or by the
+  domain (`Rejected`), a handler that raised, a message the store cannot hold;
+- skipped with an error log and a metric, when even the dead-letter topic refuses it.
+
+Failures are told apart, because each needs another answer:
+- the database is unreachable: wait with capped backoff until it is back (or shutdown);
+- a *tracking* conflict (another member, or this process before a crash, already recorded
+  a position past this batch): the batch is done, seek on, never retry it;
+- an *aggregate* conflict (another writer changed an aggregate this batch read: a timer, a
+  replica): apply again on fresh state, a bounded number of times, then one message at a
+  time;
+- anything else from the store: some message in the batch cannot be stored; apply the
+  messages one by one and dead-letter the one that fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Tracking,
+)
 
 from servicedesk_contracts import InvalidMessage, Message, decode
+from servicedesk_contracts import topics as topic_names
+from servicedesk_contracts.envelope import EVENT_TYPE_HEADER
 from servicedesk_runtime.kafka import dead_letter
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import (
@@ -30,7 +55,9 @@ from servicedesk_runtime.metrics import (
     DUPLICATES_SKIPPED,
     MESSAGES_CONSUMED,
     PROCESSING_SECONDS,
+    STORE_RETRIES,
 )
+from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore, UnitOfWork
 
 log = get_logger(__name__)
@@ -39,6 +66,8 @@ Handler = Callable[[Message, UnitOfWork], None]
 """Applies one message. It must raise `Rejected` before changing anything."""
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 def handles(kind: type[M], handle: Callable[[M, UnitOfWork], None]) -> tuple[str, Handler]:
@@ -51,7 +80,16 @@ def handles(kind: type[M], handle: Callable[[M, UnitOfWork], None]) -> tuple[str
     return kind.TYPE, handler
 
 
-INFRASTRUCTURE_ERRORS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
+"""The database is away (a dropped connection, a restart, a locked file): wait for it."""
+
+AGGREGATE_CONFLICT_ATTEMPTS = 8
 
 
 class Rejected(Exception):
@@ -66,7 +104,7 @@ class Rejected(Exception):
 
 @dataclass
 class _Refusal:
-    record: ConsumerRecord[bytes, bytes]
+    record: Record
     reason: str
     detail: str
 
@@ -76,14 +114,21 @@ class _AppliedChunk:
     unit_of_work: UnitOfWork
     tracking: Tracking
     refusals: list[_Refusal] = field(default_factory=list)
-    applied: int = 0
 
 
 class _HandlerCrashed(Exception):
     def __init__(self, offset: int, error: Exception) -> None:
         super().__init__(f"offset {offset}: {error!r}")
         self.offset = offset
-        self.error = error
+        self.detail = f"{type(error).__name__}: {error}"[:2000]
+
+
+class _AggregateConflict(Exception):
+    pass
+
+
+class _BatchDone(Exception):
+    """Another consumer recorded a position past this batch: nothing left to do."""
 
 
 class TrackedConsumer:
@@ -100,6 +145,7 @@ class TrackedConsumer:
         session_timeout_ms: int = 6000,
         batch_max: int = 500,
         on_committed: Callable[[], None] = lambda: None,
+        command_topics: Sequence[str] = topic_names.COMMANDS,
     ) -> None:
         self.service = service
         self.topics = list(topics)
@@ -108,7 +154,10 @@ class TrackedConsumer:
         self.producer = producer
         self.incarnation = incarnation
         self.on_committed = on_committed
+        self.command_topics = frozenset(command_topics)
         self.ready = False
+        self._stop = asyncio.Event()
+        self._next_offset: dict[TopicPartition, int] = {}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=service,
@@ -127,76 +176,173 @@ class TrackedConsumer:
         return f"{self.incarnation}:{tp.topic}:{tp.partition}"
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         self._consumer.subscribe(self.topics, listener=_SeekToRecordedPositions(self))
         await self._consumer.start()
         try:
             while not stop.is_set():
                 batch = await self._consumer.getmany(timeout_ms=200)
                 self.ready = True
-                for tp, records in batch.items():
-                    await self._apply_with_retries(tp, records)
+                try:
+                    for tp, records in batch.items():
+                        await self.process(tp, records)
+                except Stopped:
+                    break  # uncommitted: read again from the recorded position next time
                 await self._report_lag()
         finally:
             await self._consumer.stop()
 
-    async def _apply_with_retries(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
+    # --- one batch -----------------------------------------------------------------------
+
+    async def process(self, tp: TopicPartition, records: list[Record]) -> None:
+        """Applies one fetched batch of a topic-partition; returns when every message of it
+        is applied, read past, dead-lettered or skipped (or the service stops)."""
         started = time.perf_counter()
-        crashed: set[int] = set()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                chunk = await asyncio.to_thread(self._apply, tp, records, crashed)
-                for refusal in chunk.refusals:
-                    await self._dead_letter(refusal)
-                await asyncio.to_thread(chunk.unit_of_work.commit, chunk.tracking)
-                break
-            except _HandlerCrashed as crash:
-                log.exception("handler_crashed", offset=crash.offset, error=repr(crash.error))
-                crashed.add(crash.offset)
-            except IntegrityError as error:
-                # Another writer changed an aggregate we read (a timer, another replica):
-                # apply the chunk again on fresh state.
-                log.info("commit_conflict_retrying", attempt=attempt, error=str(error))
-            except INFRASTRUCTURE_ERRORS as error:
-                log.warning("store_unavailable_retrying", attempt=attempt, error=str(error))
-                await asyncio.sleep(min(0.2 * attempt, 5))
+        # A broker may hand out records again that this consumer has committed (Tansu
+        # answers a fetch with the whole stored batch around the asked offset).
+        records = [r for r in records if r.offset >= self._next_offset.get(tp, 0)]
+        if not records:
+            return
+        dead_lettered: set[int] = set()  # offsets sent to the dead-letter topic already
+        try:
+            await self._apply_batch(tp, records, dead_lettered)
+        except _BatchDone:
+            pass
+        except _AggregateConflict:
+            log.warning("conflicts_persist_applying_one_by_one", topic=tp.topic, n=len(records))
+            await self._apply_one_by_one(tp, records, dead_lettered)
+        except _StoreRefused as refused:
+            if len(records) == 1:
+                await self._refuse_alone(tp, records[0], refused, dead_lettered)
+            else:
+                log.warning("store_refused_batch_applying_one_by_one", error=str(refused))
+                await self._apply_one_by_one(tp, records, dead_lettered)
+        self._next_offset[tp] = max(self._next_offset.get(tp, 0), records[-1].offset + 1)
         PROCESSING_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         MESSAGES_CONSUMED.labels(self.service, tp.topic).inc(len(records))
         self.on_committed()
 
-    def _apply(
+    async def _apply_one_by_one(
+        self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]
+    ) -> None:
+        for record in records:
+            try:
+                await self._apply_batch(tp, [record], dead_lettered)
+            except _BatchDone:
+                continue
+            except (_AggregateConflict, _StoreRefused) as error:
+                await self._refuse_alone(tp, record, error, dead_lettered)
+
+    async def _refuse_alone(
+        self, tp: TopicPartition, record: Record, error: Exception, dead_lettered: set[int]
+    ) -> None:
+        """Dead-letters one message the store would not take, and records its position."""
+        reason = "conflict" if isinstance(error, _AggregateConflict) else "store_refused"
+        await self._send_dead_letters([_Refusal(record, reason, str(error))], dead_lettered)
+        empty = UnitOfWork(self.store)
+        with contextlib.suppress(IntegrityError):  # someone recorded past it already
+            await self._with_store(
+                lambda: asyncio.to_thread(empty.commit, self._tracking(tp, [record]))
+            )
+
+    async def _apply_batch(
+        self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]
+    ) -> None:
+        """Applies and commits `records` in one transaction. Raises `_BatchDone` when
+        another writer recorded past them, `_AggregateConflict` when conflicts persist,
+        `_StoreRefused` when the store refuses what the batch produced."""
+        crashed: dict[int, str] = {}
+        conflicts = 0
+        while conflicts < AGGREGATE_CONFLICT_ATTEMPTS:
+            try:
+                await self._with_store(lambda: self._attempt(tp, records, crashed, dead_lettered))
+                return
+            except _HandlerCrashed as crash:
+                log.error("handler_crashed", topic=tp.topic, offset=crash.offset, error=str(crash))
+                crashed[crash.offset] = crash.detail
+            except IntegrityError as conflict:
+                conflicts += 1
+                await self._after_conflict(tp, records, conflict)
+            except Stopped:
+                raise
+            except Exception as error:
+                raise _StoreRefused(f"{type(error).__name__}: {error}"[:2000]) from error
+        raise _AggregateConflict(f"still conflicting after {AGGREGATE_CONFLICT_ATTEMPTS} tries")
+
+    async def _attempt(
         self,
         tp: TopicPartition,
-        records: list[ConsumerRecord[bytes, bytes]],
-        crashed: set[int],
+        records: list[Record],
+        crashed: dict[int, str],
+        dead_lettered: set[int],
+    ) -> None:
+        """One try, always on fresh state: a failed commit leaves nothing to commit again
+        (the events were handed to the store), so every retry applies the batch anew."""
+        chunk = await asyncio.to_thread(self._apply, tp, records, crashed)
+        await self._send_dead_letters(chunk.refusals, dead_lettered)
+        await asyncio.to_thread(chunk.unit_of_work.commit, chunk.tracking)
+
+    async def _after_conflict(
+        self, tp: TopicPartition, records: list[Record], conflict: IntegrityError
+    ) -> None:
+        """Tells a tracking conflict (raises `_BatchDone`) from an aggregate conflict
+        (returns, after a short pause, so the batch is applied again on fresh state)."""
+        recorded = await self._with_store(
+            lambda: asyncio.to_thread(self.store.position, self.tracking_name(tp))
+        )
+        end = records[-1].offset + 1
+        if recorded is not None and recorded >= end:
+            log.info("batch_recorded_elsewhere", topic=tp.topic, end=end, recorded=recorded)
+            if recorded > end:
+                self._next_offset[tp] = recorded
+                self._consumer.seek(tp, recorded)
+            raise _BatchDone
+        log.info("aggregate_conflict_retrying", topic=tp.topic, error=str(conflict)[:300])
+        await asyncio.sleep(0.05)
+
+    async def _with_store(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Runs a store operation, waiting out an unreachable database; health reports the
+        service not ready meanwhile."""
+
+        def unavailable(_: BaseException) -> None:
+            self.ready = False
+            STORE_RETRIES.labels(self.service).inc()
+
+        result = await retry(
+            operation,
+            retry_on=INFRASTRUCTURE_ERRORS,
+            stop=self._stop,
+            what="event store",
+            backoff=Backoff(first=0.2, longest=5.0),
+            on_retry=unavailable,
+        )
+        self.ready = True
+        return result
+
+    def _tracking(self, tp: TopicPartition, records: list[Record]) -> Tracking:
+        return Tracking(self.tracking_name(tp), records[-1].offset + 1)
+
+    def _apply(
+        self, tp: TopicPartition, records: list[Record], crashed: dict[int, str]
     ) -> _AppliedChunk:
         """Runs in a worker thread: eventsourcing is synchronous."""
-        chunk = _AppliedChunk(
-            unit_of_work=self.store.unit_of_work(),
-            tracking=Tracking(self.tracking_name(tp), records[-1].offset + 1),
-        )
+        chunk = _AppliedChunk(self.store.unit_of_work(), self._tracking(tp, records))
         for record in records:
             if record.offset in crashed:
-                chunk.refusals.append(_Refusal(record, "handler_error", "handler raised"))
+                chunk.refusals.append(_Refusal(record, "handler_error", crashed[record.offset]))
                 continue
             refusal = self._apply_one(record, chunk.unit_of_work)
             if refusal is not None:
                 chunk.refusals.append(refusal)
         return chunk
 
-    def _apply_one(self, record: ConsumerRecord[bytes, bytes], uow: UnitOfWork) -> _Refusal | None:
-        try:
-            message = decode(record.value)
-        except InvalidMessage as invalid:
-            return _Refusal(record, invalid.reason, invalid.detail)
-        handler = self.handlers.get(message.event_type)
-        if handler is None:
-            return None  # a type this service does not use: read past it
+    def _apply_one(self, record: Record, uow: UnitOfWork) -> _Refusal | None:
+        routed = self._route(record)
+        if not isinstance(routed, tuple):
+            return routed
+        message, handler = routed
         if uow.already_applied(message.event_id):
-            DUPLICATES_SKIPPED.labels(self.service, record.topic).inc()
+            uow.after_commit(DUPLICATES_SKIPPED.labels(self.service, record.topic).inc)
             return None
         try:
             handler(message, uow)
@@ -209,23 +355,56 @@ class TrackedConsumer:
         uow.mark_applied(message.event_id)
         return None
 
-    async def _dead_letter(self, refusal: _Refusal) -> None:
-        record = refusal.record
-        await dead_letter(
-            self.producer,
-            service=self.service,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=refusal.reason,
-            detail=refusal.detail,
+    def _route(self, record: Record) -> tuple[Message, Handler] | _Refusal | None:
+        """The message and its handler; None to read past it; or why it is refused."""
+        if self._reads_past(record, _header(record, EVENT_TYPE_HEADER)):
+            return None
+        try:
+            message = decode(record.value)
+        except InvalidMessage as invalid:
+            if invalid.reason == "unknown_type" and record.topic not in self.command_topics:
+                return None  # a newer producer's type, without a header: read past it
+            return _Refusal(record, invalid.reason, invalid.detail)
+        handler = self.handlers.get(message.event_type)
+        if handler is not None:
+            return message, handler
+        if record.topic in self.command_topics:
+            detail = f"{self.service} does not handle {message.event_type}"
+            return _Refusal(record, "unknown_type", detail)
+        return None  # a type this service does not use: read past it
+
+    def _reads_past(self, record: Record, event_type: str | None) -> bool:
+        """A message on an event topic whose type this service does not handle is read
+        past without parsing it. `event_type` None: not known yet."""
+        return (
+            event_type is not None
+            and event_type not in self.handlers
+            and record.topic not in self.command_topics
         )
+
+    async def _send_dead_letters(self, refusals: list[_Refusal], sent: set[int]) -> None:
+        for refusal in refusals:
+            record = refusal.record
+            if record.offset in sent:
+                continue  # a retried batch: it went out the first time
+            await dead_letter(
+                self.producer,
+                service=self.service,
+                source_topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                reason=refusal.reason,
+                detail=refusal.detail,
+                stop=self._stop,
+            )
+            sent.add(record.offset)
 
     def seek_to_recorded(self, assigned: set[TopicPartition]) -> None:
         for tp in assigned:
             position = self.store.position(self.tracking_name(tp)) or 0
+            self._next_offset[tp] = position
             self._consumer.seek(tp, position)
             log.info("resuming", topic=tp.topic, partition=tp.partition, offset=position)
 
@@ -241,6 +420,20 @@ class TrackedConsumer:
             CONSUMER_LAG.labels(self.service, topic).set(lag)
 
 
+class _StoreRefused(Exception):
+    pass
+
+
+def _header(record: Record, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            try:
+                return bytes(value).decode()
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
 class _SeekToRecordedPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, consumer: TrackedConsumer) -> None:
         self._consumer = consumer
@@ -249,4 +442,4 @@ class _SeekToRecordedPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._consumer.seek_to_recorded(assigned)
+        await asyncio.to_thread(self._consumer.seek_to_recorded, assigned)

@@ -9,11 +9,12 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import DEAD_LETTERED
+from servicedesk_runtime.metrics import DEAD_LETTERED, MESSAGES_SKIPPED
+from servicedesk_runtime.retry import Backoff, Stopped, retry
 
 log = get_logger(__name__)
 
@@ -77,6 +78,12 @@ def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
+DEAD_LETTER_VALUE_LIMIT = 256 * 1024
+"""A dead-lettered value is kept whole up to this size. Larger ones (a 100 MB body) could
+never be produced (the producer's request limit is 1 MB): their head is kept and the
+headers say so, so the record of what arrived is never what makes the consumer stall."""
+
+
 async def dead_letter(
     producer: AIOKafkaProducer,
     *,
@@ -88,24 +95,44 @@ async def dead_letter(
     value: bytes | None,
     reason: str,
     detail: str,
-) -> None:
-    """Sends a message that cannot be accepted to the dead-letter topic, unchanged, with
-    why and where from in its headers, and counts it."""
+    stop: asyncio.Event | None = None,
+) -> bool:
+    """Sends a message that cannot be accepted to the dead-letter topic, with why and where
+    from in its headers, and counts it. While the broker refuses, retries with backoff for
+    about a minute; then (or at once for a record the broker can never take) the message is
+    skipped with an error log and a metric. Returns whether it was dead-lettered."""
     headers = [
         ("error_reason", reason.encode()),
-        ("error_detail", detail[:4000].encode()),
+        ("error_detail", detail[:4000].encode("utf-8", "backslashreplace")),
         ("source_service", service.encode()),
         ("source_topic", source_topic.encode()),
         ("source_partition", str(partition).encode()),
         ("source_offset", str(offset).encode()),
     ]
-    await producer.send_and_wait(topics.DEAD_LETTER, value=value, key=key, headers=headers)
+    if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
+        headers.append(("value_truncated_from_bytes", str(len(value)).encode()))
+        value = value[:DEAD_LETTER_VALUE_LIMIT]
+    if key is not None and len(key) > DEAD_LETTER_VALUE_LIMIT:
+        key = key[:DEAD_LETTER_VALUE_LIMIT]
+
+    async def send() -> None:
+        await producer.send_and_wait(topics.DEAD_LETTER, value=value, key=key, headers=headers)
+
+    where = {"topic": source_topic, "partition": partition, "offset": offset, "reason": reason}
+    try:
+        await retry(
+            send,
+            retry_on=(KafkaError, OSError),
+            stop=stop or asyncio.Event(),
+            what="dead letter",
+            backoff=Backoff(first=0.2, longest=5.0, attempts=15),
+        )
+    except Stopped:
+        raise
+    except (KafkaError, OSError) as error:
+        MESSAGES_SKIPPED.labels(service, source_topic).inc()
+        log.error("dead_letter_failed_message_skipped", error=repr(error), **where)
+        return False
     DEAD_LETTERED.labels(service, source_topic, reason).inc()
-    log.warning(
-        "dead_lettered",
-        topic=source_topic,
-        partition=partition,
-        offset=offset,
-        reason=reason,
-        detail=detail[:500],
-    )
+    log.warning("dead_lettered", detail=detail[:500], **where)
+    return True

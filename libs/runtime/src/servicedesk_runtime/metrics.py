@@ -50,6 +50,21 @@ RELAY_LAG = Gauge(
     "Stored events not yet published by the outbox relay.",
     ["service"],
 )
+STORE_RETRIES = Counter(
+    "servicedesk_store_retries_total",
+    "Times a service waited to retry because its event store was unreachable.",
+    ["service"],
+)
+MESSAGES_SKIPPED = Counter(
+    "servicedesk_messages_skipped_total",
+    "Messages that could not be applied and could not be dead-lettered either: only logged.",
+    ["service", "topic"],
+)
+RELAY_ERRORS = Counter(
+    "servicedesk_relay_errors_total",
+    "Rounds of the outbox relay that failed (store or broker away) and were retried.",
+    ["service"],
+)
 SERVICE_UP = Gauge(
     "servicedesk_service_ready",
     "1 when the service is connected to its broker and event store.",

@@ -22,7 +22,8 @@ from servicedesk_contracts import Message
 from servicedesk_contracts.messages import derived_id
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_LAG
+from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_ERRORS, RELAY_LAG
+from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
@@ -83,14 +84,34 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._position: int | None = None  # this relay is the only writer of its position
+        self.healthy = True
 
     def wake(self) -> None:
         """New events were stored in this process: publish them without waiting."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publishes until `stop`. A round that fails (the database or the broker away, a
+        broker that refuses for a while after a restart) is retried with capped backoff,
+        never fatal: the log is still there when they are back, and nothing is skipped."""
+
+        def failed(_: BaseException) -> None:
+            self.healthy = False
+            RELAY_ERRORS.labels(self.service).inc()
+
         while not stop.is_set():
-            published = await self.publish_pending()
+            try:
+                published = await retry(
+                    self.publish_pending,
+                    retry_on=(Exception,),
+                    stop=stop,
+                    what="outbox relay",
+                    backoff=Backoff(first=0.2, longest=10.0),
+                    on_retry=failed,
+                )
+            except Stopped:
+                return
+            self.healthy = True
             if published < self.batch_max:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -51,7 +51,13 @@ class Service:
             self.relay.wake()
 
     def is_ready(self) -> bool:
-        return self._consumer is not None and self._consumer.ready
+        """Consuming, and its event store and relay working (each retries while not)."""
+        return (
+            self._consumer is not None
+            and self._consumer.ready
+            and self.relay is not None
+            and self.relay.healthy
+        )
 
     async def run(
         self,

@@ -86,6 +86,7 @@ class UnitOfWork:
         self._aggregates: dict[uuid.UUID, Aggregate] = {}
         self._markers: set[uuid.UUID] = set()
         self._effects: list[Callable[[], None]] = []
+        self._spent = False
 
     def after_commit(self, effect: Callable[[], None]) -> None:
         """Runs `effect` once, after this unit of work has been committed. Handlers may run
@@ -133,6 +134,12 @@ class UnitOfWork:
         self._aggregates[marker.id] = marker
 
     def commit(self, tracking: Tracking | None = None) -> None:
+        """Saves every changed aggregate (and `tracking`) in one transaction. Once only:
+        saving hands the pending events over even when the transaction then fails, so a
+        second try would record the position without them. Retry with a new unit of work."""
+        if self._spent:
+            raise RuntimeError("a unit of work is committed at most once; start a new one")
+        self._spent = True
         changed = [a for a in self._aggregates.values() if a.pending_events]
         if changed or tracking is not None:
             self.store.save_with_tracking(changed, tracking)

@@ -1,0 +1,302 @@
+"""The exactly-once core on real parts: the Tansu broker, SQLite and PostgreSQL.
+
+Every message a consumer cannot apply is dead-lettered with its reason and the partition
+goes on; types it does not use are read past; a dropped database connection is waited out
+without losing or doubling anything; a position recorded by someone else is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from eventsourcing.persistence import Tracking
+
+from servicedesk_contracts import topics
+from servicedesk_runtime.consumer import TrackedConsumer
+from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.kafka import ensure_topics
+from servicedesk_runtime.store import ServiceStore
+from servicedesk_runtime.tansu import EmbeddedBroker
+
+from .exactly_once_kit import (
+    CRASH,
+    REFUSE,
+    UNSTORABLE,
+    header,
+    note_handlers,
+    notes,
+    read_topic,
+    request,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseUrl]:
+    if request.param == "sqlite":
+        yield DatabaseUrl.parse(f"sqlite:///{tmp_path}/notes.db", "notes")
+        return
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    yield DatabaseUrl.parse(f"{base}?schema={schema}", "notes")
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(store_url: DatabaseUrl) -> Iterator[ServiceStore]:
+    Database(store_url).close()  # creates the schema on PostgreSQL
+    service_store = ServiceStore(store_url, "notes")
+    yield service_store
+    service_store.close()
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        await ensure_topics(running.bootstrap)
+        yield running
+
+
+@pytest.fixture
+async def producer(broker: EmbeddedBroker) -> AsyncIterator[AIOKafkaProducer]:
+    # Up to 4 MB, so that a message over the 1 MB default can be put on the topic.
+    kafka = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=4 * 2**20)
+    await kafka.start()
+    yield kafka
+    await kafka.stop()
+
+
+class Running:
+    """A TrackedConsumer of the note service, running until the test ends."""
+
+    def __init__(self, consumer: TrackedConsumer, task: asyncio.Task[None]) -> None:
+        self.consumer = consumer
+        self.task = task
+
+
+@pytest.fixture
+async def running(
+    broker: EmbeddedBroker, store: ServiceStore, producer: AIOKafkaProducer
+) -> AsyncIterator[Running]:
+    stop = asyncio.Event()
+    consumer = TrackedConsumer(
+        service=f"notes-{uuid.uuid4().hex[:6]}",
+        bootstrap=broker.bootstrap,
+        topics=[topics.INBOUND, topics.TICKETS],
+        handlers=note_handlers(),
+        store=store,
+        producer=producer,
+        incarnation=broker.cluster_id,
+        session_timeout_ms=2000,
+    )
+    task = asyncio.create_task(consumer.run(stop))
+    yield Running(consumer, task)
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+async def send(
+    producer: AIOKafkaProducer, value: bytes, topic: str = topics.INBOUND, **kw: object
+) -> None:
+    await producer.send_and_wait(topic, value=value, partition=0, **kw)  # type: ignore[arg-type]
+
+
+async def test_every_poison_message_is_dead_lettered_and_the_partition_goes_on(
+    running: Running, producer: AIOKafkaProducer, broker: EmbeddedBroker, store: ServiceStore
+) -> None:
+    before = request("before")
+    unknown_command = json.loads(request().to_json())
+    unknown_command["event_type"] = "ExplodeTicket"
+    oversize = b'{"body": "' + b"x" * (1_200_000) + b'"}'
+    poisons = {
+        b"[" * 50_000: "invalid_json",
+        b'{"event_id": ' + b"7" * 5000 + b"}": "invalid_json",
+        b"\xff\xfe\x00garbage": "invalid_json",
+        b'"just a string"': "invalid_json",
+        oversize: "too_large",
+        json.dumps(unknown_command).encode(): "unknown_type",
+        request(CRASH).to_json(): "handler_error",
+        request(REFUSE).to_json(): "refused_for_test",
+        request(UNSTORABLE).to_json(): "store_refused",
+    }
+    after = request("after")
+    await send(producer, before.to_json())
+    for value in poisons:
+        await send(producer, value)
+    await send(producer, after.to_json())
+
+    written = await wait_until(
+        lambda: notes(store).keys() >= {before.subject_id, after.subject_id}, what="both notes"
+    )
+    assert written
+    assert len(notes(store)) == 2  # nothing of the poison was stored
+    letters = await read_topic(broker.bootstrap, topics.DEAD_LETTER, len(poisons))
+    assert sorted(header(r, "error_reason") or "" for r in letters) == sorted(poisons.values())
+    crash = next(r for r in letters if header(r, "error_reason") == "handler_error")
+    assert "RuntimeError: a bug in the handler" in (header(crash, "error_detail") or "")
+    large = next(r for r in letters if header(r, "error_reason") == "too_large")
+    assert header(large, "value_truncated_from_bytes") == str(len(oversize))
+    assert all(header(r, "source_topic") == topics.INBOUND for r in letters)
+    assert running.consumer.ready
+
+
+async def test_types_a_service_does_not_use_are_read_past_on_event_topics(
+    running: Running, producer: AIOKafkaProducer, broker: EmbeddedBroker, store: ServiceStore
+) -> None:
+    newer = json.loads(request("newer version").to_json())
+    newer["schema_version"] = 2
+    newer["data"]["field_of_version_2"] = [1, 2, 3]
+    unknown = {**newer, "event_type": "TicketTeleported", "schema_version": 1}
+    last = request("last")
+    await send(producer, json.dumps(unknown).encode(), topics.TICKETS)  # no header
+    await send(
+        producer, b"not even json", topics.TICKETS, headers=[("event_type", b"TicketTeleported")]
+    )
+    await send(producer, json.dumps(newer).encode(), topics.TICKETS)
+    await send(producer, last.to_json(), topics.TICKETS)
+
+    await wait_until(lambda: len(notes(store)) == 2, what="the newer version and the last")
+    assert set(notes(store)) == {uuid.UUID(newer["subject_id"]), last.subject_id}
+    # Nothing of that was dead-lettered (the unknown types are another service's
+    # business); garbage on an event topic still is.
+    await send(producer, b"[]", topics.TICKETS)
+    letters = await read_topic(broker.bootstrap, topics.DEAD_LETTER, 1)
+    assert [header(r, "error_reason") for r in letters] == ["invalid_json"]
+
+
+async def test_the_same_message_twice_changes_nothing_the_second_time(
+    running: Running, producer: AIOKafkaProducer, store: ServiceStore
+) -> None:
+    twice = request("twice")
+    await send(producer, twice.to_json())
+    await send(producer, twice.to_json())
+    marker = request("marker")
+    await send(producer, marker.to_json())
+    await wait_until(lambda: marker.subject_id in notes(store), what="the marker")
+    assert notes(store)[twice.subject_id] == 1
+
+
+async def test_a_dropped_database_connection_loses_and_doubles_nothing(
+    broker: EmbeddedBroker,
+    producer: AIOKafkaProducer,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    application = f"sd-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", application)  # libpq names our connections
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    url = DatabaseUrl.parse(f"{postgres_url}?schema={schema}", "notes")
+    Database(url).close()
+    store = ServiceStore(url, "notes")
+    stop = asyncio.Event()
+    consumer = TrackedConsumer(
+        service=f"notes-{uuid.uuid4().hex[:6]}",
+        bootstrap=broker.bootstrap,
+        topics=[topics.INBOUND],
+        handlers=note_handlers(),
+        store=store,
+        producer=producer,
+        incarnation=broker.cluster_id,
+        session_timeout_ms=2000,
+        batch_max=20,
+    )
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        sent = [request(f"n{i}") for i in range(400)]
+        killed = 0
+        for i, message in enumerate(sent):
+            await producer.send(topics.INBOUND, message.to_json(), key=message.kafka_key())
+            if i % 100 == 50:
+                killed += _terminate_connections(postgres_url, application)
+        await producer.flush()
+        await wait_until(lambda: len(notes(store)) == len(sent), what="every note", timeout=90)
+        assert killed > 0
+        counted = notes(store)
+        assert set(counted) == {m.subject_id for m in sent}
+        assert set(counted.values()) == {1}
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        store.close()
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _terminate_connections(postgres_url: str, application: str) -> int:
+    with psycopg.connect(postgres_url, autocommit=True, application_name="killer") as db:
+        rows = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application,),
+        ).fetchall()
+    return len(rows)
+
+
+async def test_a_batch_another_member_recorded_already_is_not_retried(
+    broker: EmbeddedBroker, store: ServiceStore, producer: AIOKafkaProducer
+) -> None:
+    consumer = TrackedConsumer(
+        service="notes",
+        bootstrap=broker.bootstrap,
+        topics=[topics.INBOUND],
+        handlers=note_handlers(),
+        store=store,
+        producer=producer,
+        incarnation=broker.cluster_id,
+    )
+    tp = TopicPartition(topics.INBOUND, 0)
+    # Another member (or this one before a crash) applied offsets 0-2 and recorded it.
+    uow = store.unit_of_work()
+    uow.commit(Tracking(consumer.tracking_name(tp), 3))
+    records = [_record(tp, offset, request(f"late {offset}").to_json()) for offset in range(3)]
+
+    await asyncio.wait_for(consumer.process(tp, records), timeout=10)
+
+    assert notes(store) == {}  # not applied a second time, and not retried forever
+    assert store.position(consumer.tracking_name(tp)) == 3
+
+
+def _record(tp: TopicPartition, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value),
+        headers=(),
+    )
+
+
+def test_a_unit_of_work_is_committed_once(store: ServiceStore) -> None:
+    """Saving hands the events over even when the transaction fails: a second commit of
+    the same unit of work would record the position without them."""
+    uow = store.unit_of_work()
+    uow.commit()
+    with pytest.raises(RuntimeError, match="at most once"):
+        uow.commit()
+
+
+def test_effects_run_after_commit_only(store: ServiceStore) -> None:
+    ran: list[str] = []
+    thrown_away = store.unit_of_work()
+    thrown_away.after_commit(lambda: ran.append("never"))
+    committed = store.unit_of_work()
+    committed.after_commit(lambda: ran.append("once"))
+    assert ran == []
+    committed.commit()
+    assert ran == ["once"]
