@@ -90,6 +90,7 @@ async def retry(
         before_sleep=before_sleep,
         reraise=True,
     )
+
     async def attempt() -> T:  # tenacity awaits only what is a coroutine function
         return await operation()
 
