@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 
 from servicedesk_stack.demo import DEMO_AGREEMENTS
 from servicedesk_stack.mail_sink import MailSink
-from servicedesk_stack.stack import SERVICES, Stack, StackConfig, embedded_broker
+from servicedesk_stack.stack import SERVICES, Stack, StackConfig, Supervisor, embedded_broker
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,14 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.demo:
             register_demo_agreements(args.gateway_port)
         print_welcome(config, bootstrap)
+        supervisor = Supervisor(stack)
         while not stopping:
-            exited = [s for s, p in stack.processes.items() if p.poll() is not None]
-            if exited:
-                print(
-                    f"servicedesk: {', '.join(exited)} stopped; see {args.data_dir}/logs",
-                    file=sys.stderr,
-                )
-                break
+            supervisor.check()
             time.sleep(0.5)
     finally:
         stack.stop()

@@ -81,8 +81,11 @@ class Stack:
         for service in services:
             self.start_service(service)
 
+    def log_path(self, service: str) -> Path:
+        return self.config.data_dir / "logs" / f"{service}.log"
+
     def start_service(self, service: str) -> None:
-        log = open(self.config.data_dir / "logs" / f"{service}.log", "ab")  # noqa: SIM115
+        log = open(self.log_path(service), "ab")  # noqa: SIM115
         self.processes[service] = subprocess.Popen(
             [sys.executable, "-m", module_of(service)],
             env=self.config.env_for(service),
@@ -137,6 +140,50 @@ class Stack:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{service} not ready after {timeout}s")
             time.sleep(0.2)
+
+
+class Supervisor:
+    """Restarts a service of the stack that exits while it should be running (a crash, a
+    lost database, a replaced broker: services exit to recover), so one failure never
+    stops the rest. One that keeps dying waits longer each time, up to `longest` seconds;
+    one that stayed up for a minute starts from the shortest pause again."""
+
+    def __init__(self, stack: Stack, shortest: float = 0.5, longest: float = 30) -> None:
+        self.stack = stack
+        self.shortest = shortest
+        self.longest = longest
+        self.restarts: dict[str, int] = {}
+        self.pauses: dict[str, float] = {}
+        """How long a service waits before its next restart."""
+        self._due: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def check(self) -> list[str]:
+        """Restarts what has exited and waited its pause; returns the services restarted."""
+        now = time.monotonic()
+        restarted = []
+        for service, process in list(self.stack.processes.items()):
+            if process.poll() is None:
+                if now - self._started.get(service, now) > 60:
+                    self.pauses.pop(service, None)
+                continue
+            if service not in self._due:
+                pause = self.pauses.get(service, self.shortest)
+                self._due[service] = now + pause
+                self.pauses[service] = min(pause * 2, self.longest)
+                print(
+                    f"servicedesk: {service} exited with {process.returncode}; restarting in "
+                    f"{pause:.1f}s (log: {self.stack.log_path(service)})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if now >= self._due[service]:
+                del self._due[service]
+                self.stack.start_service(service)
+                self._started[service] = now
+                self.restarts[service] = self.restarts.get(service, 0) + 1
+                restarted.append(service)
+        return restarted
 
 
 def embedded_broker(port: int, data_dir: Path) -> EmbeddedBroker:
