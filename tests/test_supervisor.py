@@ -49,7 +49,7 @@ def test_a_service_that_keeps_dying_waits_longer_each_time(make_stack: StackFact
     stack.processes["intake"].wait()
     pauses = []
     for _ in range(4):
-        wait_for(lambda: supervisor.check(), timeout=10, what="a restart")
+        wait_for(supervisor.check, timeout=10, what="a restart")
         pauses.append(supervisor.pauses["intake"])
         stack.processes["intake"].kill()
         stack.processes["intake"].wait()
