@@ -160,7 +160,7 @@ def write_golden(service: str, database: Path, suffix: str) -> None:
         rows = []
         for table in tables:
             for originator_id, version, topic, state in lite.execute(
-                f"SELECT originator_id, originator_version, topic, state FROM {table} "  # noqa: S608
+                f"SELECT originator_id, originator_version, topic, state FROM {table} "
                 "ORDER BY rowid"
             ):
                 rows.append(
