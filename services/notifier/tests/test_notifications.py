@@ -176,3 +176,26 @@ def test_a_request_stays_inside_and_an_outcome_becomes_a_receipt() -> None:
     assert failure.data.error == "SMTPDataError: (554, b'no')"
     assert failing.done
     assert failing.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("error", "receipt"), [(None, "NotificationSent"), ("x", "NotificationFailed")]
+)
+def test_a_delivery_stored_before_dispatch_after_commit_still_becomes_its_receipt(
+    error: str | None, receipt: str
+) -> None:
+    # Then `Sent` created the delivery and carried `error`; the store rebuilds a stored
+    # event as an object of the class its topic names, with the stored attributes.
+    legacy = object.__new__(Delivery.Sent)
+    legacy.__dict__.update(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=DUE,
+        caused_by=uuid.uuid4(),
+        kind="ticket_confirmation",
+        recipient="jana@nordlicht.de",
+        subject_line="[SD-000042] We received your request: Backups failing",
+        error=error,
+    )
+    _, message = translate(legacy)  # type: ignore[misc]
+    assert message.event_type == receipt
