@@ -18,15 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.persistence import Tracking
-
-from servicedesk_contracts import topics
-from servicedesk_runtime.consumer import TrackedConsumer
-from servicedesk_runtime.database import Database, DatabaseUrl
-from servicedesk_runtime.kafka import ensure_topics
-from servicedesk_runtime.store import ServiceStore
-from servicedesk_runtime.tansu import EmbeddedBroker
-
-from .exactly_once_kit import (
+from libs.runtime.tests.exactly_once_kit import (
     CRASH,
     REFUSE,
     UNSTORABLE,
@@ -37,6 +29,13 @@ from .exactly_once_kit import (
     request,
     wait_until,
 )
+
+from servicedesk_contracts import topics
+from servicedesk_runtime.consumer import TrackedConsumer
+from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.kafka import ensure_topics
+from servicedesk_runtime.store import ServiceStore
+from servicedesk_runtime.tansu import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

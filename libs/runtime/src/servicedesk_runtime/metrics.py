@@ -171,6 +171,17 @@ NOTIFICATIONS_FAILED = Counter(
     "Notifications that could not be delivered, by kind.",
     ["kind"],
 )
+NOTIFICATIONS_RESENT = Counter(
+    "servicedesk_notifications_resent_total",
+    "Mails sent again, with the same Message-ID, because the outcome of an earlier send was "
+    "not recorded (the notifier stopped between sending and recording), by kind.",
+    ["kind"],
+)
+NOTIFICATION_SEND_RETRIES = Counter(
+    "servicedesk_notification_send_retries_total",
+    "Sends tried again after the mail server was away or busy (4xx), by kind.",
+    ["kind"],
+)
 
 # --- gateway -----------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from servicedesk_billing.domain import Agreement, MonthLedger, month_of, next_month
@@ -82,7 +83,8 @@ class Billing:
             ledger.record_entry(entry)
         else:
             ledger.record_adjustment(entry)
-        TIME_LOGGED_SECONDS.labels(str(data.billable).lower()).inc(data.duration_minutes * 60)
+        logged_seconds = TIME_LOGGED_SECONDS.labels(str(data.billable).lower())
+        uow.after_commit(partial(logged_seconds.inc, data.duration_minutes * 60))
 
     def cancel_agreement(self, command: m.CancelAgreement, uow: UnitOfWork) -> None:
         agreement = _agreement(uow, command.subject_id)
@@ -119,7 +121,7 @@ class Billing:
         if statement["prepaid"] is not None:
             agreement.settle_bundle(month, statement["prepaid"]["balance_after_minutes"])
             uow.add(agreement)
-        STATEMENTS_ISSUED.labels(terms.billing.model).inc()
+        uow.after_commit(STATEMENTS_ISSUED.labels(terms.billing.model).inc)
 
 
 def _agreement(uow: UnitOfWork, agreement_id: uuid.UUID) -> Agreement:
@@ -141,7 +143,7 @@ def _register(uow: UnitOfWork, command: Message, terms: m.AgreementTerms) -> Non
             terms_json=terms_json,
             effective_from=effective_from.isoformat(),
         )
-        AGREEMENTS_REGISTERED.labels(terms.billing.model).inc()
+        uow.after_commit(AGREEMENTS_REGISTERED.labels(terms.billing.model).inc)
     elif agreement.cancelled_on is not None:
         raise Rejected("agreement_cancelled", f"agreement {command.subject_id} was cancelled")
     elif agreement.terms_json != terms_json:

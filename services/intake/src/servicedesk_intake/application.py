@@ -54,7 +54,7 @@ class Intake:
         if uow.get(ticket_id, Ticket) is not None:
             return  # the same request again: it opened its ticket already
         if command.occurred_at > self.clock.now() + CLOCK_SKEW:
-            TICKET_REQUESTS_REJECTED.labels("future_timestamp").inc()
+            uow.after_commit(TICKET_REQUESTS_REJECTED.labels("future_timestamp").inc)
             raise Rejected(
                 "future_timestamp",
                 f"occurred_at {command.occurred_at.isoformat()} is in the future",
@@ -69,20 +69,20 @@ class Intake:
         )
         uow.add(sequence)
         uow.add(ticket)
-        TICKETS_OPENED.labels(command.data.channel).inc()
+        uow.after_commit(TICKETS_OPENED.labels(command.data.channel).inc)
 
     def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
-        with _refusals():
+        with _refusals(uow):
             data = command.data
             ticket.change_status(data.status, data.changed_by, data.reason, command.occurred_at)
         uow.add(ticket)
-        TICKET_STATUS_CHANGES.labels(command.data.status).inc()
+        uow.after_commit(TICKET_STATUS_CHANGES.labels(command.data.status).inc)
 
     def change_priority(self, command: m.ChangeTicketPriority, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         data = command.data
-        with _refusals():
+        with _refusals(uow):
             ticket.request_priority_change(
                 data.priority, data.changed_by, data.by_customer, data.reason, command.occurred_at
             )
@@ -90,7 +90,7 @@ class Intake:
 
     def reply_as_agent(self, command: m.ReplyAsAgent, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
-        with _refusals():
+        with _refusals(uow):
             ticket.reply_as_agent(command.data.agent, command.data.body, command.occurred_at)
         uow.add(ticket)
 
@@ -116,14 +116,14 @@ class Intake:
     def start_timer(self, command: m.StartTimer, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         timer = uow.get_or_create(AgentTimer, agent=command.data.agent)
-        with _refusals():
+        with _refusals(uow):
             timer.start(ticket.id, ticket.reference, command.occurred_at)
 
     def stop_timer(self, command: m.StopTimer, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
         data = command.data
         timer = uow.get_or_create(AgentTimer, agent=data.agent)
-        with _refusals():
+        with _refusals(uow):
             started, minutes = timer.stop(ticket.id, command.occurred_at)
         self._log(
             uow,
@@ -153,7 +153,7 @@ class Intake:
         and records it on the ticket and the agent's days."""
         end = started_at + timedelta(minutes=minutes)
         if end > self.clock.now() + CLOCK_SKEW:
-            TICKET_REQUESTS_REJECTED.labels("future_time").inc()
+            uow.after_commit(TICKET_REQUESTS_REJECTED.labels("future_time").inc)
             raise Rejected("future_time", f"time entry ends at {end.isoformat()}, in the future")
         days = [
             uow.get(AgentDay.create_id(agent, day), AgentDay) or AgentDay(agent=agent, day=day)
@@ -162,7 +162,7 @@ class Intake:
         for day in days:
             clash = day.overlap(started_at, end)
             if clash is not None:
-                TICKET_REQUESTS_REJECTED.labels("overlapping_time").inc()
+                uow.after_commit(TICKET_REQUESTS_REJECTED.labels("overlapping_time").inc)
                 raise Rejected(
                     "overlapping_time",
                     f"{agent} already logged {clash['start'].isoformat()} to "
@@ -186,16 +186,16 @@ class Intake:
 def _ticket(command: Message, uow: UnitOfWork) -> Ticket:
     ticket = uow.get(command.subject_id, Ticket)
     if ticket is None:
-        TICKET_REQUESTS_REJECTED.labels("unknown_ticket").inc()
+        uow.after_commit(TICKET_REQUESTS_REJECTED.labels("unknown_ticket").inc)
         raise Rejected("unknown_ticket", f"no ticket {command.subject_id}")
     return ticket
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
+def _refusals(uow: UnitOfWork) -> Iterator[None]:
     """Turns a ticket's refusal into a `Rejected` message (the ticket changed nothing)."""
     try:
         yield
     except TicketRuleBroken as error:
-        TICKET_REQUESTS_REJECTED.labels(error.reason).inc()
+        uow.after_commit(TICKET_REQUESTS_REJECTED.labels(error.reason).inc)
         raise Rejected(error.reason, str(error)) from error

@@ -1,12 +1,12 @@
-"""notifier's handlers: send, then record the receipt.
+"""notifier's handlers: record that a delivery is due, never send.
 
-Delivery is at-least-once: the mail is sent before its receipt is committed with the
-consumed position, so a crash in between sends it again (with the same Message-ID).
+A handler runs inside a batch that may be applied again (a handler error elsewhere in the
+batch, a failed commit, a crash before the commit), so it only records `Delivery.Requested`,
+committed with the consumed Kafka position. The dispatcher (`dispatch.py`) sends the mail
+after that commit and records the outcome.
 """
 
 from __future__ import annotations
-
-import smtplib
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
@@ -17,18 +17,12 @@ from servicedesk_notifier.domain import (
     sla_warning_alert,
     ticket_confirmation,
 )
-from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_runtime.consumer import Handler, handles
-from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import NOTIFICATIONS_FAILED, NOTIFICATIONS_SENT
 from servicedesk_runtime.store import UnitOfWork
-
-log = get_logger(__name__)
 
 
 class Notifier:
-    def __init__(self, mailer: SmtpMailer, alert_email: str) -> None:
-        self.mailer = mailer
+    def __init__(self, alert_email: str) -> None:
         self.alert_email = alert_email
 
     def handlers(self) -> dict[str, Handler]:
@@ -41,32 +35,23 @@ class Notifier:
         )
 
     def confirm_ticket(self, opened: m.TicketOpened, uow: UnitOfWork) -> None:
-        self._deliver(opened, ticket_confirmation(opened), uow)
+        _request(opened, ticket_confirmation(opened), uow)
 
     def alert_breach(self, breached: m.SlaBreached, uow: UnitOfWork) -> None:
-        self._deliver(breached, sla_breach_alert(breached, self.alert_email), uow)
+        _request(breached, sla_breach_alert(breached, self.alert_email), uow)
 
     def warn_before_breach(self, warning: m.SlaWarning, uow: UnitOfWork) -> None:
-        self._deliver(warning, sla_warning_alert(warning, self.alert_email), uow)
+        _request(warning, sla_warning_alert(warning, self.alert_email), uow)
 
-    def _deliver(self, cause: Message, notification: Notification, uow: UnitOfWork) -> None:
-        if uow.get(Delivery.create_id(cause.event_id, notification.kind), Delivery):
-            return
-        delivery_id = Delivery.create_id(cause.event_id, notification.kind)
-        error: str | None = None
-        try:
-            self.mailer.send(notification, delivery_id)
-            NOTIFICATIONS_SENT.labels(notification.kind).inc()
-        except (OSError, smtplib.SMTPException) as failure:
-            error = f"{type(failure).__name__}: {failure}"
-            NOTIFICATIONS_FAILED.labels(notification.kind).inc()
-            log.warning("notification_failed", kind=notification.kind, error=error)
-        uow.add(
-            Delivery(
-                caused_by=cause.event_id,
-                kind=notification.kind,
-                recipient=notification.recipient,
-                subject_line=notification.subject_line,
-                error=error,
-            )
-        )
+
+def _request(cause: Message, notification: Notification, uow: UnitOfWork) -> None:
+    """One delivery per cause and kind (its id is derived from both): the same event again
+    finds it requested already and changes nothing."""
+    uow.get_or_create(
+        Delivery,
+        caused_by=cause.event_id,
+        kind=notification.kind,
+        recipient=notification.recipient,
+        subject_line=notification.subject_line,
+        body=notification.body,
+    )

@@ -1,3 +1,5 @@
+from pydantic import Field
+
 from servicedesk_runtime.settings import ServiceSettings
 
 
@@ -8,3 +10,7 @@ class NotifierSettings(ServiceSettings):
     mail_from: str = "servicedesk@example.com"
     alert_email: str = "oncall@example.com"
     """Who is told when an SLA target is breached."""
+    smtp_retry_attempts: int = Field(default=8, ge=1)
+    """Attempts to send one mail while the server is away or busy, then it is failed."""
+    smtp_retry_max_wait_seconds: float = Field(default=30, gt=0)
+    """Longest wait between two attempts (the waits grow exponentially from 0.5 s)."""

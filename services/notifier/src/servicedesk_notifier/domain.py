@@ -42,7 +42,7 @@ def ticket_confirmation(opened: m.TicketOpened) -> Notification:
     return Notification(
         kind="ticket_confirmation",
         recipient=data.reporter_email,
-        subject_line=f"[{data.reference}] We received your request: {data.subject}",
+        subject_line=one_line(f"[{data.reference}] We received your request: {data.subject}"),
         body=body,
     )
 
@@ -90,23 +90,77 @@ def sla_warning_alert(warning: m.SlaWarning, alert_email: str) -> Notification:
     )
 
 
+def one_line(text: str) -> str:
+    """A header value is one line: every run of whitespace, line breaks included (CR, LF,
+    U+2028...), becomes one space, so nothing a reporter typed can start a new header."""
+    return " ".join(text.split())
+
+
+def message_id(delivery_id: uuid.UUID) -> str:
+    """The Message-ID of a delivery's mail: the same for every send of that delivery, so a
+    resend after a crash is recognisable as the same mail (never `make_msgid`, which adds
+    time, pid and a random number)."""
+    return f"<{delivery_id}@servicedesk>"
+
+
 class Delivery(Aggregate):
-    """One notification for one event: sent or failed, recorded once."""
+    """One notification for one event: requested when the event is applied, then sent or
+    failed once, by the dispatcher, after that request was committed."""
 
     # Event classes that @event creates, declared for type checkers.
+    Requested: ClassVar[type[Any]]
     Sent: ClassVar[type[Any]]
+    Failed: ClassVar[type[Any]]
 
     @staticmethod
     def create_id(caused_by: uuid.UUID, kind: str, **_: object) -> uuid.UUID:
         return uuid.uuid5(caused_by, f"delivery:{kind}")
 
-    @event("Sent")
+    @event("Requested")
     def __init__(
+        self, caused_by: uuid.UUID, kind: str, recipient: str, subject_line: str, body: str
+    ) -> None:
+        self.caused_by = caused_by
+        self.kind = kind
+        self.recipient = recipient
+        self.subject_line = subject_line
+        self.body = body
+        self.outcome: str | None = None  # "sent" or "failed"
+
+    @property
+    def notification(self) -> Notification:
+        return Notification(self.kind, self.recipient, self.subject_line, self.body)
+
+    @property
+    def message_id(self) -> str:
+        return message_id(self.id)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def record_sent(self, attempts: int) -> None:
+        """The mail server accepted the mail. Receipts carry what the notification was."""
+        self._sent(self.caused_by, self.kind, self.recipient, self.subject_line, attempts)
+
+    def record_failed(self, error: str, attempts: int) -> None:
+        """The mail could not be sent within the retry bounds, or was refused."""
+        self._failed(self.caused_by, self.kind, self.recipient, self.subject_line, error, attempts)
+
+    @event("Sent")
+    def _sent(
+        self, caused_by: uuid.UUID, kind: str, recipient: str, subject_line: str, attempts: int
+    ) -> None:
+        self.outcome = "sent"
+
+    @event("Failed")
+    def _failed(
         self,
         caused_by: uuid.UUID,
         kind: str,
         recipient: str,
         subject_line: str,
-        error: str | None,
+        error: str,
+        attempts: int,
     ) -> None:
-        self.error = error
+        self.outcome = "failed"

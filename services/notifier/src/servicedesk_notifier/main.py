@@ -7,6 +7,7 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_notifier.application import Notifier
 from servicedesk_notifier.config import NotifierSettings
+from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_notifier.translate import translate
 from servicedesk_runtime.service import Service
@@ -14,13 +15,27 @@ from servicedesk_runtime.service import Service
 NAME = "notifier"
 
 
+def dispatcher_for(service: Service, settings: NotifierSettings) -> Dispatcher:
+    return Dispatcher(
+        store=service.store,
+        log=DispatchLog(service.database),
+        mailer=SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from),
+        policy=RetryPolicy(
+            attempts=settings.smtp_retry_attempts,
+            max_wait_seconds=settings.smtp_retry_max_wait_seconds,
+        ),
+        poll_interval=settings.poll_interval_seconds,
+        on_recorded=service.wake_relay,
+    )
+
+
 async def run(settings: NotifierSettings) -> None:
     service = Service(NAME, settings)
-    mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from)
     await service.run(
         topics=[topics.TICKETS, topics.SLA],
-        handlers=Notifier(mailer, settings.alert_email).handlers(),
+        handlers=Notifier(settings.alert_email).handlers(),
         translate=translate,
+        loops=[dispatcher_for(service, settings).run],
     )
 
 

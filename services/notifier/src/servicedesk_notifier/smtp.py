@@ -1,13 +1,51 @@
-"""Sending mail over SMTP (the adapter)."""
+"""Mail over SMTP (the adapter): building a delivery's mail and handing it to the server."""
 
 from __future__ import annotations
 
 import smtplib
-import uuid
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 from servicedesk_notifier.domain import Notification
+
+
+class Unsendable(Exception):
+    """This mail can never be sent as it is (a header the email package refuses, a
+    recipient or sender the server refuses for good): record it as failed, do not retry."""
+
+
+def build_mail(notification: Notification, sender: str, message_id: str) -> EmailMessage:
+    """The mail for a notification, built by the email package. No header is ever split:
+    a value with a line break anywhere (CR, LF, U+2028...) makes the mail unsendable. The
+    package's own check misses one at the end of an address, which would end the header
+    block early and turn the remaining headers into body."""
+    headers = {
+        "From": sender,
+        "To": notification.recipient,
+        "Subject": notification.subject_line,
+        "Date": formatdate(usegmt=True),
+        "Message-ID": message_id,
+    }
+    mail = EmailMessage()
+    try:
+        for name, value in headers.items():
+            if value.splitlines() != [value]:
+                raise ValueError(f"{name} {value!r} contains a line break")
+            mail[name] = value
+        mail.set_content(notification.body)
+    except (ValueError, TypeError) as refused:
+        raise Unsendable(f"cannot build the mail: {refused}") from refused
+    return mail
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth trying again later: the server is away or busy (connection errors, 4xx)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    # Disconnects, timeouts, refused connections (SMTPServerDisconnected is an OSError).
+    return isinstance(error, OSError | smtplib.SMTPException)
 
 
 class SmtpMailer:
@@ -17,15 +55,7 @@ class SmtpMailer:
         self.sender = sender
         self.timeout = timeout
 
-    def send(self, notification: Notification, delivery_id: uuid.UUID) -> None:
+    def send(self, mail: EmailMessage) -> None:
         """Raises `OSError` / `smtplib.SMTPException` when the server refuses or is away."""
-        mail = EmailMessage()
-        mail["From"] = self.sender
-        mail["To"] = notification.recipient
-        mail["Subject"] = notification.subject_line
-        mail["Date"] = formatdate(usegmt=True)
-        # A stable Message-ID: a resend after a crash is recognisable as the same mail.
-        mail["Message-ID"] = make_msgid(idstring=str(delivery_id), domain="servicedesk")
-        mail.set_content(notification.body)
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as server:
             server.send_message(mail)

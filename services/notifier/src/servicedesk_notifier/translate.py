@@ -13,9 +13,15 @@ PRODUCER = "notifier"
 
 
 def translate(event: Any) -> tuple[str, Message] | None:
-    if not isinstance(event, Delivery.Sent):
-        return None
-    receipt = m.NotificationSent if event.error is None else m.NotificationFailed
+    if isinstance(event, Delivery.Failed):
+        receipt: type[Message] = m.NotificationFailed
+    elif isinstance(event, Delivery.Sent):
+        # Before deliveries were dispatched after commit, `Sent` created the delivery and
+        # carried `error` (None when sent): such stored events are published as they were.
+        legacy_failure = getattr(event, "error", None) is not None
+        receipt = m.NotificationFailed if legacy_failure else m.NotificationSent
+    else:
+        return None  # a request stays inside the notifier
     return topics.NOTIFICATIONS, message_for(
         event, receipt, PRODUCER, notification_id=event.originator_id
     )

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from servicedesk_contracts import messages as m
@@ -63,17 +64,18 @@ class SlaTimer:
             )
             terms = terms_or_park(uow, data.agreement_id, clock)
             if terms is not None:  # else started when the agreement arrives
-                self._start(clock, terms)
+                self._start(clock, terms, uow)
 
     def note_reply(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
         clock = uow.get_or_create(SlaClock, ticket_id=replied.subject_id, kind=RESPONSE)
         was_running = clock.running
         clock.observe_reply(replied.data.replied_at)
         if was_running and not clock.running and clock.stopped_at is not None:
-            self._count_stop(clock)
+            self._count_stop(clock, uow)
             if clock.opened_at is not None:
                 waited = (replied.data.replied_at - clock.opened_at).total_seconds()
-                FIRST_RESPONSE_SECONDS.labels(clock.priority).observe(max(waited, 0))
+                waiting = FIRST_RESPONSE_SECONDS.labels(clock.priority)
+                uow.after_commit(partial(waiting.observe, max(waited, 0)))
 
     def follow_status(self, changed: m.TicketStatusChanged, uow: UnitOfWork) -> None:
         data = changed.data
@@ -83,23 +85,24 @@ class SlaTimer:
             was_stopped = clock.stopped_at is not None
             clock.observe_status(data.from_status, data.to_status, at)
             if not was_stopped and clock.stopped_at is not None:
-                self._count_stop(clock)
+                self._count_stop(clock, uow)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for clock in learn_terms(uow, registered, SlaClock):
-            self._start(clock, registered.data)
+            self._start(clock, registered.data, uow)
 
-    def _start(self, clock: SlaClock, terms: m.AgreementTerms) -> None:
+    def _start(self, clock: SlaClock, terms: m.AgreementTerms, uow: UnitOfWork) -> None:
         assert clock.opened_at is not None
         calendar, targets = clock_terms(terms, clock.category, clock.opened_at)
         budgets = target_budgets(calendar, targets, clock.kind, clock.opened_at)
         clock.start(calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
         if clock.started:
-            SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc()
+            uow.after_commit(SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc)
 
     @staticmethod
-    def _count_stop(clock: SlaClock) -> None:
-        SLA_CLOCKS_STOPPED.labels(clock.kind, "met" if clock.met else "breached").inc()
+    def _count_stop(clock: SlaClock, uow: UnitOfWork) -> None:
+        outcome = "met" if clock.met else "breached"
+        uow.after_commit(SLA_CLOCKS_STOPPED.labels(clock.kind, outcome).inc)
 
     # --- timers --------------------------------------------------------------------------
 
@@ -123,11 +126,13 @@ class SlaTimer:
                     continue
                 uow.add(clock)
                 fired += 1
-                SLA_TIMER_FIRE_DELAY_SECONDS.observe((now - due_at).total_seconds())
+                # Counted once the firing is committed: a failed commit fires again.
+                delay = (now - due_at).total_seconds()
+                uow.after_commit(partial(SLA_TIMER_FIRE_DELAY_SECONDS.observe, delay))
                 if timer == BREACH:
-                    SLA_BREACHES.labels(clock.kind, clock.priority).inc()
+                    uow.after_commit(SLA_BREACHES.labels(clock.kind, clock.priority).inc)
                 else:
-                    SLA_WARNINGS.labels(clock.kind, clock.priority).inc()
+                    uow.after_commit(SLA_WARNINGS.labels(clock.kind, clock.priority).inc)
             uow.commit()
         self._report_open_clocks()
         return fired

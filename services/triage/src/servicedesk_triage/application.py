@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.agreements import agreement_copy, learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
@@ -41,7 +43,7 @@ class TriageDesk:
         uow.add(triage)
         terms = terms_or_park(uow, data.agreement_id, triage)
         if terms is not None:  # else decided when the agreement arrives
-            self._decide(triage, terms)
+            self._decide(triage, terms, uow)
 
     def change_priority(self, requested: m.TicketPriorityChangeRequested, uow: UnitOfWork) -> None:
         triage = uow.get(Triage.create_id(requested.subject_id), Triage)
@@ -64,10 +66,10 @@ class TriageDesk:
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for triage in learn_terms(uow, registered, Triage):
-            self._decide(triage, registered.data)
+            self._decide(triage, registered.data, uow)
 
-    def _decide(self, triage: Triage, terms: m.AgreementTerms) -> None:
+    def _decide(self, triage: Triage, terms: m.AgreementTerms, uow: UnitOfWork) -> None:
         triage.decide(MATRICES[terms.matrix], terms.customer_may_override_priority)
-        TICKETS_TRIAGED.labels(triage.category.lower(), str(triage.priority)).inc()
+        uow.after_commit(TICKETS_TRIAGED.labels(triage.category.lower(), str(triage.priority)).inc)
         lag = (self.clock.now() - triage.opened_at).total_seconds()
-        TRIAGE_LAG_SECONDS.observe(max(lag, 0))
+        uow.after_commit(partial(TRIAGE_LAG_SECONDS.observe, max(lag, 0)))

@@ -1,0 +1,284 @@
+"""The dispatcher: sends each delivery's mail AFTER its request was committed.
+
+The consumer's handlers only record `Delivery.Requested`, committed together with the Kafka
+position it came from. A handler error, a failed commit or a retried batch therefore sends
+nothing. This loop follows the store's notification log (requests only) from a position
+kept in the notifier's own database, sends each requested mail, and records `Sent` or
+`Failed` on the delivery; the outbox relay publishes those as NotificationSent /
+NotificationFailed.
+
+Delivery is at-least-once, and a repeat is recognisable: when the notifier stops (a crash,
+kill -9, a lost database) after the mail server accepted a mail but before `Sent` was
+recorded, the next round sends that mail once more, with the same Message-ID
+(`<delivery id@servicedesk>`). To count such resends, a delivery is marked as started in
+`notifier_dispatch_started` before its mail goes out and unmarked once its outcome is
+recorded; finding the mark on a delivery still open means it may have been sent before
+(`servicedesk_notifications_resent_total`).
+
+A mail server that is away or busy (connection errors, 4xx) is retried with bounded,
+jittered exponential backoff (tenacity); after the last attempt, or at once for a mail that
+can never be sent (a refused header or recipient), the delivery is recorded as failed and
+the loop goes on. The dispatcher runs beside the consumer, so it never holds up consumption.
+One dispatcher per notifier database: replicas sharing one would each send every mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from servicedesk_notifier.domain import Delivery
+from servicedesk_notifier.smtp import SmtpMailer, Unsendable, build_mail, is_transient
+from servicedesk_runtime.database import Database
+from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import (
+    NOTIFICATION_SEND_RETRIES,
+    NOTIFICATIONS_FAILED,
+    NOTIFICATIONS_RESENT,
+    NOTIFICATIONS_SENT,
+)
+from servicedesk_runtime.store import ServiceStore
+
+log = get_logger(__name__)
+
+_REQUESTED = get_topic(Delivery.Requested)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a mail server may be away before a delivery is recorded as failed."""
+
+    attempts: int = 8
+    first_wait_seconds: float = 0.5
+    max_wait_seconds: float = 30.0
+
+
+class DispatchLog:
+    """The dispatcher's own rows in the notifier's database: how far it followed the
+    store's notification log, and which deliveries it started and has not recorded yet."""
+
+    NAME = "deliveries"
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._positions = database.table("notifier_dispatch_position")
+        self._started = database.table("notifier_dispatch_started")
+        with database.transaction() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._positions} ("
+                "name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+            )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._started} (delivery_id TEXT PRIMARY KEY)"
+            )
+
+    def position(self) -> int:
+        with self._db.transaction() as cursor:
+            cursor.execute(f"SELECT position FROM {self._positions} WHERE name = ?", (self.NAME,))
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def advance(self, position: int) -> None:
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self._positions} (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (self.NAME, position),
+            )
+
+    def start(self, delivery_id: uuid.UUID) -> bool:
+        """Marks a delivery as started; True when it was started before and never
+        recorded, so its mail may have gone out already."""
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self._started} (delivery_id) VALUES (?) "
+                "ON CONFLICT (delivery_id) DO NOTHING",
+                (str(delivery_id),),
+            )
+            return cursor.rowcount == 0
+
+    def finish(self, delivery_id: uuid.UUID) -> None:
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                f"DELETE FROM {self._started} WHERE delivery_id = ?", (str(delivery_id),)
+            )
+
+
+class _Stopping(Exception):
+    """The service is shutting down while a send waits to be retried."""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    attempts: int
+    error: str | None  # None: the server accepted the mail
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: ServiceStore,
+        log: DispatchLog,
+        mailer: SmtpMailer,
+        policy: RetryPolicy | None = None,
+        batch_max: int = 100,
+        poll_interval: float = 0.05,
+        on_recorded: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.log = log
+        self.mailer = mailer
+        self.policy = policy or RetryPolicy()
+        self.batch_max = batch_max
+        self.poll_interval = poll_interval
+        self.on_recorded = on_recorded
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatches until `stop`; a failed round (a lost database) is tried again with
+        bounded backoff, never ends the loop."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_worth_another_round),
+            wait=wait_exponential_jitter(initial=0.2, max=5),
+            sleep=_sleep_unless(stop),
+            before_sleep=_log_failed_round,
+            reraise=True,
+        )
+        with contextlib.suppress(_Stopping):
+            while not stop.is_set():
+                async for attempt in retrying:
+                    with attempt:
+                        dispatched = await self.dispatch_pending(stop)
+                if dispatched < self.batch_max:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+
+    async def dispatch_pending(self, stop: asyncio.Event) -> int:
+        """Dispatches the next requests of the notification log; returns how many."""
+        position = await asyncio.to_thread(self.log.position)
+        requests = await asyncio.to_thread(
+            self.store.process_recorder.select_notifications,
+            position + 1,
+            self.batch_max,
+            topics=[_REQUESTED],
+        )
+        for request in requests:
+            if stop.is_set():
+                raise _Stopping
+            await self.dispatch(uuid.UUID(str(request.originator_id)), stop)
+            await asyncio.to_thread(self.log.advance, request.id)
+        return len(requests)
+
+    async def dispatch(self, delivery_id: uuid.UUID, stop: asyncio.Event) -> None:
+        """Sends one delivery's mail unless its outcome is recorded, then records it."""
+        delivery: Delivery = await asyncio.to_thread(self.store.repository.get, delivery_id)
+        if delivery.done:
+            return
+        if await asyncio.to_thread(self.log.start, delivery_id):
+            NOTIFICATIONS_RESENT.labels(delivery.kind).inc()
+            log.warning("notification_resent", kind=delivery.kind, message_id=delivery.message_id)
+        try:
+            outcome = await self._send(delivery, stop)
+        except _Stopping:
+            # The last attempt failed, nothing went out: not a resend at the next start.
+            await asyncio.to_thread(self.log.finish, delivery_id)
+            raise
+        if outcome.error is None:
+            delivery.record_sent(outcome.attempts)
+        else:
+            delivery.record_failed(outcome.error, outcome.attempts)
+        await asyncio.to_thread(self._record, delivery)
+        await asyncio.to_thread(self.log.finish, delivery_id)
+        self.on_recorded()
+
+    async def _send(self, delivery: Delivery, stop: asyncio.Event) -> _Outcome:
+        try:
+            mail = build_mail(delivery.notification, self.mailer.sender, delivery.message_id)
+        except Unsendable as unsendable:
+            return _Outcome(0, str(unsendable))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_exponential_jitter(
+                initial=self.policy.first_wait_seconds, max=self.policy.max_wait_seconds
+            ),
+            retry=retry_if_exception(is_transient),
+            sleep=_sleep_unless(stop),
+            before_sleep=_count_retry(delivery.kind),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await asyncio.to_thread(self.mailer.send, mail)
+        except _Stopping:
+            raise
+        except Exception as failure:  # refused, or still away after the last attempt
+            return _Outcome(retrying.statistics["attempt_number"], _describe(failure))
+        return _Outcome(retrying.statistics["attempt_number"], None)
+
+    def _record(self, delivery: Delivery) -> None:
+        kind, outcome = delivery.kind, delivery.outcome
+        try:
+            self.store.save(delivery)
+        except IntegrityError:
+            log.warning("notification_recorded_elsewhere", kind=kind)  # another dispatcher
+            return
+        if outcome == "sent":
+            NOTIFICATIONS_SENT.labels(kind).inc()
+        else:
+            NOTIFICATIONS_FAILED.labels(kind).inc()
+            log.warning("notification_failed", kind=kind, message_id=delivery.message_id)
+
+
+def _worth_another_round(error: BaseException) -> bool:
+    """A failed round is tried again, unless the service stops or the task is cancelled
+    (tenacity would otherwise retry any BaseException, CancelledError included)."""
+    return isinstance(error, Exception) and not isinstance(error, _Stopping)
+
+
+def _describe(failure: BaseException) -> str:
+    return f"{type(failure).__name__}: {failure}"
+
+
+def _sleep_unless(stop: asyncio.Event) -> Callable[[float], Awaitable[None]]:
+    """tenacity's sleep, cut short by shutdown (raises `_Stopping`)."""
+
+    async def sleep(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        if stop.is_set():
+            raise _Stopping
+
+    return sleep
+
+
+def _count_retry(kind: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        NOTIFICATION_SEND_RETRIES.labels(kind).inc()
+        error = state.outcome.exception() if state.outcome else None
+        log.info(
+            "notification_send_retrying",
+            kind=kind,
+            attempt=state.attempt_number,
+            error=_describe(error) if error else None,
+        )
+
+    return before_sleep
+
+
+def _log_failed_round(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("dispatch_round_failed", attempt=state.attempt_number, error=repr(error))

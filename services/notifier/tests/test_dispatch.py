@@ -1,0 +1,200 @@
+"""The dispatcher on a real store (SQLite and PostgreSQL) and a real SMTP server: mail goes
+out after the request was committed, once, and a crash between sending and recording sends
+it once more with the same Message-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+
+from servicedesk_notifier.application import Notifier
+from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
+from servicedesk_notifier.domain import Delivery, message_id
+from servicedesk_notifier.smtp import SmtpMailer
+from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.store import ServiceStore
+from servicedesk_runtime.tansu import free_port
+from servicedesk_stack.mail_sink import MailSink
+
+from .conftest import eventually, message_ids, outcomes, ticket_opened
+
+pytestmark = pytest.mark.integration
+
+QUICK = RetryPolicy(attempts=200, first_wait_seconds=0.02, max_wait_seconds=0.2)
+
+
+def request_confirmations(store: ServiceStore, count: int) -> list[uuid.UUID]:
+    """Applies `count` TicketOpened the way the consumer does; returns the delivery ids."""
+    handlers = Notifier("oncall@example.com").handlers()
+    uow = store.unit_of_work()
+    opened = [ticket_opened(n) for n in range(1, count + 1)]
+    for message in opened:
+        handlers["TicketOpened"](message, uow)
+    uow.commit()
+    return [Delivery.create_id(o.event_id, "ticket_confirmation") for o in opened]
+
+
+def dispatcher(
+    store: ServiceStore, database: Database, port: int, policy: RetryPolicy = QUICK
+) -> Dispatcher:
+    mailer = SmtpMailer("127.0.0.1", port, "servicedesk@example.com", timeout=5)
+    return Dispatcher(store=store, log=DispatchLog(database), mailer=mailer, policy=policy)
+
+
+def counted(name: str, kind: str = "ticket_confirmation") -> float:
+    return REGISTRY.get_sample_value(name, {"kind": kind}) or 0.0
+
+
+class Crash(BaseException):
+    """Stands for kill -9: nothing after it runs, nothing catches it."""
+
+
+class CrashingOnRecord(Dispatcher):
+    """Dies right after the server accepted the `crash_on`th mail, before recording it."""
+
+    def __init__(self, *args: object, crash_on: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.crash_on = crash_on
+        self.recorded = 0
+
+    def _record(self, delivery: Delivery) -> None:
+        self.recorded += 1
+        if self.recorded == self.crash_on:
+            raise Crash
+        super()._record(delivery)
+
+
+async def run_until(dispatching: Dispatcher, condition: object, what: str) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatching.run(stop))
+    try:
+        await eventually(condition, 60, what)  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        await task
+
+
+async def test_each_requested_mail_goes_out_once_after_commit_with_a_stable_message_id(
+    store: ServiceStore, database: Database, sink: MailSink
+) -> None:
+    deliveries = request_confirmations(store, 5)
+    uncommitted = store.unit_of_work()  # a batch that is thrown away sends nothing
+    Notifier("oncall@example.com").handlers()["TicketOpened"](ticket_opened(99), uncommitted)
+    sent_before = counted("servicedesk_notifications_sent_total")
+
+    await run_until(
+        dispatcher(store, database, sink.port),
+        lambda: len(outcomes(store)) == 5,
+        "five outcomes recorded",
+    )
+    assert outcomes(store) == {d: ["sent"] for d in deliveries}
+    assert message_ids(sink) == {message_id(d): 1 for d in deliveries}
+    assert counted("servicedesk_notifications_sent_total") - sent_before == 5
+    # Read the whole log again (as after a lost position): recorded, so nothing goes out.
+    positions = DispatchLog(database)
+    followed = positions.position()
+    positions.advance(0)
+    await run_until(
+        dispatcher(store, database, sink.port),
+        lambda: positions.position() == followed,
+        "the log followed again",
+    )
+    assert len(sink.messages) == 5
+
+
+async def test_a_crash_between_sending_and_recording_resends_once_with_the_same_message_id(
+    store: ServiceStore, database: Database, sink: MailSink, database_url: str
+) -> None:
+    deliveries = request_confirmations(store, 3)
+    resent_before = counted("servicedesk_notifications_resent_total")
+    crashing = CrashingOnRecord(
+        store=store,
+        log=DispatchLog(database),
+        mailer=SmtpMailer("127.0.0.1", sink.port, "servicedesk@example.com"),
+        policy=QUICK,
+        crash_on=2,
+    )
+    with pytest.raises(Crash):
+        await crashing.run(asyncio.Event())
+    assert message_ids(sink) == {message_id(deliveries[0]): 1, message_id(deliveries[1]): 1}
+
+    # The next start (a fresh store object on the same database, as after a restart).
+    restarted = ServiceStore(DatabaseUrl.parse(database_url, "notifier"), "notifier")
+    try:
+        await run_until(
+            dispatcher(restarted, database, sink.port),
+            lambda: len(outcomes(restarted)) == 3,
+            "three outcomes recorded",
+        )
+    finally:
+        restarted.close()
+    # Drained: every delivery has its one outcome; only the interrupted one went twice,
+    # both times with its own Message-ID.
+    assert outcomes(store) == {d: ["sent"] for d in deliveries}
+    assert message_ids(sink) == {
+        message_id(deliveries[0]): 1,
+        message_id(deliveries[1]): 2,
+        message_id(deliveries[2]): 1,
+    }
+    assert counted("servicedesk_notifications_resent_total") - resent_before == 1
+
+
+async def test_mail_waits_for_a_server_that_is_down_and_each_arrives_once_when_it_is_up(
+    store: ServiceStore, database: Database
+) -> None:
+    deliveries = request_confirmations(store, 4)
+    retries_before = counted("servicedesk_notification_send_retries_total")
+    late_sink = MailSink(free_port())  # not listening yet
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher(store, database, late_sink.port).run(stop))
+    try:
+        await eventually(
+            lambda: counted("servicedesk_notification_send_retries_total") - retries_before >= 3,
+            30,
+            "sends retried while the server is down",
+        )
+        assert outcomes(store) == {}
+        late_sink.start()
+        await eventually(lambda: len(outcomes(store)) == 4, 60, "four outcomes recorded")
+    finally:
+        stop.set()
+        await task
+        late_sink.stop()
+    assert outcomes(store) == {d: ["sent"] for d in deliveries}
+    assert message_ids(late_sink) == {message_id(d): 1 for d in deliveries}
+
+
+async def test_past_its_bounds_or_when_unsendable_a_mail_is_recorded_failed_and_the_rest_go(
+    store: ServiceStore, database: Database, sink: MailSink
+) -> None:
+    failed_before = counted("servicedesk_notifications_failed_total")
+    unsendable = Delivery(
+        caused_by=uuid.uuid4(),
+        kind="ticket_confirmation",
+        recipient="user@nordlicht.de\n",  # would end the header block
+        subject_line="[SD-000001] We received your request",
+        body="",
+    )
+    store.save(unsendable)
+    deliveries = request_confirmations(store, 2)
+    await run_until(
+        dispatcher(store, database, sink.port),
+        lambda: len(outcomes(store)) == 3,
+        "three outcomes recorded",
+    )
+    assert outcomes(store)[unsendable.id] == ["failed"]
+    assert message_ids(sink) == {message_id(d): 1 for d in deliveries}
+
+    # A server that stays away: failed after the last of its attempts, never blocked.
+    away = free_port()
+    later = request_confirmations(store, 1)
+    await run_until(
+        dispatcher(store, database, away, RetryPolicy(attempts=2, first_wait_seconds=0.01)),
+        lambda: later[0] in outcomes(store),
+        "the outcome with the server away",
+    )
+    assert outcomes(store)[later[0]] == ["failed"]
+    assert counted("servicedesk_notifications_failed_total") - failed_before == 2

@@ -1,0 +1,201 @@
+"""What the notifier says, to whom, and how its mail is built (pure: no broker, no server)."""
+
+from __future__ import annotations
+
+import smtplib
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import default as default_policy
+from typing import Any
+
+import pytest
+
+from servicedesk_contracts import messages as m
+from servicedesk_notifier.domain import (
+    Delivery,
+    message_id,
+    sla_breach_alert,
+    sla_warning_alert,
+    ticket_confirmation,
+)
+from servicedesk_notifier.smtp import Unsendable, build_mail, is_transient
+from servicedesk_notifier.translate import translate
+
+DUE = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
+
+
+def opened(subject: str = "Backups failing", email: str = "jana@nordlicht.de") -> m.TicketOpened:
+    return m.TicketOpened.create(
+        producer="intake",
+        subject_id=uuid.uuid4(),
+        data={
+            "agreement_id": uuid.uuid4(),
+            "reporter_email": email,
+            "reporter_name": "Jana",
+            "organisation": "Nordlicht GmbH",
+            "channel": "email",
+            "subject": subject,
+            "body": "Every nightly job fails",
+            "category": "incident",
+            "impact": "high",
+            "urgency": "high",
+            "reference": "SD-000042",
+            "received_at": DUE,
+        },
+    )
+
+
+def clock_data(**more: Any) -> dict[str, Any]:
+    return {
+        "clock_id": uuid.uuid4(),
+        "reference": "SD-000042",
+        "kind": "response",
+        "priority": "P1",
+        "due_at": DUE,
+        **more,
+    }
+
+
+def test_a_ticket_is_confirmed_to_its_reporter_with_the_reference_in_the_subject() -> None:
+    notification = ticket_confirmation(opened())
+    assert notification.kind == "ticket_confirmation"
+    assert notification.recipient == "jana@nordlicht.de"
+    assert notification.subject_line == "[SD-000042] We received your request: Backups failing"
+    assert "Dear Jana," in notification.body
+    assert "registered it as SD-000042" in notification.body
+
+
+def test_a_breach_alerts_the_on_call_address_naming_target_and_priority() -> None:
+    breached = m.SlaBreached.create(
+        producer="sla-timer", subject_id=uuid.uuid4(), data=clock_data(breached_at=DUE)
+    )
+    notification = sla_breach_alert(breached, "oncall@example.com")
+    assert notification.kind == "sla_breach"
+    assert notification.recipient == "oncall@example.com"
+    assert notification.subject_line == "[SD-000042] SLA response target breached (P1)"
+    assert "Due at:      2026-11-24T09:15:00+00:00" in notification.body
+
+
+def test_a_warning_says_how_much_of_the_target_is_used() -> None:
+    warning = m.SlaWarning.create(
+        producer="sla-timer",
+        subject_id=uuid.uuid4(),
+        data=clock_data(threshold=0.75, warned_at=DUE),
+    )
+    notification = sla_warning_alert(warning, "oncall@example.com")
+    assert notification.kind == "sla_warning"
+    assert notification.recipient == "oncall@example.com"
+    assert notification.subject_line == "[SD-000042] SLA response target 75% used (P1)"
+
+
+@pytest.mark.parametrize("breaking", ["\r\nBcc: all@example.com\r\n", "\n", "\u2028", "\x85"])
+def test_a_subject_line_stays_one_line_whatever_the_reporter_typed(breaking: str) -> None:
+    notification = ticket_confirmation(opened(f"Printer{breaking}broken"))
+    assert len(notification.subject_line.splitlines()) == 1
+    assert notification.subject_line.startswith("[SD-000042] We received your request: Printer ")
+    mail = build_mail(notification, "sd@example.com", "<x@servicedesk>")
+    parsed = message_from_bytes(mail.as_bytes(), policy=default_policy)
+    assert parsed["Bcc"] is None
+    assert " ".join(parsed["Subject"].split()) == notification.subject_line  # folded at most
+
+
+def test_the_message_id_is_derived_from_the_delivery_alone() -> None:
+    cause = uuid.uuid4()
+    delivery_id = Delivery.create_id(cause, "ticket_confirmation")
+    assert delivery_id == Delivery.create_id(cause, "ticket_confirmation")
+    assert delivery_id != Delivery.create_id(cause, "sla_breach")
+    assert message_id(delivery_id) == f"<{delivery_id}@servicedesk>"
+    first = build_mail(ticket_confirmation(opened()), "sd@example.com", message_id(delivery_id))
+    again = build_mail(ticket_confirmation(opened()), "sd@example.com", message_id(delivery_id))
+    assert first["Message-ID"] == again["Message-ID"] == f"<{delivery_id}@servicedesk>"
+
+
+def test_the_mail_carries_the_notification_as_built_by_the_email_package() -> None:
+    mail = build_mail(ticket_confirmation(opened()), "sd@example.com", "<x@servicedesk>")
+    parsed = message_from_bytes(mail.as_bytes(), policy=default_policy)
+    assert parsed["From"] == "sd@example.com"
+    assert parsed["To"] == "jana@nordlicht.de"
+    assert parsed["Subject"] == "[SD-000042] We received your request: Backups failing"
+    assert "registered it as SD-000042" in parsed.get_content()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "recipient", ["jana@nordlicht.de\n", "jana@nordlicht.de\r\nBcc: x@y.de", "a@b.de\u2028"]
+)
+def test_a_header_with_a_line_break_makes_the_mail_unsendable_not_split(recipient: str) -> None:
+    # A trailing newline passes the email package's own check and would end the header
+    # block after To:, sending Subject, Date and Message-ID as body.
+    notification = replace(ticket_confirmation(opened()), recipient=recipient)
+    with pytest.raises(Unsendable, match="line break"):
+        build_mail(notification, "sd@example.com", "<x@servicedesk>")
+
+
+def test_only_an_absent_or_busy_server_is_worth_another_attempt() -> None:
+    assert is_transient(ConnectionRefusedError())
+    assert is_transient(smtplib.SMTPServerDisconnected("gone"))
+    assert is_transient(smtplib.SMTPResponseException(421, b"busy"))
+    assert not is_transient(smtplib.SMTPResponseException(554, b"no"))
+    assert not is_transient(smtplib.SMTPRecipientsRefused({"a@b.de": (550, b"unknown")}))
+    assert is_transient(smtplib.SMTPRecipientsRefused({"a@b.de": (452, b"full")}))
+    assert not is_transient(ValueError("bug"))
+
+
+def test_a_request_stays_inside_and_an_outcome_becomes_a_receipt() -> None:
+    notification = ticket_confirmation(opened())
+    cause = uuid.uuid4()
+    delivery = Delivery(
+        caused_by=cause,
+        kind=notification.kind,
+        recipient=notification.recipient,
+        subject_line=notification.subject_line,
+        body=notification.body,
+    )
+    delivery.record_sent(attempts=1)
+    requested, sent = delivery.collect_events()
+    assert translate(requested) is None
+    topic, receipt = translate(sent)  # type: ignore[misc]
+    assert topic == "servicedesk.notifications.v1"
+    assert isinstance(receipt, m.NotificationSent)
+    assert receipt.data.notification_id == delivery.id
+    assert receipt.data.caused_by == cause
+    assert receipt.data.recipient == "jana@nordlicht.de"
+
+    failing = Delivery(
+        caused_by=cause,
+        kind="sla_breach",
+        recipient="oncall@example.com",
+        subject_line="s",
+        body="",
+    )
+    failing.record_failed("SMTPDataError: (554, b'no')", attempts=1)
+    _, failed = failing.collect_events()
+    _, failure = translate(failed)  # type: ignore[misc]
+    assert isinstance(failure, m.NotificationFailed)
+    assert failure.data.error == "SMTPDataError: (554, b'no')"
+    assert failing.done
+    assert failing.outcome == "failed"
+
+
+@pytest.mark.parametrize(
+    ("error", "receipt"), [(None, "NotificationSent"), ("x", "NotificationFailed")]
+)
+def test_a_delivery_stored_before_dispatch_after_commit_still_becomes_its_receipt(
+    error: str | None, receipt: str
+) -> None:
+    # Then `Sent` created the delivery and carried `error`; the store rebuilds a stored
+    # event as an object of the class its topic names, with the stored attributes.
+    legacy = object.__new__(Delivery.Sent)
+    legacy.__dict__.update(
+        originator_id=uuid.uuid4(),
+        originator_version=1,
+        timestamp=DUE,
+        caused_by=uuid.uuid4(),
+        kind="ticket_confirmation",
+        recipient="jana@nordlicht.de",
+        subject_line="[SD-000042] We received your request: Backups failing",
+        error=error,
+    )
+    _, message = translate(legacy)  # type: ignore[misc]
+    assert message.event_type == receipt
