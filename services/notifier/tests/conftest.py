@@ -30,7 +30,7 @@ from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
 
-OUTCOME_TOPICS = {get_topic(Delivery.Sent): "sent", get_topic(Delivery.Failed): "failed"}
+OUTCOME_TOPICS = {get_topic(Delivery.Dispatched): "sent", get_topic(Delivery.Failed): "failed"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

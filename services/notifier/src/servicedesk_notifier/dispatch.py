@@ -3,12 +3,12 @@
 The consumer's handlers only record `Delivery.Requested`, committed together with the Kafka
 position it came from. A handler error, a failed commit or a retried batch therefore sends
 nothing. This loop follows the store's notification log (requests only) from a position
-kept in the notifier's own database, sends each requested mail, and records `Sent` or
+kept in the notifier's own database, sends each requested mail, and records `Dispatched` or
 `Failed` on the delivery; the outbox relay publishes those as NotificationSent /
 NotificationFailed.
 
 Delivery is at-least-once, and a repeat is recognisable: when the notifier stops (a crash,
-kill -9, a lost database) after the mail server accepted a mail but before `Sent` was
+kill -9, a lost database) after the mail server accepted a mail but before `Dispatched` was
 recorded, the next round sends that mail once more, with the same Message-ID
 (`<delivery id@servicedesk>`). To count such resends, a delivery is marked as started in
 `notifier_dispatch_started` before its mail goes out and unmarked once its outcome is

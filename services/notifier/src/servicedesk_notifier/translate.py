@@ -15,11 +15,12 @@ PRODUCER = "notifier"
 def translate(event: Any) -> tuple[str, Message] | None:
     if isinstance(event, Delivery.Failed):
         receipt: type[Message] = m.NotificationFailed
+    elif isinstance(event, Delivery.Dispatched):
+        receipt = m.NotificationSent
     elif isinstance(event, Delivery.Sent):
-        # Before deliveries were dispatched after commit, `Sent` created the delivery and
-        # carried `error` (None when sent): such stored events are published as they were.
-        legacy_failure = getattr(event, "error", None) is not None
-        receipt = m.NotificationFailed if legacy_failure else m.NotificationSent
+        # Stored before deliveries were dispatched after commit (a new broker gets them
+        # again): sent, or failed when it carries an error.
+        receipt = m.NotificationFailed if event.error is not None else m.NotificationSent
     else:
         return None  # a request stays inside the notifier
     return topics.NOTIFICATIONS, message_for(
