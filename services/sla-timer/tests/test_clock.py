@@ -140,10 +140,10 @@ def test_working_day_targets_become_business_minutes_from_the_start() -> None:
     terms = AgreementTerms.model_validate(provider_r_medium())  # C: 2 working days
     tuesday_14 = datetime(2026, 11, 24, 14, 0, tzinfo=AMSTERDAM)
     budgets = target_budgets(terms.calendar, terms.targets, RESPONSE, tuesday_14)
-    assert budgets["C"] == (3 + 8 + 5) * 60  # Tue 14-17, Wed 9-17, Thu 9-14
-    assert budgets["A"] == 120
+    assert budgets.minutes["C"] == (3 + 8 + 5) * 60  # Tue 14-17, Wed 9-17, Thu 9-14
+    assert budgets.minutes["A"] == 120
     resolution = target_budgets(terms.calendar, terms.targets, RESOLUTION, tuesday_14)
-    assert resolution == {"A": 8 * 60, "B": 16 * 60}  # C and D are "by planning": no clock
+    assert resolution.minutes == {"A": 8 * 60, "B": 16 * 60}  # C and D are "by planning": no clock
 
 
 def test_a_priority_without_a_target_of_this_kind_runs_untimed() -> None:

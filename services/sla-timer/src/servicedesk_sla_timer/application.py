@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -93,7 +94,13 @@ class SlaTimer:
         assert clock.opened_at is not None
         calendar, targets = clock_terms(terms, clock.category, clock.opened_at)
         budgets = target_budgets(calendar, targets, clock.kind, clock.opened_at)
-        clock.start(calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
+        clock.start(
+            calendar,
+            budgets.minutes,
+            list(terms.paused_statuses),
+            terms.warning_thresholds,
+            budgets.due_at_opening,
+        )
         if clock.started:
             SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc()
 
@@ -167,20 +174,27 @@ def clock_terms(
     return calendar, {**terms.targets, **terms.category_targets.get(category, {})}
 
 
+@dataclass(frozen=True)
+class Budgets:
+    minutes: dict[str, float] = field(default_factory=dict)
+    due_at_opening: list[str] = field(default_factory=list)
+
+
 def target_budgets(
     calendar: m.Calendar, targets: dict[str, m.Target], kind: str, opened_at: datetime
-) -> dict[str, float]:
+) -> Budgets:
     """Every priority's target for `kind` in business minutes from `opened_at`. A target in
-    working days becomes the open minutes until the same time that many working days on."""
+    working days becomes the open minutes until its deadline by the working-day rule, and
+    notes whether that deadline is an opening (business_time.py says why it matters)."""
     business = BusinessCalendar(calendar)
-    budgets: dict[str, float] = {}
+    budgets = Budgets()
     for priority, target in targets.items():
         minutes = getattr(target, f"{kind}_minutes")
         days = getattr(target, f"{kind}_working_days")
         if days is not None:
-            minutes = business.minutes_between(
-                opened_at, business.add_working_days(opened_at, days)
-            )
+            minutes, at_opening = business.working_days_as_minutes(opened_at, days)
+            if at_opening:
+                budgets.due_at_opening.append(priority)
         if minutes is not None:
-            budgets[priority] = float(minutes)
+            budgets.minutes[priority] = float(minutes)
     return budgets

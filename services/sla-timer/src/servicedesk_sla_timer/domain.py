@@ -15,6 +15,7 @@ happened, not on when this service heard of them. A breach is a fact that never 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -60,6 +61,8 @@ class SlaClock(Aggregate):
         # Set when started:
         self.calendar_json: dict[str, Any] | None = None
         self.budgets: dict[str, float] = {}
+        self.due_at_opening: list[str] = []
+        """Priorities whose working-day deadline is an opening (business_time.py)."""
         self.paused_statuses: list[str] = []
         self.budget_minutes: float | None = 0.0
         """None when the current priority has no target of this kind (the clock runs
@@ -146,14 +149,18 @@ class SlaClock(Aggregate):
         budgets: dict[str, float],
         paused_statuses: list[str],
         warn_fractions: list[float],
+        due_at_opening: Collection[str] = (),
     ) -> None:
         """Starts at the request's arrival with the agreement's terms as they are now (a
         later change of the agreement applies to new clocks). `budgets` holds the target of
-        every priority in business minutes, so a priority change needs nothing else."""
+        every priority in business minutes, so a priority change needs nothing else;
+        `due_at_opening` the priorities whose working-day deadline is an opening."""
         if self.started or self.opened_at is None or self.priority not in budgets:
             return
         budget = budgets[self.priority]
-        due_at = BusinessCalendar(calendar).add_minutes(self.opened_at, budget)
+        due_at = BusinessCalendar(calendar).add_minutes(
+            self.opened_at, budget, at_opening=self.priority in due_at_opening
+        )
         self._started(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -166,6 +173,7 @@ class SlaClock(Aggregate):
             budgets=budgets,
             paused_statuses=paused_statuses,
             warn_fractions=sorted(warn_fractions),
+            due_at_opening=sorted(due_at_opening),
         )
         for observation in sorted(self.observations, key=lambda o: o["at"]):
             self._apply({**observation, "at": max(observation["at"], self.opened_at)})
@@ -184,9 +192,11 @@ class SlaClock(Aggregate):
         budgets: dict[str, float],
         paused_statuses: list[str],
         warn_fractions: list[float],
+        due_at_opening: list[str] | None = None,  # absent from clocks started before it
     ) -> None:
         self.calendar_json = calendar_json
         self.budgets = budgets
+        self.due_at_opening = due_at_opening or []
         self.paused_statuses = paused_statuses
         self.budget_minutes = target_minutes
         self.warn_fractions = warn_fractions
@@ -247,7 +257,7 @@ class SlaClock(Aggregate):
         due_at = None
         if self.budget_minutes is not None:
             remaining = max(self.budget_minutes - self.spent_minutes, 0)
-            due_at = self._calendar().add_minutes(at, remaining)
+            due_at = self._deadline(self.priority, at, remaining)
         self._resumed(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -287,7 +297,7 @@ class SlaClock(Aggregate):
             # From the current run's start, so a target already used up is due in the past
             # at the instant it ran out (and breaches at once).
             left = max(budget_minutes - self.spent_minutes, 0)
-            due_at = calendar.add_minutes(self.running_since, left)
+            due_at = self._deadline(priority, self.running_since, left)
         self._retargeted(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -405,6 +415,10 @@ class SlaClock(Aggregate):
         warned_at: datetime,
     ) -> None:
         self.warned = [*self.warned, threshold]
+
+    def _deadline(self, priority: str, start: datetime, minutes: float) -> datetime:
+        at_opening = priority in self.due_at_opening
+        return self._calendar().add_minutes(start, minutes, at_opening=at_opening)
 
     def _calendar(self) -> BusinessCalendar:
         assert self.calendar_json is not None
