@@ -153,6 +153,34 @@ def test_warnings_fire_before_the_breach_and_pauses_hold_every_timer(
     replica.close()
 
 
+def test_a_backdated_clock_fires_in_threshold_order_each_at_its_instant(
+    database_url: DatabaseUrl,
+) -> None:
+    # Requests of 09:00 and 09:01 (60-minute targets) reach the timer at 12:00: every timer is
+    # overdue at once, and each is recorded as of when it fell due.
+    noticed = START + timedelta(hours=3)
+    replica = Replica(database_url, ManualClock(noticed))
+    first, second = start_clocks(replica.store, 2, minutes=60, warnings=(0.9, 0.75))
+    assert replica.timer.fire_due_timers() == 6
+    notifications = replica.store.process_recorder.select_notifications(1, 1000)
+    events = [replica.store.mapper.to_domain_event(n) for n in notifications]
+    for n, clock_id in enumerate((first, second)):
+        fired = [e for e in events if e.originator_id == clock_id and hasattr(e, "noticed_at")]
+        opened = START + timedelta(minutes=n)
+        assert [(type(e).__name__, e.due_at) for e in fired] == [
+            ("Warned", opened + timedelta(minutes=60))
+        ] * 2 + [("Breached", opened + timedelta(minutes=60))]
+        assert [e.warned_at for e in fired[:2]] == [
+            opened + timedelta(minutes=45),
+            opened + timedelta(minutes=54),
+        ]
+        assert fired[2].breached_at == opened + timedelta(minutes=60)
+        assert {e.noticed_at for e in fired} == {noticed}
+    assert replica.timer.fire_due_timers() == 0
+    assert replica.due.open_count() == 0
+    replica.close()
+
+
 # Replicas share a PostgreSQL database; SQLite is the single-process default.
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_two_replicas_never_fire_the_same_timer(database_url: DatabaseUrl) -> None:

@@ -159,6 +159,7 @@ class ReadModel:
         warned = clock.setdefault("warnings", [])
         if message.data.threshold not in warned:
             warned.append(message.data.threshold)
+            warned.sort()  # in threshold order, however the messages came
 
     def _clock(self, ticket_id: uuid.UUID, kind: str) -> dict[str, Any]:
         return self._ticket(ticket_id).sla.setdefault(kind, {"state": "running"})
@@ -172,7 +173,9 @@ class ReadModel:
 
     def _on_SlaBreached(self, message: m.SlaBreached) -> None:  # noqa: N802
         clock = self._ticket(message.subject_id).sla.setdefault(message.data.kind, {})
-        clock["breached_at"] = message.data.breached_at.isoformat()
+        clock["breached_at"] = message.data.breached_at.isoformat()  # the deadline
+        if message.data.noticed_at is not None:  # later for a backdated ticket
+            clock["breach_noticed_at"] = message.data.noticed_at.isoformat()
         if clock.get("state", "running") == "running":
             clock["state"] = "breached"
 

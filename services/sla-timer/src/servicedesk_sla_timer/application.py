@@ -7,7 +7,8 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from servicedesk_contracts import messages as m
@@ -119,25 +120,26 @@ class SlaTimer:
         fired = 0
         with self.due.claim_due(now) as claimed:
             uow = self.store.unit_of_work()
-            for due_timer in list(claimed):
-                clock_id, timer, due_at = due_timer
-                clock = uow.get(clock_id, SlaClock)
-                if clock is None:
-                    continue
-                if not clock.fire(timer, now):
-                    if timer in clock.timers():
-                        claimed.remove(due_timer)  # still pending (moved later): keep it
-                    continue
-                uow.add(clock)
-                fired += 1
-                SLA_TIMER_FIRE_DELAY_SECONDS.observe((now - due_at).total_seconds())
-                if timer == BREACH:
-                    SLA_BREACHES.labels(clock.kind, clock.priority).inc()
-                else:
-                    SLA_WARNINGS.labels(clock.kind, clock.priority).inc()
+            clocks = [
+                uow.get(clock_id, SlaClock) for clock_id in dict.fromkeys(c[0] for c in claimed)
+            ]
+            for clock in filter(None, clocks):
+                for timer, due_at in clock.fire_due(now):  # in the order they fell due
+                    uow.add(clock)
+                    fired += 1
+                    uow.after_commit(partial(self._count_fired, clock, timer, now - due_at))
+            # A claimed timer that did not fire and is still pending moved later: keep it.
+            pending = {clock.id: clock.timers() for clock in clocks if clock is not None}
+            claimed[:] = [t for t in claimed if t[1] not in pending.get(t[0], {})]
             uow.commit()
         self._report_open_clocks()
         return fired
+
+    @staticmethod
+    def _count_fired(clock: SlaClock, timer: str, late: timedelta) -> None:
+        SLA_TIMER_FIRE_DELAY_SECONDS.observe(late.total_seconds())
+        counter = SLA_BREACHES if timer == BREACH else SLA_WARNINGS
+        counter.labels(clock.kind, clock.priority).inc()
 
     def _report_open_clocks(self, every: float = 10) -> None:
         # A count over the whole table: not on every tick.

@@ -34,6 +34,11 @@ def warning_timer(fraction: float) -> str:
     return f"warn:{fraction:g}"
 
 
+def _threshold(timer: str) -> float:
+    """The fraction of the target a timer stands for: a warning's, or 1 for the breach."""
+    return 1.0 if timer == BREACH else float(timer.split(":", 1)[1])
+
+
 class SlaClock(Aggregate):
     # Event classes that @event creates, declared for type checkers.
     Started: ClassVar[type[Any]]
@@ -227,6 +232,9 @@ class SlaClock(Aggregate):
     def pause(self, at: datetime) -> None:
         if not self.running or self.running_since is None:
             return
+        # What fell due before the pause is a fact of then, even if not yet noticed (a
+        # backdated ticket): recorded now, or it would be lost or breach at the resume.
+        self.fire_due(at)
         spent = self.spent_minutes + self._calendar().minutes_between(self.running_since, at)
         self._paused(
             ticket_id=self.ticket_id,
@@ -364,11 +372,28 @@ class SlaClock(Aggregate):
 
     # --- timers firing ---------------------------------------------------------------------
 
-    def fire(self, timer: str, now: datetime) -> bool:
-        """Records what a due timer means, once; False when it no longer applies."""
-        pending = self.timers()
-        if timer not in pending or now < pending[timer] or self.due_at is None:
-            return False
+    def fire_due(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Records every timer due by `now`, once, in the order they fell due: each warning
+        before a later one, every warning before the breach, also when all are overdue at
+        once (a backdated ticket, a timer loop that was down). Each is the fact of the
+        instant it fell due on the business clock (a breach at the deadline); `now`, when
+        it was noticed, is kept beside it. Returns the timers fired and when they fell
+        due, in order."""
+        fired: list[tuple[str, datetime]] = []
+        while (due := self._next_due(now)) is not None:
+            self._record(*due, now)
+            fired.append(due)
+        return fired
+
+    def _next_due(self, now: datetime) -> tuple[str, datetime] | None:
+        due = [(at, _threshold(timer), timer) for timer, at in self.timers().items() if at <= now]
+        if not due:
+            return None
+        at, _, timer = min(due)
+        return timer, at
+
+    def _record(self, timer: str, at: datetime, now: datetime) -> None:
+        assert self.due_at is not None
         if timer == BREACH:
             self._breached(
                 ticket_id=self.ticket_id,
@@ -376,20 +401,20 @@ class SlaClock(Aggregate):
                 reference=self.reference,
                 priority=self.priority,
                 due_at=self.due_at,
-                breached_at=now,
+                breached_at=at,
+                noticed_at=now,
             )
         else:
-            fraction = float(timer.split(":", 1)[1])
             self._warned(
                 ticket_id=self.ticket_id,
                 kind=self.kind,
                 reference=self.reference,
                 priority=self.priority,
-                threshold=fraction,
+                threshold=_threshold(timer),
                 due_at=self.due_at,
-                warned_at=now,
+                warned_at=at,
+                noticed_at=now,
             )
-        return True
 
     @event("Breached")
     def _breached(
@@ -400,6 +425,7 @@ class SlaClock(Aggregate):
         priority: str,
         due_at: datetime,
         breached_at: datetime,
+        noticed_at: datetime | None = None,  # absent from breaches recorded before it
     ) -> None:
         self.breached = True
 
@@ -413,6 +439,7 @@ class SlaClock(Aggregate):
         threshold: float,
         due_at: datetime,
         warned_at: datetime,
+        noticed_at: datetime | None = None,  # absent from warnings recorded before it
     ) -> None:
         self.warned = [*self.warned, threshold]
 
