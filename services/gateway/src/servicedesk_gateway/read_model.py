@@ -141,8 +141,13 @@ class ReadModel:
 
     def _on_SlaClockResumed(self, message: m.SlaClockResumed) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
-        if clock.get("state") == "paused":
-            clock["state"] = "running"
+        if clock.pop("stopped_at", None) is not None:
+            # A reopened ticket's resolution clock runs on: what it measured at the close,
+            # and "met", were not final.
+            clock.pop("business_minutes", None)
+            clock["reopened_at"] = message.data.resumed_at.isoformat()
+        if clock.get("state") in ("paused", "met"):
+            clock["state"] = "running"  # a breach stays a breach: it never changes
         clock["due_at"] = message.data.due_at.isoformat() if message.data.due_at else None
 
     def _on_SlaClockRetargeted(self, message: m.SlaClockRetargeted) -> None:  # noqa: N802
