@@ -160,3 +160,18 @@ def test_warnings_show_in_threshold_order_and_a_breach_at_its_deadline() -> None
         due.isoformat(),
         noticed.isoformat(),
     )
+
+
+def test_a_breached_clock_stays_breached_while_it_pauses_and_resumes() -> None:
+    view = ReadModel()
+    ticket_id = open_ticket(view, 1, NOV, "B")
+    breached = clock_message("resolution", due_at=NOV, breached_at=NOV)
+    view.apply(m.SlaBreached.create(producer="sla-timer", subject_id=ticket_id, data=breached))
+    paused_at = NOV + timedelta(hours=1)
+    paused = clock_message("resolution", paused_at=paused_at, spent_minutes=99)
+    view.apply(m.SlaClockPaused.create(producer="sla-timer", subject_id=ticket_id, data=paused))
+    clock = view.ticket_json(ticket_id)["sla"]["resolution"]  # type: ignore[index]
+    assert (clock["state"], clock["paused_at"]) == ("breached", paused_at.isoformat())
+    resumed = clock_message("resolution", resumed_at=NOV + timedelta(hours=2), due_at=NOV)
+    view.apply(m.SlaClockResumed.create(producer="sla-timer", subject_id=ticket_id, data=resumed))
+    assert evaluation(view, AGREEMENT, "2026-11")["resolution"]["breached"] == 1

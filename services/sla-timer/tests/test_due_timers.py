@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import Calendar
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.metrics import SLA_BREACHES
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.application import SlaTimer
 from servicedesk_sla_timer.domain import RESPONSE, SlaClock
@@ -230,3 +233,39 @@ def test_a_timer_is_never_claimed_before_its_exact_instant_and_never_lost(
     assert replica.timer.fire_due_timers() == 1
     assert breached_events(replica.store) == [made.id]
     replica.close()
+
+
+def test_a_pause_after_an_unnoticed_deadline_records_and_counts_the_breach(
+    database_url: DatabaseUrl,
+) -> None:
+    replica = Replica(database_url, ManualClock(START))
+    (clock_id,) = start_clocks(replica.store, 1, minutes=60)
+    breaches = SLA_BREACHES.labels(RESPONSE, "P2")
+    before = breaches._value.get()
+    changed = m.TicketStatusChanged.create(
+        producer="intake",
+        subject_id=replica.store.repository.get(clock_id).ticket_id,
+        data={
+            "reference": "SD-000000",
+            "from_status": "open",
+            "to_status": "awaiting_reply",
+            "changed_by": "mette",
+            "changed_at": START + timedelta(hours=2),  # the timer loop never saw 10:00
+        },
+    )
+    uow = replica.store.unit_of_work()
+    replica.timer.follow_status(changed, uow)
+    uow.commit()
+    (breach,) = [e for e in events_of(replica.store, clock_id) if isinstance(e, SlaClock.Breached)]
+    assert (breach.breached_at, breach.noticed_at) == (
+        START + timedelta(hours=1),
+        START + timedelta(hours=2),
+    )
+    assert breaches._value.get() == before + 1
+    replica.close()
+
+
+def events_of(store: ServiceStore, clock_id: uuid.UUID) -> list[Any]:
+    notifications = store.process_recorder.select_notifications(1, 1000)
+    events = [store.mapper.to_domain_event(n) for n in notifications]
+    return [e for e in events if e.originator_id == clock_id]

@@ -137,7 +137,9 @@ class ReadModel:
     def _on_SlaClockPaused(self, message: m.SlaClockPaused) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
         # No deadline while paused: it is set again when the clock resumes.
-        clock.update(state="paused", paused_at=message.data.paused_at.isoformat(), due_at=None)
+        clock.update(paused_at=message.data.paused_at.isoformat(), due_at=None)
+        if clock.get("state") != "breached":  # a breach stays a breach: it never changes
+            clock["state"] = "paused"
 
     def _on_SlaClockResumed(self, message: m.SlaClockResumed) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)

@@ -82,10 +82,12 @@ class SlaTimer:
         at = data.changed_at or changed.occurred_at
         for kind in KINDS:
             clock = uow.get_or_create(SlaClock, ticket_id=changed.subject_id, kind=kind)
-            was_stopped = clock.stopped_at is not None
+            was_stopped, was_breached = clock.stopped_at is not None, clock.breached
             clock.observe_status(data.from_status, data.to_status, at)
             if not was_stopped and clock.stopped_at is not None:
                 self._count_stop(clock)
+            if clock.breached and not was_breached:  # a deadline passed before a late pause
+                uow.after_commit(SLA_BREACHES.labels(clock.kind, clock.priority).inc)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for clock in learn_terms(uow, registered, SlaClock):
