@@ -154,7 +154,7 @@ def late_seconds(store: ServiceStore) -> list[float]:
     notifications = store.process_recorder.select_notifications(1, 10_000_000)
     events = map(store.mapper.to_domain_event, notifications)
     return [
-        (e.breached_at - e.due_at).total_seconds()
+        (e.noticed_at - e.due_at).total_seconds()
         for e in events
         if isinstance(e, SlaClock.Breached)
     ]

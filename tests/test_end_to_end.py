@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -152,7 +153,8 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
 
     # Ten minutes of work become a statement line of fifteen (the minimum per request).
     started = datetime.now(UTC) - timedelta(hours=1)
-    month = f"{started.year:04d}-{started.month:02d}"
+    # Billing files an entry under the month it was worked in the agreement's time zone.
+    month = started.astimezone(ZoneInfo(r_terms["calendar"]["timezone"])).strftime("%Y-%m")
     response = gateway.post(
         f"/tickets/{http_ticket_id}/time-entries",
         headers=AGENT,

@@ -374,6 +374,9 @@ class SlaWarningData(Data):
     """The fraction of the target used (e.g. 0.75)."""
     due_at: UtcDatetime
     warned_at: UtcDatetime
+    """When the threshold was reached on the business clock."""
+    noticed_at: UtcDatetime | None = None
+    """When the sla-timer noticed it (later than `warned_at` for a backdated ticket)."""
 
 
 class SlaWarning(Message):
@@ -406,6 +409,9 @@ class SlaBreachedData(Data):
     priority: str
     due_at: UtcDatetime
     breached_at: UtcDatetime
+    """When the target was breached: its deadline."""
+    noticed_at: UtcDatetime | None = None
+    """When the sla-timer noticed it (later than `breached_at` for a backdated ticket)."""
 
 
 class SlaBreached(Message):

@@ -91,3 +91,87 @@ def test_the_month_counts_tickets_first_responses_and_targets_met() -> None:
     }
     assert report["resolution"]["met"] == 1
     assert evaluation(view, AGREEMENT, "2026-10")["tickets_opened"] == 1
+
+
+def clock_message(kind: str, **data: object) -> dict[str, object]:
+    return {"clock_id": uuid.uuid4(), "reference": "SD", "kind": kind, "priority": "B", **data}
+
+
+def test_a_reopened_ticket_counts_as_open_until_it_is_closed_again() -> None:
+    view = ReadModel()
+    ticket_id = open_ticket(view, 1, NOV, "B")
+    stop(view, ticket_id, "resolution", 100, met=True)
+    resumed = clock_message(
+        "resolution", resumed_at=NOV + timedelta(days=1), due_at=NOV + timedelta(days=2)
+    )
+    view.apply(m.SlaClockResumed.create(producer="sla-timer", subject_id=ticket_id, data=resumed))
+
+    clock = view.ticket_json(ticket_id)["sla"]["resolution"]  # type: ignore[index]
+    assert clock["state"] == "running"
+    assert clock["reopened_at"] == (NOV + timedelta(days=1)).isoformat()
+    assert "stopped_at" not in clock
+    summary = evaluation(view, AGREEMENT, "2026-11")["resolution"]
+    assert (summary["met"], summary["breached"], summary["open"]) == (0, 0, 1)
+    assert summary["median_business_minutes"] is None
+
+    stop(view, ticket_id, "resolution", 1200, met=False)  # closed again, too late
+    summary = evaluation(view, AGREEMENT, "2026-11")["resolution"]
+    assert (summary["met"], summary["breached"], summary["open"]) == (0, 1, 0)
+    assert summary["p90_business_minutes"] == 1200
+
+
+def test_a_paused_clock_resumes_running() -> None:
+    view = ReadModel()
+    ticket_id = open_ticket(view, 1, NOV, "B")
+    paused = clock_message("response", paused_at=NOV, spent_minutes=5)
+    view.apply(m.SlaClockPaused.create(producer="sla-timer", subject_id=ticket_id, data=paused))
+    resumed = clock_message("response", resumed_at=NOV + timedelta(hours=1), due_at=NOV)
+    view.apply(m.SlaClockResumed.create(producer="sla-timer", subject_id=ticket_id, data=resumed))
+    clock = view.ticket_json(ticket_id)["sla"]["response"]  # type: ignore[index]
+    assert clock["state"] == "running"
+    assert "reopened_at" not in clock
+
+
+def test_p90_is_the_nearest_rank() -> None:
+    view = ReadModel()
+    for n in range(10):  # response times 10, 20, ..., 100 minutes
+        stop(view, open_ticket(view, n, NOV, "B"), "response", 10 * (n + 1), met=True)
+    assert evaluation(view, AGREEMENT, "2026-11")["response"]["p90_business_minutes"] == 90
+
+    one = ReadModel()
+    stop(one, open_ticket(one, 1, NOV, "B"), "response", 42, met=True)
+    assert evaluation(one, AGREEMENT, "2026-11")["response"]["p90_business_minutes"] == 42
+
+
+def test_warnings_show_in_threshold_order_and_a_breach_at_its_deadline() -> None:
+    view = ReadModel()
+    ticket_id = open_ticket(view, 1, NOV, "B")
+    due, noticed = NOV + timedelta(hours=1), NOV + timedelta(hours=3)
+    for threshold in (0.9, 0.75):  # however they arrive
+        warned = clock_message(
+            "response", threshold=threshold, due_at=due, warned_at=NOV, noticed_at=noticed
+        )
+        view.apply(m.SlaWarning.create(producer="sla-timer", subject_id=ticket_id, data=warned))
+    breached = clock_message("response", due_at=due, breached_at=due, noticed_at=noticed)
+    view.apply(m.SlaBreached.create(producer="sla-timer", subject_id=ticket_id, data=breached))
+    clock = view.ticket_json(ticket_id)["sla"]["response"]  # type: ignore[index]
+    assert clock["warnings"] == [0.75, 0.9]
+    assert (clock["breached_at"], clock["breach_noticed_at"]) == (
+        due.isoformat(),
+        noticed.isoformat(),
+    )
+
+
+def test_a_breached_clock_stays_breached_while_it_pauses_and_resumes() -> None:
+    view = ReadModel()
+    ticket_id = open_ticket(view, 1, NOV, "B")
+    breached = clock_message("resolution", due_at=NOV, breached_at=NOV)
+    view.apply(m.SlaBreached.create(producer="sla-timer", subject_id=ticket_id, data=breached))
+    paused_at = NOV + timedelta(hours=1)
+    paused = clock_message("resolution", paused_at=paused_at, spent_minutes=99)
+    view.apply(m.SlaClockPaused.create(producer="sla-timer", subject_id=ticket_id, data=paused))
+    clock = view.ticket_json(ticket_id)["sla"]["resolution"]  # type: ignore[index]
+    assert (clock["state"], clock["paused_at"]) == ("breached", paused_at.isoformat())
+    resumed = clock_message("resolution", resumed_at=NOV + timedelta(hours=2), due_at=NOV)
+    view.apply(m.SlaClockResumed.create(producer="sla-timer", subject_id=ticket_id, data=resumed))
+    assert evaluation(view, AGREEMENT, "2026-11")["resolution"]["breached"] == 1

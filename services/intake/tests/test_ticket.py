@@ -39,6 +39,29 @@ def test_a_customer_reply_reopens_a_closed_ticket() -> None:
     assert kinds[-2:] == ["CustomerReplied", "StatusChanged"]
 
 
+def test_a_customer_reply_to_a_ticket_awaiting_it_puts_it_back_in_progress() -> None:
+    t = ticket()
+    t.change_status("in_progress", "mette", "", NOW)
+    t.change_status("awaiting_reply", "mette", "asked for logs", NOW)
+    t.add_customer_reply("jens@hygge.dk", "Logs attached", NOW)
+    assert t.status == "in_progress"
+    *_, replied, changed = t.collect_events()
+    assert type(replied).__name__ == "CustomerReplied"
+    assert (changed.from_status, changed.to_status) == ("awaiting_reply", "in_progress")
+    assert changed.changed_by == "jens@hygge.dk"
+    assert changed.changed_at == NOW
+
+
+@pytest.mark.parametrize("status", ["open", "in_progress", "on_hold", "planned"])
+def test_a_customer_reply_leaves_other_statuses_as_they_are(status: str) -> None:
+    t = ticket()
+    if status != "open":
+        t.change_status(status, "mette", "", NOW)
+    t.add_customer_reply("jens@hygge.dk", "Any news?", NOW)
+    assert t.status == status
+    assert type(t.collect_events()[-1]).__name__ == "CustomerReplied"
+
+
 def test_changing_to_the_same_status_is_refused() -> None:
     with pytest.raises(TicketRuleBroken, match="already open"):
         ticket().change_status("open", "mette", "", NOW)

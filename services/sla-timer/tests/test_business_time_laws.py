@@ -3,13 +3,16 @@ arbitrary weekly hours, across years, year ends and daylight-saving changes."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servicedesk_contracts.messages import Calendar
+from servicedesk_contracts.messages import Calendar, Target
+from servicedesk_sla_timer.application import target_budgets
 from servicedesk_sla_timer.business_time import WEEKDAYS, BusinessCalendar
+from servicedesk_sla_timer.domain import RESPONSE, SlaClock
 from servicedesk_stack.demo import provider_r_medium, provider_v_danish, provider_z_premium
 
 DOMAIN_CALENDARS = [
@@ -111,3 +114,42 @@ def test_working_day_deadlines_are_monotonic(
     early, late = sorted((first, second))
     assert calendar.add_working_days(early, days) <= calendar.add_working_days(late, days)
     assert calendar.add_working_days(early, days) <= calendar.add_working_days(early, days + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(calendars, instants, st.integers(min_value=0, max_value=10))
+def test_a_working_day_deadline_lies_on_the_nth_working_day(
+    calendar: BusinessCalendar, start: datetime, days: int
+) -> None:
+    day = calendar.next_opening(start).astimezone(calendar.zone).date()
+    for _ in range(days):
+        day = calendar.next_working_day(day)
+    intervals = calendar.day_intervals(day)
+    assert intervals[0][0] <= calendar.add_working_days(start, days) <= intervals[-1][1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(calendars, instants, st.integers(min_value=1, max_value=10))
+def test_a_clock_on_a_working_day_target_is_due_when_the_rule_says(
+    calendar: BusinessCalendar, start: datetime, days: int
+) -> None:
+    # The clock keeps the target as business minutes; that must not move its deadline to
+    # the previous working day's closing (the same open time, but not what customers read).
+    targets = {"P1": Target(response_working_days=days)}
+    budgets = target_budgets(calendar.calendar, targets, RESPONSE, start)
+    clock = SlaClock(ticket_id=uuid.uuid4(), kind=RESPONSE)
+    clock.note_triage("SD-000001", "P1", start, uuid.uuid4())
+    clock.start(calendar.calendar, budgets.minutes, [], [], budgets.due_at_opening)
+    assert clock.due_at == calendar.add_working_days(start, days)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendars, instants, durations)
+def test_a_deadline_at_the_opening_is_the_same_open_time_as_at_the_closing(
+    calendar: BusinessCalendar, start: datetime, minutes: int
+) -> None:
+    early = calendar.add_minutes(start, minutes)
+    late = calendar.add_minutes(start, minutes, at_opening=True)
+    assert early <= late
+    assert calendar.minutes_between(early, late) == 0
+    assert calendar.is_open(late)

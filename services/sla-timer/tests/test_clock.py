@@ -84,17 +84,17 @@ def test_warnings_come_at_the_plans_thresholds_and_once() -> None:
     # 90 % = 7 h 12: 7 h on Monday, 12 minutes from Tuesday's 08:30 opening.
     assert timers[warning_timer(0.9)] == datetime(2026, 11, 24, 8, 42, tzinfo=CPH)
     at = timers[warning_timer(0.75)]
-    assert running.fire(warning_timer(0.75), at) is True
-    assert running.fire(warning_timer(0.75), at) is False
+    assert running.fire_due(at) == [(warning_timer(0.75), at)]
+    assert running.fire_due(at) == []
     assert warning_timer(0.75) not in running.timers()
 
 
 def test_a_breach_is_recorded_once_and_the_late_reply_stops_it_breached() -> None:
     running = clock()
     assert running.due_at is not None
-    assert running.fire(BREACH, running.due_at - timedelta(seconds=1)) is False  # not yet
-    assert running.fire(BREACH, running.due_at) is True
-    assert running.fire(BREACH, running.due_at + timedelta(minutes=5)) is False
+    running.fire_due(running.due_at - timedelta(seconds=1))  # the warnings, not the breach
+    assert running.fire_due(running.due_at) == [(BREACH, running.due_at)]
+    assert running.fire_due(running.due_at + timedelta(minutes=5)) == []
     assert running.timers() == {}  # no more warnings after a breach
     running.observe_reply(running.due_at + timedelta(hours=1))
     assert running.met is False
@@ -109,7 +109,9 @@ def test_a_priority_change_recomputes_from_the_original_start() -> None:
     raised = clock(opened=sunday_3, calendar=PREMIUM_24X7, budgets=budgets, priority="P4")
     raised.retarget("P1", sunday_3 + timedelta(minutes=30))
     assert raised.due_at == sunday_3 + timedelta(minutes=15)  # already past: breaches now
-    assert raised.fire(BREACH, sunday_3 + timedelta(minutes=30)) is True
+    fired = raised.fire_due(sunday_3 + timedelta(minutes=30))  # 75 %, 90 %, then the breach
+    assert [timer for timer, _ in fired] == [warning_timer(0.75), warning_timer(0.9), BREACH]
+    assert fired[-1][1] == sunday_3 + timedelta(minutes=15)
     lowered = clock(opened=sunday_3, calendar=PREMIUM_24X7, budgets=budgets, priority="P1")
     lowered.retarget("P4", sunday_3 + timedelta(minutes=10))
     assert lowered.due_at == sunday_3 + timedelta(hours=8)
@@ -140,10 +142,10 @@ def test_working_day_targets_become_business_minutes_from_the_start() -> None:
     terms = AgreementTerms.model_validate(provider_r_medium())  # C: 2 working days
     tuesday_14 = datetime(2026, 11, 24, 14, 0, tzinfo=AMSTERDAM)
     budgets = target_budgets(terms.calendar, terms.targets, RESPONSE, tuesday_14)
-    assert budgets["C"] == (3 + 8 + 5) * 60  # Tue 14-17, Wed 9-17, Thu 9-14
-    assert budgets["A"] == 120
+    assert budgets.minutes["C"] == (3 + 8 + 5) * 60  # Tue 14-17, Wed 9-17, Thu 9-14
+    assert budgets.minutes["A"] == 120
     resolution = target_budgets(terms.calendar, terms.targets, RESOLUTION, tuesday_14)
-    assert resolution == {"A": 8 * 60, "B": 16 * 60}  # C and D are "by planning": no clock
+    assert resolution.minutes == {"A": 8 * 60, "B": 16 * 60}  # C and D are "by planning": no clock
 
 
 def test_a_priority_without_a_target_of_this_kind_runs_untimed() -> None:
@@ -154,3 +156,34 @@ def test_a_priority_without_a_target_of_this_kind_runs_untimed() -> None:
     assert resolution.due_at is None
     resolution.observe_status("open", "closed", MONDAY_9 + timedelta(days=30))
     assert resolution.met is True
+
+
+def test_a_backdated_ticket_records_each_timer_at_its_instant_in_threshold_order() -> None:
+    # A phone call of Monday 09:00 logged on Wednesday: every timer is overdue at once.
+    logged_late = clock()
+    noticed = datetime(2026, 11, 25, 11, 0, tzinfo=CPH)
+    due_at = datetime(2026, 11, 24, 9, 30, tzinfo=CPH)
+    assert logged_late.fire_due(noticed) == [
+        (warning_timer(0.75), datetime(2026, 11, 23, 15, 0, tzinfo=CPH)),
+        (warning_timer(0.9), datetime(2026, 11, 24, 8, 42, tzinfo=CPH)),
+        (BREACH, due_at),
+    ]
+    warned_75, warned_90, breached = logged_late.collect_events()[-3:]
+    assert (warned_75.threshold, warned_90.threshold) == (0.75, 0.9)
+    assert warned_90.warned_at == datetime(2026, 11, 24, 8, 42, tzinfo=CPH)
+    assert (breached.breached_at, breached.due_at, breached.noticed_at) == (due_at, due_at, noticed)
+    assert warned_75.noticed_at == noticed
+
+
+def test_a_pause_after_an_unnoticed_deadline_keeps_the_breach_at_the_deadline() -> None:
+    # Facts replayed late: the ticket went to awaiting_reply on Wednesday, after its
+    # deadline (Tuesday 09:30) that nobody had noticed yet.
+    late = clock(
+        before_start=[("open", "awaiting_reply", datetime(2026, 11, 25, 10, 0, tzinfo=CPH))]
+    )
+    assert late.breached
+    assert late.warned == [0.75, 0.9]
+    late.observe_status("awaiting_reply", "open", datetime(2026, 11, 26, 10, 0, tzinfo=CPH))
+    assert late.timers() == {}  # breached once, at the deadline, not again at the resume
+    breached = next(e for e in late.collect_events() if isinstance(e, SlaClock.Breached))
+    assert breached.breached_at == datetime(2026, 11, 24, 9, 30, tzinfo=CPH)

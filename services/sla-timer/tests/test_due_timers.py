@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import Calendar
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.metrics import SLA_BREACHES
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.application import SlaTimer
 from servicedesk_sla_timer.domain import RESPONSE, SlaClock
@@ -153,6 +156,34 @@ def test_warnings_fire_before_the_breach_and_pauses_hold_every_timer(
     replica.close()
 
 
+def test_a_backdated_clock_fires_in_threshold_order_each_at_its_instant(
+    database_url: DatabaseUrl,
+) -> None:
+    # Requests of 09:00 and 09:01 (60-minute targets) reach the timer at 12:00: every timer is
+    # overdue at once, and each is recorded as of when it fell due.
+    noticed = START + timedelta(hours=3)
+    replica = Replica(database_url, ManualClock(noticed))
+    first, second = start_clocks(replica.store, 2, minutes=60, warnings=(0.9, 0.75))
+    assert replica.timer.fire_due_timers() == 6
+    notifications = replica.store.process_recorder.select_notifications(1, 1000)
+    events = [replica.store.mapper.to_domain_event(n) for n in notifications]
+    for n, clock_id in enumerate((first, second)):
+        fired = [e for e in events if e.originator_id == clock_id and hasattr(e, "noticed_at")]
+        opened = START + timedelta(minutes=n)
+        assert [(type(e).__name__, e.due_at) for e in fired] == [
+            ("Warned", opened + timedelta(minutes=60))
+        ] * 2 + [("Breached", opened + timedelta(minutes=60))]
+        assert [e.warned_at for e in fired[:2]] == [
+            opened + timedelta(minutes=45),
+            opened + timedelta(minutes=54),
+        ]
+        assert fired[2].breached_at == opened + timedelta(minutes=60)
+        assert {e.noticed_at for e in fired} == {noticed}
+    assert replica.timer.fire_due_timers() == 0
+    assert replica.due.open_count() == 0
+    replica.close()
+
+
 # Replicas share a PostgreSQL database; SQLite is the single-process default.
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_two_replicas_never_fire_the_same_timer(database_url: DatabaseUrl) -> None:
@@ -202,3 +233,39 @@ def test_a_timer_is_never_claimed_before_its_exact_instant_and_never_lost(
     assert replica.timer.fire_due_timers() == 1
     assert breached_events(replica.store) == [made.id]
     replica.close()
+
+
+def test_a_pause_after_an_unnoticed_deadline_records_and_counts_the_breach(
+    database_url: DatabaseUrl,
+) -> None:
+    replica = Replica(database_url, ManualClock(START))
+    (clock_id,) = start_clocks(replica.store, 1, minutes=60)
+    breaches = SLA_BREACHES.labels(RESPONSE, "P2")
+    before = breaches._value.get()
+    changed = m.TicketStatusChanged.create(
+        producer="intake",
+        subject_id=replica.store.repository.get(clock_id).ticket_id,
+        data={
+            "reference": "SD-000000",
+            "from_status": "open",
+            "to_status": "awaiting_reply",
+            "changed_by": "mette",
+            "changed_at": START + timedelta(hours=2),  # the timer loop never saw 10:00
+        },
+    )
+    uow = replica.store.unit_of_work()
+    replica.timer.follow_status(changed, uow)
+    uow.commit()
+    (breach,) = [e for e in events_of(replica.store, clock_id) if isinstance(e, SlaClock.Breached)]
+    assert (breach.breached_at, breach.noticed_at) == (
+        START + timedelta(hours=1),
+        START + timedelta(hours=2),
+    )
+    assert breaches._value.get() == before + 1
+    replica.close()
+
+
+def events_of(store: ServiceStore, clock_id: uuid.UUID) -> list[Any]:
+    notifications = store.process_recorder.select_notifications(1, 1000)
+    events = [store.mapper.to_domain_event(n) for n in notifications]
+    return [e for e in events if e.originator_id == clock_id]

@@ -137,12 +137,19 @@ class ReadModel:
     def _on_SlaClockPaused(self, message: m.SlaClockPaused) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
         # No deadline while paused: it is set again when the clock resumes.
-        clock.update(state="paused", paused_at=message.data.paused_at.isoformat(), due_at=None)
+        clock.update(paused_at=message.data.paused_at.isoformat(), due_at=None)
+        if clock.get("state") != "breached":  # a breach stays a breach: it never changes
+            clock["state"] = "paused"
 
     def _on_SlaClockResumed(self, message: m.SlaClockResumed) -> None:  # noqa: N802
         clock = self._clock(message.subject_id, message.data.kind)
-        if clock.get("state") == "paused":
-            clock["state"] = "running"
+        if clock.pop("stopped_at", None) is not None:
+            # A reopened ticket's resolution clock runs on: what it measured at the close,
+            # and "met", were not final.
+            clock.pop("business_minutes", None)
+            clock["reopened_at"] = message.data.resumed_at.isoformat()
+        if clock.get("state") in ("paused", "met"):
+            clock["state"] = "running"  # a breach stays a breach: it never changes
         clock["due_at"] = message.data.due_at.isoformat() if message.data.due_at else None
 
     def _on_SlaClockRetargeted(self, message: m.SlaClockRetargeted) -> None:  # noqa: N802
@@ -159,6 +166,7 @@ class ReadModel:
         warned = clock.setdefault("warnings", [])
         if message.data.threshold not in warned:
             warned.append(message.data.threshold)
+            warned.sort()  # in threshold order, however the messages came
 
     def _clock(self, ticket_id: uuid.UUID, kind: str) -> dict[str, Any]:
         return self._ticket(ticket_id).sla.setdefault(kind, {"state": "running"})
@@ -172,7 +180,9 @@ class ReadModel:
 
     def _on_SlaBreached(self, message: m.SlaBreached) -> None:  # noqa: N802
         clock = self._ticket(message.subject_id).sla.setdefault(message.data.kind, {})
-        clock["breached_at"] = message.data.breached_at.isoformat()
+        clock["breached_at"] = message.data.breached_at.isoformat()  # the deadline
+        if message.data.noticed_at is not None:  # later for a backdated ticket
+            clock["breach_noticed_at"] = message.data.noticed_at.isoformat()
         if clock.get("state", "running") == "running":
             clock["state"] = "breached"
 

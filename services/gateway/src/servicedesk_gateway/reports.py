@@ -1,6 +1,8 @@
 """The monthly evaluation of an agreement, as providers review their own performance
 (DOMAIN.md 6): tickets opened, time to first response, response and resolution targets met
-or breached. Computed from the gateway's view, so it is rebuilt with it."""
+or breached. Computed from the gateway's view, so it is rebuilt with it. Only final
+outcomes count as met or breached: a reopened ticket's resolution clock runs again (open),
+and its business minutes count once it is closed again."""
 
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ def _clock_summary(tickets: list[TicketView], kind: str) -> dict[str, Any]:
 
 
 def _p90(values: list[float]) -> float | None:
+    """The 90th percentile by the nearest-rank method: the ceil(0.9 n)-th smallest of the
+    sorted `values` (for 10 values the 9th, for 1 value that one); always a measured value."""
     if not values:
         return None
-    return values[min(len(values) - 1, int(0.9 * len(values)))]
+    rank = (9 * len(values) + 9) // 10  # ceil(0.9 n) in integers: no rounding error
+    return values[rank - 1]

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate, event
 
 CLOSED = "closed"
+AWAITING_REPLY = "awaiting_reply"
+IN_PROGRESS = "in_progress"
 
 
 class TicketRuleBroken(Exception):
@@ -141,20 +143,29 @@ class Ticket(Aggregate):
         self.agent_replies += 1
 
     def add_customer_reply(self, author_email: str, body: str, replied_at: datetime) -> None:
-        """A customer's reply to a closed ticket reopens it (DOMAIN.md 1)."""
+        """A customer's reply to a closed ticket reopens it (DOMAIN.md 1). A reply to a
+        ticket awaiting it puts the ticket back on us: in progress (an agent was working on
+        it, or would not have asked), which is never a status a clock pauses in, so a
+        paused SLA clock runs again. Other statuses (on hold, planned, ...) wait for
+        something else than the customer's answer and stay."""
         self._customer_replied(
             reference=self.reference,
             author_email=author_email,
             body=body,
             replied_at=replied_at,
         )
-        if self.status == CLOSED:
+        back_on_us = {
+            CLOSED: ("open", "customer replied to a closed ticket"),
+            AWAITING_REPLY: (IN_PROGRESS, "customer replied"),
+        }.get(self.status)
+        if back_on_us is not None:
+            to_status, reason = back_on_us
             self._status_changed(
                 reference=self.reference,
-                from_status=CLOSED,
-                to_status="open",
+                from_status=self.status,
+                to_status=to_status,
                 changed_by=author_email,
-                reason="customer replied to a closed ticket",
+                reason=reason,
                 changed_at=replied_at,
             )
 

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -82,10 +83,12 @@ class SlaTimer:
         at = data.changed_at or changed.occurred_at
         for kind in KINDS:
             clock = uow.get_or_create(SlaClock, ticket_id=changed.subject_id, kind=kind)
-            was_stopped = clock.stopped_at is not None
+            was_stopped, was_breached = clock.stopped_at is not None, clock.breached
             clock.observe_status(data.from_status, data.to_status, at)
             if not was_stopped and clock.stopped_at is not None:
                 self._count_stop(clock, uow)
+            if clock.breached and not was_breached:  # a deadline passed before a late pause
+                uow.after_commit(SLA_BREACHES.labels(clock.kind, clock.priority).inc)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for clock in learn_terms(uow, registered, SlaClock):
@@ -95,7 +98,13 @@ class SlaTimer:
         assert clock.opened_at is not None
         calendar, targets = clock_terms(terms, clock.category, clock.opened_at)
         budgets = target_budgets(calendar, targets, clock.kind, clock.opened_at)
-        clock.start(calendar, budgets, list(terms.paused_statuses), terms.warning_thresholds)
+        clock.start(
+            calendar,
+            budgets.minutes,
+            list(terms.paused_statuses),
+            terms.warning_thresholds,
+            budgets.due_at_opening,
+        )
         if clock.started:
             uow.after_commit(SLA_CLOCKS_STARTED.labels(clock.kind, clock.priority).inc)
 
@@ -115,27 +124,26 @@ class SlaTimer:
         fired = 0
         with self.due.claim_due(now) as claimed:
             uow = self.store.unit_of_work()
-            for due_timer in list(claimed):
-                clock_id, timer, due_at = due_timer
-                clock = uow.get(clock_id, SlaClock)
-                if clock is None:
-                    continue
-                if not clock.fire(timer, now):
-                    if timer in clock.timers():
-                        claimed.remove(due_timer)  # still pending (moved later): keep it
-                    continue
-                uow.add(clock)
-                fired += 1
-                # Counted once the firing is committed: a failed commit fires again.
-                delay = (now - due_at).total_seconds()
-                uow.after_commit(partial(SLA_TIMER_FIRE_DELAY_SECONDS.observe, delay))
-                if timer == BREACH:
-                    uow.after_commit(SLA_BREACHES.labels(clock.kind, clock.priority).inc)
-                else:
-                    uow.after_commit(SLA_WARNINGS.labels(clock.kind, clock.priority).inc)
+            clocks = [
+                uow.get(clock_id, SlaClock) for clock_id in dict.fromkeys(c[0] for c in claimed)
+            ]
+            for clock in filter(None, clocks):
+                for timer, due_at in clock.fire_due(now):  # in the order they fell due
+                    uow.add(clock)
+                    fired += 1
+                    uow.after_commit(partial(self._count_fired, clock, timer, now - due_at))
+            # A claimed timer that did not fire and is still pending moved later: keep it.
+            pending = {clock.id: clock.timers() for clock in clocks if clock is not None}
+            claimed[:] = [t for t in claimed if t[1] not in pending.get(t[0], {})]
             uow.commit()
         self._report_open_clocks()
         return fired
+
+    @staticmethod
+    def _count_fired(clock: SlaClock, timer: str, late: timedelta) -> None:
+        SLA_TIMER_FIRE_DELAY_SECONDS.observe(late.total_seconds())
+        counter = SLA_BREACHES if timer == BREACH else SLA_WARNINGS
+        counter.labels(clock.kind, clock.priority).inc()
 
     def _report_open_clocks(self, every: float = 10) -> None:
         # A count over the whole table: not on every tick.
@@ -172,20 +180,27 @@ def clock_terms(
     return calendar, {**terms.targets, **terms.category_targets.get(category, {})}
 
 
+@dataclass(frozen=True)
+class Budgets:
+    minutes: dict[str, float] = field(default_factory=dict)
+    due_at_opening: list[str] = field(default_factory=list)
+
+
 def target_budgets(
     calendar: m.Calendar, targets: dict[str, m.Target], kind: str, opened_at: datetime
-) -> dict[str, float]:
+) -> Budgets:
     """Every priority's target for `kind` in business minutes from `opened_at`. A target in
-    working days becomes the open minutes until the same time that many working days on."""
+    working days becomes the open minutes until its deadline by the working-day rule, and
+    notes whether that deadline is an opening (business_time.py says why it matters)."""
     business = BusinessCalendar(calendar)
-    budgets: dict[str, float] = {}
+    budgets = Budgets()
     for priority, target in targets.items():
         minutes = getattr(target, f"{kind}_minutes")
         days = getattr(target, f"{kind}_working_days")
         if days is not None:
-            minutes = business.minutes_between(
-                opened_at, business.add_working_days(opened_at, days)
-            )
+            minutes, at_opening = business.working_days_as_minutes(opened_at, days)
+            if at_opening:
+                budgets.due_at_opening.append(priority)
         if minutes is not None:
-            budgets[priority] = float(minutes)
+            budgets.minutes[priority] = float(minutes)
     return budgets

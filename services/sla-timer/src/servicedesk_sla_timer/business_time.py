@@ -21,6 +21,13 @@ What the functions mean, exactly:
   next working day", as customers read it.
 - Working days between two instants: the number of whole working days added to the start
   that are not later than the end.
+- A clock keeps a working-day target as the business minutes from its start to that
+  deadline (so pauses and priority changes work as for any target), plus the side of a
+  closed gap the deadline lies on. The same open time is used up at a closing and at the
+  next opening: Saturday 10:00 + 2 working days on a 09:00-17:00 calendar is Wednesday
+  09:00 by the rule above, which is the same 16 open hours as Tuesday's 17:00 close. A
+  deadline the rule puts at an opening stays at the opening (`add_minutes(...,
+  at_opening=True)`), also when a pause moves it; one it puts at a closing stays there.
 """
 
 from __future__ import annotations
@@ -128,7 +135,10 @@ class BusinessCalendar:
         opens, _ = next(self.intervals_from(instant))
         return opens
 
-    def add_minutes(self, start: datetime, minutes: float) -> datetime:
+    def add_minutes(self, start: datetime, minutes: float, *, at_opening: bool = False) -> datetime:
+        """The earliest instant by which `minutes` of open time have passed after `start`;
+        with `at_opening`, the latest: a result exactly at a closing becomes the next
+        opening (no open time lies between them)."""
         if minutes < 0:
             raise ValueError(f"cannot add a negative duration ({minutes} minutes)")
         start = start.astimezone(UTC)
@@ -136,7 +146,7 @@ class BusinessCalendar:
             return start + minutes * MINUTE
         remaining = minutes * MINUTE
         for opens, closes in self.intervals_from(start):
-            if remaining <= closes - opens:
+            if remaining < closes - opens or (remaining == closes - opens and not at_opening):
                 return opens + remaining
             remaining -= closes - opens
         raise AssertionError("unreachable: intervals_from raises when it runs out")
@@ -173,6 +183,14 @@ class BusinessCalendar:
         for _ in range(days):
             day = self.next_working_day(day)
         return self._same_clock_time_or_nearest_open(day, local.time())
+
+    def working_days_as_minutes(self, start: datetime, days: int) -> tuple[float, bool]:
+        """`days` working days from `start` as the clock keeps them: the open minutes to the
+        deadline, and whether the deadline is an opening (see the module's docstring), so
+        that `add_minutes(start, minutes, at_opening=...)` gives `add_working_days` back."""
+        due = self.add_working_days(start, days)
+        minutes = self.minutes_between(start, due)
+        return minutes, self.add_minutes(start, minutes) != due
 
     def _same_clock_time_or_nearest_open(self, day: date, clock: time) -> datetime:
         target = self._at(day, clock)

@@ -15,6 +15,7 @@ happened, not on when this service heard of them. A breach is a fact that never 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -31,6 +32,11 @@ BREACH = "breach"
 
 def warning_timer(fraction: float) -> str:
     return f"warn:{fraction:g}"
+
+
+def _threshold(timer: str) -> float:
+    """The fraction of the target a timer stands for: a warning's, or 1 for the breach."""
+    return 1.0 if timer == BREACH else float(timer.split(":", 1)[1])
 
 
 class SlaClock(Aggregate):
@@ -60,6 +66,8 @@ class SlaClock(Aggregate):
         # Set when started:
         self.calendar_json: dict[str, Any] | None = None
         self.budgets: dict[str, float] = {}
+        self.due_at_opening: list[str] = []
+        """Priorities whose working-day deadline is an opening (business_time.py)."""
         self.paused_statuses: list[str] = []
         self.budget_minutes: float | None = 0.0
         """None when the current priority has no target of this kind (the clock runs
@@ -146,14 +154,18 @@ class SlaClock(Aggregate):
         budgets: dict[str, float],
         paused_statuses: list[str],
         warn_fractions: list[float],
+        due_at_opening: Collection[str] = (),
     ) -> None:
         """Starts at the request's arrival with the agreement's terms as they are now (a
         later change of the agreement applies to new clocks). `budgets` holds the target of
-        every priority in business minutes, so a priority change needs nothing else."""
+        every priority in business minutes, so a priority change needs nothing else;
+        `due_at_opening` the priorities whose working-day deadline is an opening."""
         if self.started or self.opened_at is None or self.priority not in budgets:
             return
         budget = budgets[self.priority]
-        due_at = BusinessCalendar(calendar).add_minutes(self.opened_at, budget)
+        due_at = BusinessCalendar(calendar).add_minutes(
+            self.opened_at, budget, at_opening=self.priority in due_at_opening
+        )
         self._started(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -166,6 +178,7 @@ class SlaClock(Aggregate):
             budgets=budgets,
             paused_statuses=paused_statuses,
             warn_fractions=sorted(warn_fractions),
+            due_at_opening=sorted(due_at_opening),
         )
         for observation in sorted(self.observations, key=lambda o: o["at"]):
             self._apply({**observation, "at": max(observation["at"], self.opened_at)})
@@ -184,9 +197,11 @@ class SlaClock(Aggregate):
         budgets: dict[str, float],
         paused_statuses: list[str],
         warn_fractions: list[float],
+        due_at_opening: list[str] | None = None,  # absent from clocks started before it
     ) -> None:
         self.calendar_json = calendar_json
         self.budgets = budgets
+        self.due_at_opening = due_at_opening or []
         self.paused_statuses = paused_statuses
         self.budget_minutes = target_minutes
         self.warn_fractions = warn_fractions
@@ -217,6 +232,9 @@ class SlaClock(Aggregate):
     def pause(self, at: datetime) -> None:
         if not self.running or self.running_since is None:
             return
+        # What fell due before the pause is a fact of then, even if not yet noticed (a
+        # backdated ticket): recorded now, or it would be lost or breach at the resume.
+        self.fire_due(at)
         spent = self.spent_minutes + self._calendar().minutes_between(self.running_since, at)
         self._paused(
             ticket_id=self.ticket_id,
@@ -247,7 +265,7 @@ class SlaClock(Aggregate):
         due_at = None
         if self.budget_minutes is not None:
             remaining = max(self.budget_minutes - self.spent_minutes, 0)
-            due_at = self._calendar().add_minutes(at, remaining)
+            due_at = self._deadline(self.priority, at, remaining)
         self._resumed(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -287,7 +305,7 @@ class SlaClock(Aggregate):
             # From the current run's start, so a target already used up is due in the past
             # at the instant it ran out (and breaches at once).
             left = max(budget_minutes - self.spent_minutes, 0)
-            due_at = calendar.add_minutes(self.running_since, left)
+            due_at = self._deadline(priority, self.running_since, left)
         self._retargeted(
             ticket_id=self.ticket_id,
             kind=self.kind,
@@ -354,11 +372,28 @@ class SlaClock(Aggregate):
 
     # --- timers firing ---------------------------------------------------------------------
 
-    def fire(self, timer: str, now: datetime) -> bool:
-        """Records what a due timer means, once; False when it no longer applies."""
-        pending = self.timers()
-        if timer not in pending or now < pending[timer] or self.due_at is None:
-            return False
+    def fire_due(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Records every timer due by `now`, once, in the order they fell due: each warning
+        before a later one, every warning before the breach, also when all are overdue at
+        once (a backdated ticket, a timer loop that was down). Each is the fact of the
+        instant it fell due on the business clock (a breach at the deadline); `now`, when
+        it was noticed, is kept beside it. Returns the timers fired and when they fell
+        due, in order."""
+        fired: list[tuple[str, datetime]] = []
+        while (due := self._next_due(now)) is not None:
+            self._record(*due, now)
+            fired.append(due)
+        return fired
+
+    def _next_due(self, now: datetime) -> tuple[str, datetime] | None:
+        due = [(at, _threshold(timer), timer) for timer, at in self.timers().items() if at <= now]
+        if not due:
+            return None
+        at, _, timer = min(due)
+        return timer, at
+
+    def _record(self, timer: str, at: datetime, now: datetime) -> None:
+        assert self.due_at is not None
         if timer == BREACH:
             self._breached(
                 ticket_id=self.ticket_id,
@@ -366,20 +401,20 @@ class SlaClock(Aggregate):
                 reference=self.reference,
                 priority=self.priority,
                 due_at=self.due_at,
-                breached_at=now,
+                breached_at=at,
+                noticed_at=now,
             )
         else:
-            fraction = float(timer.split(":", 1)[1])
             self._warned(
                 ticket_id=self.ticket_id,
                 kind=self.kind,
                 reference=self.reference,
                 priority=self.priority,
-                threshold=fraction,
+                threshold=_threshold(timer),
                 due_at=self.due_at,
-                warned_at=now,
+                warned_at=at,
+                noticed_at=now,
             )
-        return True
 
     @event("Breached")
     def _breached(
@@ -390,6 +425,7 @@ class SlaClock(Aggregate):
         priority: str,
         due_at: datetime,
         breached_at: datetime,
+        noticed_at: datetime | None = None,  # absent from breaches recorded before it
     ) -> None:
         self.breached = True
 
@@ -403,8 +439,13 @@ class SlaClock(Aggregate):
         threshold: float,
         due_at: datetime,
         warned_at: datetime,
+        noticed_at: datetime | None = None,  # absent from warnings recorded before it
     ) -> None:
         self.warned = [*self.warned, threshold]
+
+    def _deadline(self, priority: str, start: datetime, minutes: float) -> datetime:
+        at_opening = priority in self.due_at_opening
+        return self._calendar().add_minutes(start, minutes, at_opening=at_opening)
 
     def _calendar(self) -> BusinessCalendar:
         assert self.calendar_json is not None
