@@ -18,7 +18,7 @@ from typing import TypeVar
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_never,
     wait_exponential_jitter,
@@ -43,6 +43,14 @@ class Backoff:
     """None: retry until the service stops."""
 
 
+def _predicate(
+    retry_on: tuple[type[Exception], ...] | Callable[[BaseException], bool],
+) -> Callable[[BaseException], bool]:
+    if not isinstance(retry_on, tuple):
+        return retry_on
+    return lambda error: isinstance(error, retry_on)
+
+
 class _StopWhenSet(stop_base):
     def __init__(self, event: asyncio.Event) -> None:
         self._event = event
@@ -54,14 +62,16 @@ class _StopWhenSet(stop_base):
 async def retry(
     operation: Callable[[], Awaitable[T]],
     *,
-    retry_on: tuple[type[BaseException], ...],
+    retry_on: tuple[type[Exception], ...] | Callable[[BaseException], bool],
     stop: asyncio.Event,
     what: str,
     backoff: Backoff = Backoff(),
     on_retry: Callable[[BaseException], None] = lambda _: None,
 ) -> T:
     """Runs `operation` until it succeeds, raising what it raised once the attempts are
-    used up, or `Stopped` when `stop` is set while it waits to retry."""
+    used up, or `Stopped` when `stop` is set while it waits to retry. `retry_on`: the
+    exception types worth another try, or a predicate saying so of one exception."""
+    worth_retrying = _predicate(retry_on)
 
     async def interruptible_sleep(seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -81,7 +91,7 @@ async def retry(
 
     limit = stop_never if backoff.attempts is None else stop_after_attempt(backoff.attempts)
     retrying = AsyncRetrying(
-        retry=retry_if_exception_type(retry_on),
+        retry=retry_if_exception(worth_retrying),
         wait=wait_exponential_jitter(
             multiplier=backoff.first, max=backoff.longest, jitter=backoff.first
         ),
@@ -96,7 +106,7 @@ async def retry(
 
     try:
         return await retrying(attempt)
-    except retry_on:
-        if stop.is_set():
+    except Exception as error:
+        if stop.is_set() and worth_retrying(error):
             raise Stopped(what) from None
         raise

@@ -27,18 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from servicedesk_notifier.domain import Delivery
 from servicedesk_notifier.smtp import SmtpMailer, Unsendable, build_mail, is_transient
@@ -50,6 +43,7 @@ from servicedesk_runtime.metrics import (
     NOTIFICATIONS_RESENT,
     NOTIFICATIONS_SENT,
 )
+from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
@@ -149,19 +143,16 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatches until `stop`; a failed round (a lost database) is tried again with
-        bounded backoff, never ends the loop."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(_worth_another_round),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
-            sleep=_sleep_unless(stop),
-            before_sleep=_log_failed_round,
-            reraise=True,
-        )
-        with contextlib.suppress(_Stopping):
+        capped backoff, never ends the loop."""
+        with contextlib.suppress(_Stopping, Stopped):
             while not stop.is_set():
-                async for attempt in retrying:
-                    with attempt:
-                        dispatched = await self.dispatch_pending(stop)
+                dispatched = await retry(
+                    lambda: self.dispatch_pending(stop),
+                    retry_on=_worth_another_round,
+                    stop=stop,
+                    what="mail dispatch round",
+                    backoff=Backoff(first=0.2, longest=5.0),
+                )
                 if dispatched < self.batch_max:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
@@ -209,25 +200,33 @@ class Dispatcher:
             mail = build_mail(delivery.notification, self.mailer.sender, delivery.message_id)
         except Unsendable as unsendable:
             return _Outcome(0, str(unsendable))
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.attempts),
-            wait=wait_exponential_jitter(
-                initial=self.policy.first_wait_seconds, max=self.policy.max_wait_seconds
-            ),
-            retry=retry_if_exception(is_transient),
-            sleep=_sleep_unless(stop),
-            before_sleep=_count_retry(delivery.kind),
-            reraise=True,
-        )
+        attempts = 0
+
+        async def send_once() -> None:
+            nonlocal attempts
+            attempts += 1
+            await asyncio.to_thread(self.mailer.send, mail)
+
+        def count_retry(error: BaseException) -> None:
+            NOTIFICATION_SEND_RETRIES.labels(delivery.kind).inc()
+
+        policy = self.policy
         try:
-            async for attempt in retrying:
-                with attempt:
-                    await asyncio.to_thread(self.mailer.send, mail)
-        except _Stopping:
-            raise
+            await retry(
+                send_once,
+                retry_on=is_transient,
+                stop=stop,
+                what="smtp send",
+                backoff=Backoff(
+                    policy.first_wait_seconds, policy.max_wait_seconds, policy.attempts
+                ),
+                on_retry=count_retry,
+            )
+        except Stopped as stopping:
+            raise _Stopping from stopping
         except Exception as failure:  # refused, or still away after the last attempt
-            return _Outcome(retrying.statistics["attempt_number"], _describe(failure))
-        return _Outcome(retrying.statistics["attempt_number"], None)
+            return _Outcome(attempts, _describe(failure))
+        return _Outcome(attempts, None)
 
     def _record(self, delivery: Delivery) -> None:
         kind, outcome = delivery.kind, delivery.outcome
@@ -251,34 +250,3 @@ def _worth_another_round(error: BaseException) -> bool:
 
 def _describe(failure: BaseException) -> str:
     return f"{type(failure).__name__}: {failure}"
-
-
-def _sleep_unless(stop: asyncio.Event) -> Callable[[float], Awaitable[None]]:
-    """tenacity's sleep, cut short by shutdown (raises `_Stopping`)."""
-
-    async def sleep(seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        if stop.is_set():
-            raise _Stopping
-
-    return sleep
-
-
-def _count_retry(kind: str) -> Callable[[RetryCallState], None]:
-    def before_sleep(state: RetryCallState) -> None:
-        NOTIFICATION_SEND_RETRIES.labels(kind).inc()
-        error = state.outcome.exception() if state.outcome else None
-        log.info(
-            "notification_send_retrying",
-            kind=kind,
-            attempt=state.attempt_number,
-            error=_describe(error) if error else None,
-        )
-
-    return before_sleep
-
-
-def _log_failed_round(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    log.warning("dispatch_round_failed", attempt=state.attempt_number, error=repr(error))
