@@ -37,8 +37,8 @@ class Billing:
     def register_plan_agreement(self, command: m.RegisterPlanAgreement, uow: UnitOfWork) -> None:
         try:
             terms = plans.resolve(command.data)
-        except plans.UnknownPlan as unknown:
-            raise Rejected("unknown_plan", str(unknown)) from unknown
+        except plans.PlanRefused as refused:
+            raise Rejected(refused.reason, str(refused)) from refused
         _register(uow, command, terms)
 
     def record_time(self, logged: m.TimeLogged, uow: UnitOfWork) -> None:

@@ -145,13 +145,15 @@ async def register_plan_agreement(
     request: Request, body: PlanAgreementRequest, _: AdminCaller
 ) -> Accepted:
     """An agreement as a plan, its extensions and the customer's overrides; refused at
-    once (422) when the plan or an extension does not exist."""
+    once (422 naming the field) when the plan or an extension does not exist or the plan's
+    terms with the overrides are not a valid agreement."""
     agreement_id = body.agreement_id or uuid.uuid4()
     selection = m.PlanSelection.model_validate(body.model_dump(exclude={"agreement_id"}))
     try:
         plans.resolve(selection)
-    except plans.UnknownPlan as unknown:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from unknown
+    except plans.PlanRefused as refused:
+        problem = {"loc": ["body", refused.field], "msg": refused.detail, "type": refused.reason}
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem]) from refused
     sent = await _send(
         request, topics.BILLING_COMMANDS, m.RegisterPlanAgreement, agreement_id, selection
     )
