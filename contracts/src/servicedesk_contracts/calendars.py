@@ -9,7 +9,7 @@ An agreement the contracts accept must never fail later, when a ticket's clock s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -125,3 +125,11 @@ def _walk(day: date, step: int, closed: Callable[[date], bool]) -> date:
             return day
         day = following
     return day
+
+
+def month_end(month: str, timezone: str) -> datetime:
+    """The instant a month ("2026-11") ends in a time zone: midnight, local, as the next
+    month begins. Billing periods are the agreement's local months."""
+    year, number = (int(part) for part in month.split("-"))
+    following = date(year + number // 12, number % 12 + 1, 1)
+    return datetime.combine(following, time(0), ZoneInfo(timezone))

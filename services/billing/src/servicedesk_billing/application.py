@@ -5,10 +5,17 @@ from __future__ import annotations
 import uuid
 from zoneinfo import ZoneInfo
 
-from servicedesk_billing.domain import Agreement, MonthLedger, month_of, next_month
+from servicedesk_billing.domain import (
+    Agreement,
+    MonthLedger,
+    month_not_ended,
+    month_of,
+    next_month,
+)
 from servicedesk_billing.statement import monthly_statement
 from servicedesk_contracts import Message, plans
 from servicedesk_contracts import messages as m
+from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
     AGREEMENTS_REGISTERED,
@@ -19,6 +26,9 @@ from servicedesk_runtime.store import UnitOfWork
 
 
 class Billing:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
     def handlers(self) -> dict[str, Handler]:
         return dict(
             [
@@ -101,6 +111,9 @@ class Billing:
     def issue_statement(self, command: m.IssueStatement, uow: UnitOfWork) -> None:
         agreement = _agreement(uow, command.subject_id)
         month = command.data.month
+        not_ended = month_not_ended(month, agreement.terms, self.clock.now())
+        if not_ended:
+            raise Rejected("month_not_ended", not_ended)
         ledger = uow.get_or_create(MonthLedger, agreement_id=command.subject_id, month=month)
         if ledger.statement is not None:
             raise Rejected("already_issued", f"statement for {month} was issued already")
