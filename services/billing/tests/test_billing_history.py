@@ -181,3 +181,26 @@ def test_a_month_ended_in_the_agreements_zone_is_issued_before_it_ends_in_utc(
     issue = m.IssueStatement.create(producer="crm", subject_id=AGREEMENT, data={"month": "2026-11"})
     apply(store, [issue], now=datetime(2026, 11, 30, 23, 0, tzinfo=UTC))  # Amsterdam: 1 Dec
     assert "2026-11" in statements(store)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "names"),
+    [
+        ({"plan": "R Gold"}, "unknown_plan", "plan: unknown plan 'R Gold'"),
+        ({"targets": {"P1": {"response_minutes": 5}}}, "invalid_plan_selection", "targets: "),
+        ({"holidays_subdivision": "Oost"}, "invalid_plan_selection", "holidays_subdivision: "),
+    ],
+)
+def test_a_plan_selection_that_does_not_resolve_into_valid_terms_is_refused_with_the_reason(
+    tmp_path: Path, changes: dict[str, Any], reason: str, names: str
+) -> None:
+    store = store_at(tmp_path / "billing.db")
+    selection = {"customer": "C", "plan": "R Medium", "billing": {"hourly_rate_cents": 1}}
+    command = m.RegisterPlanAgreement.create(
+        producer="crm", subject_id=AGREEMENT, data={**selection, **changes}
+    )
+    with pytest.raises(Rejected) as refused:
+        apply(store, [command])
+    assert refused.value.reason == reason
+    assert refused.value.detail.startswith(names)
+    store.close()
