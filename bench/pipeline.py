@@ -75,6 +75,7 @@ async def run_once(bootstrap: str, tickets: int, rate: float) -> dict[str, float
         "event_id": str(uuid.uuid4()),
         "event_type": "RegisterAgreement",
         "producer": "bench",
+        "occurred_at": datetime.now(UTC).isoformat(),
         "subject_id": str(AGREEMENT),
         "data": provider_z_premium("Bench Ltd"),
     }

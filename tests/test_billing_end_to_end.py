@@ -3,7 +3,7 @@ entry for a closed month logged while billing is down."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -58,11 +58,12 @@ def test_a_late_entry_logged_while_billing_was_down_lands_on_the_next_statement(
         lambda: gateway.get(f"/tickets/{ticket}", headers=AGENT).status_code == 200, 30, "ticket"
     )
 
-    # Months as billing files them: in the agreement's time zone (E: Amsterdam).
-    this_month = (datetime.now(UTC) - timedelta(minutes=35)).astimezone(AMSTERDAM)
-    first_day = this_month.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    last_month = (first_day - timedelta(days=1)).replace(day=2, hour=10)
-    closed, current = last_month.strftime("%Y-%m"), this_month.strftime("%Y-%m")
+    # Months as billing files them: in the agreement's time zone (E: Amsterdam); a statement
+    # is issued once its month has ended, so the two months before this one.
+    first_day = datetime.now(AMSTERDAM).replace(day=1, hour=0, minute=0, second=0)
+    last_month = (first_day - timedelta(days=1)).replace(day=2, hour=10, microsecond=0)
+    month_before = (last_month.replace(day=1) - timedelta(days=1)).replace(day=2)
+    closed, current = month_before.strftime("%Y-%m"), last_month.strftime("%Y-%m")
 
     def log(started: datetime, minutes: int) -> None:
         response = gateway.post(
@@ -82,16 +83,16 @@ def test_a_late_entry_logged_while_billing_was_down_lands_on_the_next_statement(
         response = gateway.get(f"/agreements/{agreement}/statements/{month}", headers=AGENT)
         return response.json() if response.status_code == 200 else None
 
-    log(last_month, 50)
-    log(last_month + timedelta(hours=2), 40)
+    log(month_before, 50)
+    log(month_before + timedelta(hours=2), 40)
     wait_for(lambda: billing_has(90 * 60), 30, "billing to record 90 minutes")
     gateway.post(f"/agreements/{agreement}/statements", headers=ADMIN, json={"month": closed})
     first = wait_for(lambda: statement(closed), 30, f"the {closed} statement")
     assert first["total_cents"] == 13500 + 2835  # 90 min at EUR 90/h, VAT 21 %
 
     stack.kill("billing")  # down while the agent logs time for the closed month
-    log(last_month + timedelta(hours=5), 5)
-    log(this_month, 30)
+    log(month_before + timedelta(hours=5), 5)
+    log(last_month, 30)
     stack.start_service("billing")
     stack.wait_ready(("billing",))
     wait_for(lambda: billing_has(35 * 60), 60, "billing to catch up after its restart")

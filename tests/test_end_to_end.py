@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ADMIN = {"Authorization": "Bearer admin-token"}
 AGENT = {"Authorization": "Bearer agent-token"}
 FEW_SECONDS = 0.05  # minutes: 3 s
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 
 def always_open_agreement(matrix: str, priorities: list[str]) -> dict[str, Any]:
@@ -151,10 +152,12 @@ def test_tickets_from_kafka_and_http_are_confirmed_triaged_timed_breached_and_bi
     assert stopped
     assert ticket(http_ticket_id)["sla"]["response"]["state"] == "breached"
 
-    # Ten minutes of work become a statement line of fifteen (the minimum per request).
-    started = datetime.now(UTC) - timedelta(hours=1)
-    # Billing files an entry under the month it was worked in the agreement's time zone.
-    month = started.astimezone(ZoneInfo(r_terms["calendar"]["timezone"])).strftime("%Y-%m")
+    # Ten minutes of work become a statement line of fifteen (the minimum per request). A
+    # statement waits until its month has ended in the agreement's zone (Copenhagen): the
+    # work was done on the last evening of last month.
+    first_day = datetime.now(COPENHAGEN).replace(day=1, hour=0, minute=0, second=0)
+    started = first_day.replace(microsecond=0) - timedelta(hours=2)
+    month = started.strftime("%Y-%m")
     response = gateway.post(
         f"/tickets/{http_ticket_id}/time-entries",
         headers=AGENT,

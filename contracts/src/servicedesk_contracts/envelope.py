@@ -8,32 +8,85 @@ sees an `event_id` twice must change nothing the second time.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
 
 EVENT_TYPE_HEADER = "event_type"
 SCHEMA_VERSION_HEADER = "schema_version"
 
 
-class Data(BaseModel):
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only an RFC 3339 string with an offset (or a datetime built in code): pydantic alone
+    would read a number, or a string of digits, as epoch seconds."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 date-time with an offset (e.g. 2026-06-04T13:00:00Z)"
+        )
+    return value
+
+
+Rfc3339Datetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""An instant as messages carry it: an RFC 3339 string with an offset, never a number."""
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    """Raises on a lone surrogate (e.g. the JSON escape "\\ud800") anywhere in `value`: it
+    parses as a str but can never be encoded as UTF-8, so it would fail only when stored."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"contains a lone surrogate ({value[error.start]!r} at {error.start}): "
+                "not valid Unicode text"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_lone_surrogates(key)
+            _no_lone_surrogates(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _no_lone_surrogates(item)
+    return value
+
+
+class _Strict(BaseModel):
+    """Every string of every message must be valid Unicode (checked once, here, for every
+    field of every model, so a new field cannot forget it). Nested models check their own
+    fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        return _no_lone_surrogates(value)
+
+
+class Data(_Strict):
     """Base of every message's data: unknown fields are ignored so producers may add
     optional fields without breaking older consumers."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
+class Envelope(_Strict):
+    """Fields every message carries, whatever its type. `event_id` and `occurred_at` are
+    required: a message without them would get a fresh id (the same bytes sent twice would
+    then count twice) or the time it was read. Code building a new message uses
+    `Message.create`, which supplies both."""
 
-class Envelope(BaseModel):
-    """Fields every message carries, whatever its type."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID
     event_type: str
     schema_version: int = 1
-    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    occurred_at: Rfc3339Datetime
     producer: str
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
@@ -86,8 +139,6 @@ class Message(Envelope):
             "correlation_id": correlation_id,
             "causation_id": causation_id,
         }
-        if occurred_at is not None:
-            fields["occurred_at"] = occurred_at
-        if event_id is not None:
-            fields["event_id"] = event_id
+        fields["occurred_at"] = occurred_at or datetime.now(UTC)
+        fields["event_id"] = event_id or uuid.uuid4()
         return cls(**fields)

@@ -14,11 +14,18 @@ import uuid
 from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from servicedesk_contracts.envelope import Data, Message
+from servicedesk_contracts import calendars
+from servicedesk_contracts.envelope import Data, Message, Rfc3339Datetime
 
 # --- vocabulary --------------------------------------------------------------------------
 
@@ -38,20 +45,42 @@ MatrixName = Literal["R-ABCD", "Z-P1P4"]
 BillingModel = Literal["monthly_invoice", "prepaid_bundle", "retainer", "billed_per_use"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters (Unicode Cc: CR, LF, TAB, NEL U+0085...) and the line and paragraph
+separators U+2028 / U+2029: whatever can end a line of a mail header or a log line."""
+_BREAKS = re.compile(rf"\s*{_LINE_BREAK.pattern}(?:\s|{_LINE_BREAK.pattern})*")
 
 
 def _email(value: str) -> str:
-    if not _EMAIL.match(value):
+    # fullmatch, not `$`: `$` would accept a trailing newline (and so a header injection).
+    if not _EMAIL.fullmatch(value) or _LINE_BREAK.search(value):
         raise ValueError(f"{value!r} is not an e-mail address")
     return value.lower()
 
 
+def _one_line(value: Any) -> Any:
+    """Each run of line breaks and control characters (with the blanks around it) becomes
+    one space, and the ends are stripped: these fields end up in mail headers."""
+    if not isinstance(value, str):
+        return value
+    return _BREAKS.sub(" ", value).strip() if _LINE_BREAK.search(value) else value
+
+
+OneLine = BeforeValidator(_one_line)
+"""A single-line field (names, subjects, labels that reach mail headers): line breaks and
+control characters are normalised to a space, never kept, never refused."""
+
 Email = Annotated[str, AfterValidator(_email)]
+"""An e-mail address: any whitespace or control character in it is refused."""
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+"""Free text (bodies): line breaks are kept."""
+Name = Annotated[str, OneLine, Field(min_length=1, max_length=200)]
+Subject = Annotated[str, OneLine, Field(min_length=1, max_length=300)]
+Label = Annotated[str, OneLine, Field(min_length=1, max_length=60)]
+"""A short single-line term: category, impact, urgency, work type."""
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-UtcDatetime = AwareDatetime
+UtcDatetime = Rfc3339Datetime
 
 
 class CustomField(Data):
@@ -87,11 +116,11 @@ class TicketRequest(Data):
     reporter_name: Name
     organisation: Name
     channel: Channel
-    subject: Annotated[str, Field(min_length=1, max_length=300)]
+    subject: Subject
     body: Text
-    category: Annotated[str, Field(min_length=1, max_length=60)]
-    impact: Annotated[str, Field(min_length=1, max_length=60)]
-    urgency: Annotated[str, Field(min_length=1, max_length=60)]
+    category: Label
+    impact: Label
+    urgency: Label
     requested_priority: str | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
 
@@ -224,13 +253,13 @@ class LogTimeData(Data):
     agent: Name
     started_at: UtcDatetime
     duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
-    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    work_type: Label = "support"
     billable: bool = True
 
 
 class TimerData(Data):
     agent: Name
-    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    work_type: Label = "support"
     billable: bool = True
 
 
@@ -424,8 +453,9 @@ class SlaBreached(Message):
 
 
 class OpeningInterval(Data):
-    """Local opening hours on one day. `closes` 00:00 means midnight at the end of the day
-    (so 00:00-00:00 is the whole day)."""
+    """Local opening hours on one day, in the calendar's time zone (so without an offset of
+    their own). `closes` 00:00 means midnight at the end of the day (so 00:00-00:00 is the
+    whole day)."""
 
     opens: time
     closes: time
@@ -434,6 +464,13 @@ class OpeningInterval(Data):
     def closes_at_midnight(self) -> bool:
         return self.closes == time(0)
 
+    @field_validator("opens", "closes")
+    @classmethod
+    def _local(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("opening hours are local to the calendar's timezone: no offset")
+        return value
+
     @model_validator(mode="after")
     def _opens_before_closes(self) -> OpeningInterval:
         if not self.closes_at_midnight and self.closes <= self.opens:
@@ -441,41 +478,93 @@ class OpeningInterval(Data):
         return self
 
 
+TimeZoneName = Annotated[str, Field(min_length=1), AfterValidator(calendars.known_zone)]
+"""An IANA time zone name (Europe/Amsterdam)."""
+HolidayCountry = Annotated[str, AfterValidator(calendars.holiday_country)]
+"""A country the `holidays` package knows; its code is kept upper case ("dk" becomes "DK")."""
+
+
+def _month_day(value: str) -> str:
+    month, day = (int(part) for part in value.split("-"))
+    date(2024, month, day)  # a leap year: 02-29 exists, 02-30 does not (ValueError)
+    return value
+
+
+MonthDay = Annotated[
+    str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"), AfterValidator(_month_day)
+]
+
+
 class Calendar(Data):
     """Business hours: an IANA time zone, weekly opening intervals, public holidays of a
     country (the `holidays` package) and extra closed dates, once or every year (the Danish
-    provider closes on 24 Dec, 31 Dec and 5 June); or always open (24x7)."""
+    provider closes on 24 Dec, 31 Dec and 5 June); or always open (24x7). Only calendars the
+    sla-timer can compute with are accepted: see `servicedesk_contracts.calendars`."""
 
-    timezone: Annotated[str, Field(min_length=1)] = "UTC"
+    timezone: TimeZoneName = "UTC"
     always_open: bool = False
     weekly_hours: dict[Weekday, list[OpeningInterval]] = Field(default_factory=dict)
-    holidays_country: str | None = None
+    holidays_country: HolidayCountry | None = None
     holidays_subdivision: str | None = None
-    closed_dates: list[date] = Field(default_factory=list)
-    closed_every_year: list[
-        Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
-    ] = Field(default_factory=list)
+    """A subdivision of `holidays_country` as the `holidays` package names it (case is
+    normalised to its spelling: "by" becomes "BY")."""
+    closed_dates: list[date] = Field(default_factory=list, max_length=2000)
+    closed_every_year: list[MonthDay] = Field(default_factory=list)
     """Dates closed every year, as MM-DD."""
 
-    @model_validator(mode="after")
-    def _has_hours(self) -> Calendar:
-        if not self.always_open and not any(self.weekly_hours.values()):
+    @field_validator("weekly_hours")
+    @classmethod
+    def _has_hours(
+        cls, weekly: dict[str, list[OpeningInterval]], info: ValidationInfo
+    ) -> dict[str, list[OpeningInterval]]:
+        if not info.data.get("always_open") and not any(weekly.values()):
             raise ValueError("a calendar that is not always open needs weekly_hours")
-        for day, intervals in self.weekly_hours.items():
+        for day, intervals in weekly.items():
             ordered = sorted(intervals, key=lambda i: i.opens)
             for before, after in itertools.pairwise(ordered):
                 if before.closes_at_midnight or after.opens < before.closes:
-                    raise ValueError(f"weekly_hours.{day}: opening intervals overlap")
+                    raise ValueError(f"{day}: opening intervals overlap")
+        return weekly
+
+    @field_validator("holidays_subdivision")
+    @classmethod
+    def _subdivision_of_the_country(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if "holidays_country" not in info.data:
+            return value  # the country itself is wrong: that error says so
+        country = info.data["holidays_country"]
+        if country is None:
+            raise ValueError("a holidays_subdivision needs a holidays_country")
+        return calendars.holiday_subdivision(country, value)
+
+    @model_validator(mode="after")
+    def _opens_at_all(self) -> Calendar:
+        if self.always_open:
+            return self
+        run = calendars.longest_closed_run(
+            frozenset(WEEKDAYS.index(day) for day, hours in self.weekly_hours.items() if hours),
+            frozenset(self.closed_dates),
+            frozenset(_month_day_pair(md) for md in self.closed_every_year),
+            self.holidays_country,
+            self.holidays_subdivision,
+        )
+        if run is not None:
+            first, days = run
+            raise ValueError(
+                f"the calendar is closed for {days} days in a row from {first} (weekly_hours, "
+                f"holidays, closed_dates, closed_every_year): it must open at least once in "
+                f"any {calendars.HORIZON_DAYS} days"
+            )
         return self
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown IANA time zone {value!r}") from error
-        return value
+
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _month_day_pair(value: str) -> tuple[int, int]:
+    month, day = value.split("-")
+    return int(month), int(day)
 
 
 PAUSED_BY_DEFAULT: tuple[TicketStatus, ...] = ("awaiting_reply",)
@@ -553,13 +642,58 @@ class AgreementTerms(Data):
     """Fractions of a target at which a warning goes out before the breach."""
     billing: BillingTerms
 
-    @model_validator(mode="after")
-    def _targets_cover_matrix(self) -> AgreementTerms:
-        expected = {"R-ABCD": {"A", "B", "C", "D"}, "Z-P1P4": {"P1", "P2", "P3", "P4"}}
-        missing = expected[self.matrix] - set(self.targets)
-        if missing:
-            raise ValueError(f"targets lack priorities {sorted(missing)} of {self.matrix}")
-        return self
+    @field_validator("targets")
+    @classmethod
+    def _targets_cover_matrix(
+        cls, targets: dict[str, Target], info: ValidationInfo
+    ) -> dict[str, Target]:
+        matrix = info.data.get("matrix")
+        if matrix is not None:
+            _only_priorities_of(matrix, targets)
+            missing = MATRIX_PRIORITIES[matrix] - set(targets)
+            if missing:
+                raise ValueError(f"targets lack priorities {sorted(missing)} of {matrix}")
+        return targets
+
+    @field_validator("category_targets")
+    @classmethod
+    def _category_targets_in_matrix(
+        cls, by_category: dict[str, dict[str, Target]], info: ValidationInfo
+    ) -> dict[str, dict[str, Target]]:
+        matrix = info.data.get("matrix")
+        if matrix is not None:
+            for category, targets in by_category.items():
+                _only_priorities_of(matrix, targets, f"{category}: ")
+        return by_category
+
+    @field_validator("trial")
+    @classmethod
+    def _trial_covers_matrix(cls, trial: Trial | None, info: ValidationInfo) -> Trial | None:
+        matrix = info.data.get("matrix")
+        if trial is not None and matrix is not None:
+            _only_priorities_of(matrix, trial.targets, "targets: ")
+            missing = MATRIX_PRIORITIES[matrix] - set(trial.targets)
+            if missing:
+                raise ValueError(f"targets lack priorities {sorted(missing)} of {matrix}")
+        return trial
+
+
+MATRIX_PRIORITIES: dict[str, frozenset[str]] = {
+    "R-ABCD": frozenset({"A", "B", "C", "D"}),
+    "Z-P1P4": frozenset({"P1", "P2", "P3", "P4"}),
+}
+"""The priorities each matrix can give a ticket (triage's matrices, DOMAIN.md)."""
+
+
+def _only_priorities_of(matrix: str, targets: dict[str, Target], where: str = "") -> None:
+    """A target for a priority the matrix never gives would never be used: a typo (p1,
+    "A " or P5) that leaves the meant priority without its target."""
+    unknown = sorted(set(targets) - MATRIX_PRIORITIES[matrix])
+    if unknown:
+        raise ValueError(
+            f"{where}{matrix} has no priority {', '.join(map(repr, unknown))}; "
+            f"its priorities are {', '.join(sorted(MATRIX_PRIORITIES[matrix]))}"
+        )
 
 
 class PlanSelection(Data):
@@ -568,10 +702,11 @@ class PlanSelection(Data):
     customer: Name
     plan: Name
     extensions: list[str] = Field(default_factory=list)
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     """The customer's local time zone, where the plan's hours are local (provider Z)."""
-    holidays_country: str | None = None
+    holidays_country: HolidayCountry | None = None
     holidays_subdivision: str | None = None
+    """Checked against the country given here, else the plan's (when the plan resolves)."""
     closed_dates: list[date] = Field(default_factory=list)
     targets: dict[str, Target] = Field(default_factory=dict)
     """Targets that replace the plan's, per priority."""

@@ -12,7 +12,7 @@ from calendar import monthrange
 from datetime import date, timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from servicedesk_contracts.envelope import Data
 from servicedesk_contracts.messages import (
@@ -200,21 +200,74 @@ PLANS: dict[str, Plan] = {
 }
 
 
-class UnknownPlan(ValueError):
-    pass
+class PlanRefused(ValueError):
+    """A selection that does not resolve into valid terms. `field` names the selection's
+    field at fault, `reason` is a short label for dead letters."""
+
+    reason = "invalid_plan_selection"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+
+
+class UnknownPlan(PlanRefused):
+    """The plan, an extension or a trial the selection names does not exist."""
+
+    reason = "unknown_plan"
 
 
 def resolve(selection: PlanSelection) -> AgreementTerms:
-    """The full terms of an agreement. Raises `UnknownPlan` naming what does not exist."""
+    """The full terms of an agreement. Raises `UnknownPlan` naming what does not exist, and
+    `PlanRefused` when the plan with the customer's overrides is not a valid agreement (a
+    target for a priority the plan's matrix never gives, a subdivision its country lacks):
+    what resolves here is what billing will publish, so it must never fail later."""
     plan = PLANS.get(selection.plan)
     if plan is None:
-        raise UnknownPlan(f"unknown plan {selection.plan!r}; plans: {', '.join(PLANS)}")
+        raise UnknownPlan("plan", f"unknown plan {selection.plan!r}; plans: {', '.join(PLANS)}")
+    _check_extensions(plan, selection)
+    try:
+        return _resolve(plan, selection)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        # The selection's own field behind the problem (`calendar.holidays_subdivision` ->
+        # `holidays_subdivision`), else the plan that brought the faulty part.
+        field = next(
+            (str(p) for p in reversed(problem["loc"]) if p in PlanSelection.model_fields), "plan"
+        )
+        raise PlanRefused(
+            field, f"the plan's terms with it are invalid: {where}: {problem['msg']}"
+        ) from error
+
+
+def _check_extensions(plan: Plan, selection: PlanSelection) -> None:
     unknown = [e for e in selection.extensions if e not in plan.extensions]
     if unknown:
         raise UnknownPlan(
+            "extensions",
             f"plan {plan.name!r} has no extension {unknown[0]!r}; "
-            f"it offers: {', '.join(plan.extensions) or 'none'}"
+            f"it offers: {', '.join(plan.extensions) or 'none'}",
         )
+    unselected = [e for e in selection.extension_quantities if e not in selection.extensions]
+    if unselected:
+        raise PlanRefused(
+            "extension_quantities",
+            f"gives a quantity for {unselected[0]!r}, which is not among the extensions",
+        )
+    if selection.trial_until is not None and plan.trial_plan is None:
+        raise UnknownPlan("trial_until", f"plan {plan.name!r} has no trial")
+    if selection.holidays_subdivision and not (
+        selection.holidays_country or plan.calendar.holidays_country
+    ):
+        raise PlanRefused(
+            "holidays_subdivision",
+            f"needs a holidays_country: plan {plan.name!r} observes no public holidays",
+        )
+
+
+def _resolve(plan: Plan, selection: PlanSelection) -> AgreementTerms:
     category_calendars: dict[str, Calendar] = {}
     category_targets: dict[str, dict[str, Target]] = {}
     for name in selection.extensions:
@@ -222,9 +275,7 @@ def resolve(selection: PlanSelection) -> AgreementTerms:
         category_calendars.update(extension.category_calendars)
         category_targets.update(extension.category_targets)
     trial = None
-    if selection.trial_until is not None:
-        if plan.trial_plan is None:
-            raise UnknownPlan(f"plan {plan.name!r} has no trial")
+    if selection.trial_until is not None and plan.trial_plan is not None:
         trial_plan = PLANS[plan.trial_plan]
         trial = Trial(
             until=selection.trial_until,
@@ -279,6 +330,8 @@ def _localised(calendar: Calendar, selection: PlanSelection) -> Calendar:
     if selection.holidays_country:
         changes["holidays_country"] = selection.holidays_country
         changes["holidays_subdivision"] = selection.holidays_subdivision
+    elif selection.holidays_subdivision and calendar.holidays_country:
+        changes["holidays_subdivision"] = selection.holidays_subdivision  # of the plan's country
     if selection.closed_dates:
         changes["closed_dates"] = [*calendar.closed_dates, *selection.closed_dates]
     return Calendar.model_validate({**calendar.model_dump(), **changes})

@@ -14,6 +14,7 @@ from servicedesk_billing.application import Billing
 from servicedesk_billing.domain import MonthLedger
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
+from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
@@ -68,8 +69,12 @@ def history() -> list[Message]:
     ]
 
 
-def apply(store: ServiceStore, messages: list[Message]) -> None:
-    handlers = Billing().handlers()
+LATER = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)
+"""When the statements are issued: after both months of the history have ended."""
+
+
+def apply(store: ServiceStore, messages: list[Message], now: datetime = LATER) -> None:
+    handlers = Billing(ManualClock(now)).handlers()
     for message in messages:
         uow = store.unit_of_work()
         handlers[message.event_type](message, uow)
@@ -143,4 +148,59 @@ def test_time_on_a_ticket_of_an_unknown_agreement_is_refused_by_name(tmp_path: P
         apply(store, [time_logged(30, datetime(2026, 11, 3, 9, 0, tzinfo=UTC))])
     assert refused.value.reason == "unknown_agreement"
     assert str(AGREEMENT) in refused.value.detail
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("month", "now"),
+    [
+        ("2026-12", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),  # not begun
+        ("2027-05", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),
+        ("2026-11", datetime(2026, 11, 28, 12, 0, tzinfo=UTC)),  # under way
+        ("2026-11", datetime(2026, 11, 30, 22, 59, tzinfo=UTC)),  # Amsterdam: 23:59
+    ],
+)
+def test_a_statement_waits_until_its_month_has_ended_in_the_agreements_zone(
+    tmp_path: Path, month: str, now: datetime
+) -> None:
+    store = store_at(tmp_path / "billing.db")
+    apply(store, history()[:4])  # E SLA: Amsterdam
+    issue = m.IssueStatement.create(producer="crm", subject_id=AGREEMENT, data={"month": month})
+    with pytest.raises(Rejected) as refused:
+        apply(store, [issue], now=now)
+    assert refused.value.reason == "month_not_ended"
+    assert f"{month} has not ended in Europe/Amsterdam" in refused.value.detail
+    assert statements(store) == {}
+
+
+def test_a_month_ended_in_the_agreements_zone_is_issued_before_it_ends_in_utc(
+    tmp_path: Path,
+) -> None:
+    store = store_at(tmp_path / "billing.db")
+    apply(store, history()[:4])
+    issue = m.IssueStatement.create(producer="crm", subject_id=AGREEMENT, data={"month": "2026-11"})
+    apply(store, [issue], now=datetime(2026, 11, 30, 23, 0, tzinfo=UTC))  # Amsterdam: 1 Dec
+    assert "2026-11" in statements(store)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "names"),
+    [
+        ({"plan": "R Gold"}, "unknown_plan", "plan: unknown plan 'R Gold'"),
+        ({"targets": {"P1": {"response_minutes": 5}}}, "invalid_plan_selection", "targets: "),
+        ({"holidays_subdivision": "Oost"}, "invalid_plan_selection", "holidays_subdivision: "),
+    ],
+)
+def test_a_plan_selection_that_does_not_resolve_into_valid_terms_is_refused_with_the_reason(
+    tmp_path: Path, changes: dict[str, Any], reason: str, names: str
+) -> None:
+    store = store_at(tmp_path / "billing.db")
+    selection = {"customer": "C", "plan": "R Medium", "billing": {"hourly_rate_cents": 1}}
+    command = m.RegisterPlanAgreement.create(
+        producer="crm", subject_id=AGREEMENT, data={**selection, **changes}
+    )
+    with pytest.raises(Rejected) as refused:
+        apply(store, [command])
+    assert refused.value.reason == reason
+    assert refused.value.detail.startswith(names)
     store.close()

@@ -183,7 +183,9 @@ async def test_agreements_by_plan_are_checked_against_the_catalogue(
     body = {"customer": "Acme", "plan": "R Gold", "billing": {"hourly_rate_cents": 9500}}
     refused = await client.post("/agreements/by-plan", json=body, headers=ADMIN)
     assert refused.status_code == 422
-    assert "unknown plan 'R Gold'" in refused.json()["detail"]
+    (problem,) = refused.json()["detail"]
+    assert problem["loc"] == ["body", "plan"]
+    assert "unknown plan 'R Gold'" in problem["msg"]
     assert published == []
     body["plan"] = "R Medium"
     body["extensions"] = ["premium"]

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_runtime.metrics import TICKETS_PARKED
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_stack.demo import provider_r_medium
 from servicedesk_triage.application import TriageDesk
@@ -126,3 +128,45 @@ def test_agents_change_priorities_traceably_and_customers_only_where_allowed(
     assert latest.reason == "changed from A by jens: the warehouse stands still"
     assert latest.decided_by == "jens"
     store.close()
+
+
+def test_a_ticket_for_an_unknown_agreement_waits_visibly_and_is_triaged_when_it_arrives(
+    tmp_path: Path,
+) -> None:
+    path = f"sqlite:///{tmp_path}/t.db"
+    store = ServiceStore(DatabaseUrl.parse(path, "triage"), "triage")
+    desk = TriageDesk(ManualClock(NOW))
+    handlers = desk.handlers()
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    uow = store.unit_of_work()
+    handlers["TicketOpened"](opened(first), uow)
+    handlers["TicketOpened"](opened(second), uow)
+    assert parked_gauge() == 0  # a retried handler must not count twice: after commit only
+    uow.commit()
+    assert parked_gauge() == 2
+    assert set(desk.parked(store)) == {str(first), str(second)}
+    assert desk.parked(store)[str(first)]["agreement_id"] == str(AGREEMENT)
+
+    TICKETS_PARKED.set(0)  # a restart: the gauge comes back from the store
+    restarted = ServiceStore(DatabaseUrl.parse(path, "triage"), "triage")
+    desk.report_parked(restarted)
+    assert parked_gauge() == 2
+
+    uow = store.unit_of_work()
+    handlers["AgreementRegistered"](
+        m.AgreementRegistered.create(
+            producer="billing", subject_id=AGREEMENT, data=provider_r_medium()
+        ),
+        uow,
+    )
+    uow.commit()
+    assert decisions(store) == ["A", "A"]
+    assert desk.parked(store) == {}
+    assert parked_gauge() == 0
+    store.close()
+    restarted.close()
+
+
+def parked_gauge() -> float | None:
+    return REGISTRY.get_sample_value("servicedesk_tickets_parked")

@@ -100,6 +100,10 @@ TICKETS_TRIAGED = Counter(
     "Tickets triaged, by category and priority decided.",
     ["category", "priority"],
 )
+TICKETS_PARKED = Gauge(
+    "servicedesk_tickets_parked",
+    "Tickets waiting because they name an agreement triage does not know (yet).",
+)
 TRIAGE_LAG_SECONDS = Histogram(
     "servicedesk_triage_lag_seconds",
     "Time from a ticket being opened to its triage decision.",

@@ -6,10 +6,17 @@ import uuid
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from servicedesk_billing.domain import Agreement, MonthLedger, month_of, next_month
+from servicedesk_billing.domain import (
+    Agreement,
+    MonthLedger,
+    month_not_ended,
+    month_of,
+    next_month,
+)
 from servicedesk_billing.statement import monthly_statement
 from servicedesk_contracts import Message, plans
 from servicedesk_contracts import messages as m
+from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
     AGREEMENTS_REGISTERED,
@@ -20,6 +27,9 @@ from servicedesk_runtime.store import UnitOfWork
 
 
 class Billing:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
     def handlers(self) -> dict[str, Handler]:
         return dict(
             [
@@ -38,8 +48,8 @@ class Billing:
     def register_plan_agreement(self, command: m.RegisterPlanAgreement, uow: UnitOfWork) -> None:
         try:
             terms = plans.resolve(command.data)
-        except plans.UnknownPlan as unknown:
-            raise Rejected("unknown_plan", str(unknown)) from unknown
+        except plans.PlanRefused as refused:
+            raise Rejected(refused.reason, str(refused)) from refused
         _register(uow, command, terms)
 
     def record_time(self, logged: m.TimeLogged, uow: UnitOfWork) -> None:
@@ -103,6 +113,9 @@ class Billing:
     def issue_statement(self, command: m.IssueStatement, uow: UnitOfWork) -> None:
         agreement = _agreement(uow, command.subject_id)
         month = command.data.month
+        not_ended = month_not_ended(month, agreement.terms, self.clock.now())
+        if not_ended:
+            raise Rejected("month_not_ended", not_ended)
         ledger = uow.get_or_create(MonthLedger, agreement_id=command.subject_id, month=month)
         if ledger.statement is not None:
             raise Rejected("already_issued", f"statement for {month} was issued already")

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate, event
 
 from servicedesk_billing.statement import Entry, FeePeriod, Prepaid, month_bounds
+from servicedesk_contracts.calendars import month_end
 from servicedesk_contracts.messages import AgreementTerms
 
 
@@ -144,3 +145,13 @@ def month_of(instant: datetime) -> str:
 def next_month(month: str) -> str:
     year, number = (int(part) for part in month.split("-"))
     return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def month_not_ended(month: str, terms: AgreementTerms, now: datetime) -> str | None:
+    """Why `month`'s statement cannot be issued at `now`, or None. A statement is final, so
+    its month must have ended in the agreement's time zone: time still to be worked in it
+    would otherwise count on no statement of its own."""
+    ends = month_end(month, terms.calendar.timezone)
+    if now < ends:
+        return f"{month} has not ended in {terms.calendar.timezone}: it ends {ends.isoformat()}"
+    return None

@@ -8,16 +8,17 @@ from servicedesk_billing.application import Billing
 from servicedesk_billing.config import BillingSettings
 from servicedesk_billing.translate import translate
 from servicedesk_contracts import topics
+from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.service import Service
 
 NAME = "billing"
 
 
-async def run(settings: BillingSettings) -> None:
-    service = Service(NAME, settings)
+async def run(settings: BillingSettings, clock: Clock | None = None) -> None:
+    service = Service(NAME, settings, clock)
     await service.run(
         topics=[topics.BILLING_COMMANDS, topics.TICKETS],
-        handlers=Billing().handlers(),
+        handlers=Billing(service.clock).handlers(),
         translate=translate,
     )
 

@@ -2,6 +2,7 @@
 gateway's own view. Everything a route needs sits on `app.state` (set by `create_http_app`),
 so routes are plain module-level functions."""
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -9,10 +10,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, Field
 
-from servicedesk_contracts import Message, plans, topics
+from servicedesk_contracts import Message, calendars, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.read_model import ReadModel
@@ -122,11 +125,30 @@ def _accepted(subject_id: uuid.UUID, command_id: uuid.UUID, location: str) -> Ac
     return Accepted(id=subject_id, command_id=command_id, location=location)
 
 
+def _unprocessable(field: str, message: str, kind: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the body field."""
+    problem = {"loc": ["body", field], "msg": message, "type": kind}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+
+
+def _require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
+    """Refuses a ticket for an agreement nobody registered: it could never be triaged.
+    Only once the view has caught up with the topics (before that an agreement may be on
+    its way), and never for one this gateway has just accepted (on its way to billing).
+    Tickets from Kafka are parked by triage instead, visibly."""
+    state = request.app.state
+    if agreement_id in _view(request).agreements or agreement_id in state.registering:
+        return
+    if state.view_ready():
+        raise _unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
+
+
 @router.post("/agreements", status_code=202, tags=["agreements"])
 async def register_agreement(request: Request, body: AgreementRequest, _: AdminCaller) -> Accepted:
     agreement_id = body.agreement_id or uuid.uuid4()
     terms = m.AgreementTerms.model_validate(body.model_dump(exclude={"agreement_id"}))
     sent = await _send(request, topics.BILLING_COMMANDS, m.RegisterAgreement, agreement_id, terms)
+    request.app.state.registering.add(agreement_id)
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 
@@ -145,16 +167,18 @@ async def register_plan_agreement(
     request: Request, body: PlanAgreementRequest, _: AdminCaller
 ) -> Accepted:
     """An agreement as a plan, its extensions and the customer's overrides; refused at
-    once (422) when the plan or an extension does not exist."""
+    once (422 naming the field) when the plan or an extension does not exist or the plan's
+    terms with the overrides are not a valid agreement."""
     agreement_id = body.agreement_id or uuid.uuid4()
     selection = m.PlanSelection.model_validate(body.model_dump(exclude={"agreement_id"}))
     try:
         plans.resolve(selection)
-    except plans.UnknownPlan as unknown:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(unknown)) from unknown
+    except plans.PlanRefused as refused:
+        raise _unprocessable(refused.field, refused.detail, refused.reason) from refused
     sent = await _send(
         request, topics.BILLING_COMMANDS, m.RegisterPlanAgreement, agreement_id, selection
     )
+    request.app.state.registering.add(agreement_id)
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 
@@ -168,6 +192,7 @@ def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> di
 
 @router.post("/tickets", status_code=202, tags=["tickets"])
 async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
+    _require_agreement(request, body.agreement_id)
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
         producer=PRODUCER,
@@ -270,10 +295,24 @@ async def _timer_command(
     return await _ticket_command(request, ticket_id, kind, data)
 
 
+def _require_month_ended(request: Request, agreement_id: uuid.UUID, month: str) -> None:
+    """Billing's rule, told at the door when the view knows the agreement's time zone (if
+    it does not, billing refuses the command itself)."""
+    agreement = _view(request).agreements.get(agreement_id)
+    if agreement is None:
+        return
+    zone = agreement["calendar"]["timezone"]
+    ends = calendars.month_end(month, zone)
+    if request.app.state.now() < ends:
+        detail = f"{month} has not ended in {zone}: it ends {ends.isoformat()}"
+        raise _unprocessable("month", detail, "month_not_ended")
+
+
 @router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])
 async def issue_statement(
     request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller
 ) -> Accepted:
+    _require_month_ended(request, agreement_id, body.month)
     data = m.IssueStatementData(month=body.month)
     sent = await _send(request, topics.BILLING_COMMANDS, m.IssueStatement, agreement_id, data)
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
@@ -344,6 +383,14 @@ async def _count_requests(request: Request, call_next: Any) -> Response:
     return response
 
 
+async def _validation_failed(request: Request, error: Exception) -> Response:
+    """FastAPI's own 422, in ASCII JSON: it echoes the input, and a lone surrogate in it
+    (a JSON escape such as \\ud800) cannot be encoded as UTF-8, which made the 422 a 500."""
+    assert isinstance(error, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
 def create_http_app(
     read_model: ReadModel,
     publish: Publish,
@@ -361,6 +408,11 @@ def create_http_app(
     app.state.publish = publish
     app.state.callers = callers
     app.state.now = now
+    # Agreements this gateway sent for registration: tickets may name them at once.
+    app.state.registering = set()
+    # Whether the view has caught up with the topics (the composition root sets it).
+    app.state.view_ready = lambda: False
     app.middleware("http")(_count_requests)
+    app.exception_handler(RequestValidationError)(_validation_failed)
     app.include_router(router)
     return app

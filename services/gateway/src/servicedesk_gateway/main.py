@@ -46,6 +46,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
 
     app = create_http_app(read_model, publish, callers, clock.now)
     add_ops_routes(app, NAME, lambda: follower.caught_up)
+    app.state.view_ready = lambda: follower.caught_up
     SERVICE_UP.labels(NAME).set(1)
     try:
         await asyncio.gather(

@@ -8,9 +8,12 @@ from servicedesk_contracts import messages as m
 from servicedesk_runtime.agreements import agreement_copy, learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
-from servicedesk_runtime.metrics import TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
-from servicedesk_runtime.store import UnitOfWork
-from servicedesk_triage.domain import MATRICES, Triage, TriageRefused
+from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import TICKETS_PARKED, TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
+from servicedesk_runtime.store import ServiceStore, UnitOfWork
+from servicedesk_triage.domain import MATRICES, ParkedTickets, Triage, TriageRefused
+
+log = get_logger(__name__)
 
 
 class TriageDesk:
@@ -42,7 +45,9 @@ class TriageDesk:
             return
         uow.add(triage)
         terms = terms_or_park(uow, data.agreement_id, triage)
-        if terms is not None:  # else decided when the agreement arrives
+        if terms is None:  # decided when the agreement arrives
+            self._park(triage, uow)
+        else:
             self._decide(triage, terms, uow)
 
     def change_priority(self, requested: m.TicketPriorityChangeRequested, uow: UnitOfWork) -> None:
@@ -67,9 +72,49 @@ class TriageDesk:
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         for triage in learn_terms(uow, registered, Triage):
             self._decide(triage, registered.data, uow)
+        parked = uow.get(ParkedTickets.ID, ParkedTickets)
+        if parked is not None and parked.waiting_for(registered.subject_id):
+            references = parked.release(registered.subject_id)
+            uow.add(parked)
+            waiting = len(parked.waiting)
+            agreement = str(registered.subject_id)
+            uow.after_commit(lambda: _report_parked(waiting))
+            uow.after_commit(
+                lambda: log.info("tickets_unparked", agreement=agreement, references=references)
+            )
+
+    @staticmethod
+    def _park(triage: Triage, uow: UnitOfWork) -> None:
+        """A ticket whose agreement triage does not know waits, visibly: on the parked
+        record, in the gauge and in the log. It may be early (the agreement is on its way)
+        or name an agreement that does not exist; either way an operator can see it."""
+        parked = uow.get_or_create(ParkedTickets)
+        parked.park(triage.ticket_id, triage.agreement_id, triage.reference, triage.opened_at)
+        waiting = len(parked.waiting)
+        fields = {
+            "ticket": str(triage.ticket_id),
+            "reference": triage.reference,
+            "agreement": str(triage.agreement_id),
+        }
+        uow.after_commit(lambda: _report_parked(waiting))
+        uow.after_commit(lambda: log.warning("ticket_parked_unknown_agreement", **fields))
+
+    @staticmethod
+    def parked(store: ServiceStore) -> dict[str, dict[str, str]]:
+        """The tickets waiting for an agreement, by ticket id, as stored."""
+        record = store.unit_of_work().get(ParkedTickets.ID, ParkedTickets)
+        return dict(record.waiting) if record is not None else {}
+
+    def report_parked(self, store: ServiceStore) -> None:
+        """Sets the gauge from the stored record: at start-up, before any ticket comes."""
+        _report_parked(len(self.parked(store)))
 
     def _decide(self, triage: Triage, terms: m.AgreementTerms, uow: UnitOfWork) -> None:
         triage.decide(MATRICES[terms.matrix], terms.customer_may_override_priority)
         uow.after_commit(TICKETS_TRIAGED.labels(triage.category.lower(), str(triage.priority)).inc)
         lag = (self.clock.now() - triage.opened_at).total_seconds()
         uow.after_commit(partial(TRIAGE_LAG_SECONDS.observe, max(lag, 0)))
+
+
+def _report_parked(waiting: int) -> None:
+    TICKETS_PARKED.set(waiting)

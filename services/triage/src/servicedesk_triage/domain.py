@@ -215,3 +215,49 @@ class Triage(Aggregate):
         decided_by: str = "triage",
     ) -> None:
         self.priority = priority
+
+
+class ParkedTickets(Aggregate):
+    """The tickets triage keeps waiting because they name an agreement it does not know:
+    one record for the service, so that how many wait, and which, survives a restart (the
+    `servicedesk_tickets_parked` gauge reads it). A ticket leaves it when its agreement
+    arrives and it is triaged."""
+
+    ID: ClassVar[uuid.UUID] = uuid.UUID("7a1d3c8e-2f4b-4e0a-9c6d-5b8e1f2a3c4d")
+
+    @staticmethod
+    def create_id() -> uuid.UUID:
+        return ParkedTickets.ID
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.waiting: dict[str, dict[str, str]] = {}
+        """By ticket id: the agreement it names, its reference, when it reached us."""
+
+    @event("TicketParked")
+    def park(
+        self, ticket_id: uuid.UUID, agreement_id: uuid.UUID, reference: str, opened_at: datetime
+    ) -> None:
+        self.waiting = {
+            **self.waiting,
+            str(ticket_id): {
+                "agreement_id": str(agreement_id),
+                "reference": reference,
+                "opened_at": opened_at.isoformat(),
+            },
+        }
+
+    def waiting_for(self, agreement_id: uuid.UUID) -> list[str]:
+        return [t for t, w in self.waiting.items() if w["agreement_id"] == str(agreement_id)]
+
+    def release(self, agreement_id: uuid.UUID) -> list[str]:
+        """The references of the tickets that waited for this agreement (none: no event)."""
+        released = self.waiting_for(agreement_id)
+        references = [self.waiting[t]["reference"] for t in released]
+        if released:
+            self._released(agreement_id=agreement_id, ticket_ids=released)
+        return references
+
+    @event("Released")
+    def _released(self, agreement_id: uuid.UUID, ticket_ids: list[str]) -> None:
+        self.waiting = {t: w for t, w in self.waiting.items() if t not in ticket_ids}

@@ -17,9 +17,17 @@ NAME = "triage"
 async def run(settings: TriageSettings, clock: Clock | None = None) -> None:
     clock = clock or SystemClock()
     service = Service(NAME, settings, clock)
+    desk = TriageDesk(clock)
+    desk.report_parked(service.store)
+
+    @service.http.get("/parked", tags=["operations"])
+    def parked() -> dict[str, dict[str, str]]:
+        """Tickets waiting for an agreement triage does not know (yet), by ticket id."""
+        return desk.parked(service.store)
+
     await service.run(
         topics=[topics.TICKETS, topics.AGREEMENTS],
-        handlers=TriageDesk(clock).handlers(),
+        handlers=desk.handlers(),
         translate=translate,
     )
 

@@ -1,0 +1,170 @@
+"""What the gateway refuses before publishing, naming the field: agreements that would not
+run, statements for months that have not ended, tickets for agreements nobody registered.
+(Unit tier: publishing is captured in memory, the view is filled by hand.)"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from servicedesk_contracts import Message
+from servicedesk_contracts import messages as m
+from servicedesk_gateway.auth import parse_tokens
+from servicedesk_gateway.http import create_http_app
+from servicedesk_gateway.read_model import ReadModel
+from servicedesk_stack.demo import provider_r_medium
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+AGENT = {"Authorization": "Bearer a-token"}
+ADMIN = {"Authorization": "Bearer b-token"}
+KNOWN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
+
+
+@pytest.fixture
+def published() -> list[tuple[str, Message]]:
+    return []
+
+
+@pytest.fixture
+def client(published: list[tuple[str, Message]]) -> httpx.AsyncClient:
+    async def publish(topic: str, message: Message) -> None:
+        published.append((topic, message))
+
+    view = ReadModel()
+    view.apply(
+        m.AgreementRegistered.create(
+            producer="billing", subject_id=KNOWN, data=provider_r_medium()
+        )  # Europe/Amsterdam
+    )
+    app = create_http_app(view, publish, parse_tokens("a-token:agent,b-token:admin"), lambda: NOW)
+    app.state.view_ready = lambda: True
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+
+
+def only_problem(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert isinstance(problem, dict)
+    return problem
+
+
+def selection(**changes: Any) -> dict[str, Any]:
+    return {"customer": "Acme", "plan": "R Medium", "billing": {"hourly_rate_cents": 1}, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "says"),
+    [
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown IANA time zone 'Mars/Olympus'"),
+        ({"holidays_country": "XX"}, "holidays_country", "'XX' is not a country"),
+        ({"plan": "R Gold"}, "plan", "unknown plan 'R Gold'"),
+        ({"extensions": ["turbo"]}, "extensions", "no extension 'turbo'"),
+        ({"targets": {"P1": {"response_minutes": 5}}}, "targets", "no priority 'P1'"),
+        ({"holidays_subdivision": "Oost"}, "holidays_subdivision", "no subdivision 'Oost'"),
+    ],
+)
+async def test_an_agreement_by_plan_that_would_not_run_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+    published: list[tuple[str, Message]],
+    changes: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    response = await client.post("/agreements/by-plan", json=selection(**changes), headers=ADMIN)
+    problem = only_problem(response)
+    assert problem["loc"] == ["body", field]
+    assert says in problem["msg"]
+    assert published == []
+
+
+async def test_full_terms_with_an_unknown_holiday_country_are_422_naming_it(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    terms = provider_r_medium()
+    terms["calendar"]["holidays_country"] = "XX"
+    problem = only_problem(await client.post("/agreements", json=terms, headers=ADMIN))
+    assert problem["loc"] == ["body", "calendar", "holidays_country"]
+    assert published == []
+
+
+@pytest.mark.parametrize("month", ["2026-11", "2026-12", "2027-05"])
+async def test_a_statement_for_a_month_that_has_not_ended_is_refused(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], month: str
+) -> None:
+    response = await client.post(
+        f"/agreements/{KNOWN}/statements", json={"month": month}, headers=ADMIN
+    )
+    problem = only_problem(response)
+    assert problem["loc"] == ["body", "month"]
+    assert f"{month} has not ended in Europe/Amsterdam" in problem["msg"]
+    assert published == []
+
+
+async def test_a_statement_for_an_ended_month_is_sent_to_billing(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    response = await client.post(
+        f"/agreements/{KNOWN}/statements", json={"month": "2026-10"}, headers=ADMIN
+    )
+    assert response.status_code == 202
+    assert [type(message) for _, message in published] == [m.IssueStatement]
+
+
+def ticket(agreement_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "agreement_id": str(agreement_id),
+        "reporter_email": "anna@acme.example",
+        "reporter_name": "Anna",
+        "organisation": "Acme",
+        "subject": "Scanner offline",
+        "body": "Hall 2",
+        "category": "incident",
+        "impact": "one user",
+        "urgency": "high",
+    }
+
+
+async def test_a_ticket_for_an_agreement_nobody_registered_is_refused(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    unknown = uuid.uuid4()
+    problem = only_problem(await client.post("/tickets", json=ticket(unknown), headers=AGENT))
+    assert problem["loc"] == ["body", "agreement_id"]
+    assert problem["msg"] == f"no such agreement {unknown}"
+    assert published == []
+    assert (await client.post("/tickets", json=ticket(KNOWN), headers=AGENT)).status_code == 202
+
+
+async def test_a_ticket_may_name_an_agreement_this_gateway_has_just_sent_for_registration(
+    client: httpx.AsyncClient,
+) -> None:
+    registered = await client.post("/agreements/by-plan", json=selection(), headers=ADMIN)
+    new = uuid.UUID(registered.json()["id"])
+    assert (await client.post("/tickets", json=ticket(new), headers=AGENT)).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("reporter_email", "anna@acme.example\n"),
+        ("reporter_email", "anna\ud800@acme.example"),
+        ("body", "\udfff"),
+    ],
+)
+async def test_header_breaking_or_non_unicode_ticket_fields_are_422(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], field: str, value: str
+) -> None:
+    body = ticket(KNOWN) | {field: value}
+    response = await client.post(
+        "/tickets",
+        content=json.dumps(body).encode(),  # ASCII JSON: the surrogate as an escape
+        headers={**AGENT, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert ["body", field] in [p["loc"] for p in response.json()["detail"]]
+    assert published == []
