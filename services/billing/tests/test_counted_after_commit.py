@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from servicedesk_billing.application import Billing
+from servicedesk_runtime.clock import ManualClock
 
 from .test_billing_history import history, store_at, time_logged
 
@@ -21,7 +22,7 @@ def test_what_billing_counts_is_counted_once_however_often_its_batch_was_applied
     tmp_path: Path,
 ) -> None:
     store = store_at(tmp_path / "billing.db")
-    handlers = Billing().handlers()
+    handlers = Billing(ManualClock(datetime(2026, 12, 1, tzinfo=UTC))).handlers()
     registered = history()[0]
     logged = time_logged(45, datetime(2026, 11, 3, 9, 0, tzinfo=UTC))
     agreements = sample("servicedesk_agreements_registered_total", billing_model="prepaid_bundle")

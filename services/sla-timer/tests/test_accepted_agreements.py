@@ -140,7 +140,9 @@ def test_every_accepted_agreement_gives_every_priority_a_deadline(
         for priority in MATRIX_PRIORITIES[terms.matrix]:
             clock = SlaClock(ticket_id=uuid.uuid4(), kind=kind)
             clock.note_triage("SD-000001", priority, opened, uuid.uuid4(), category)
-            clock.start(calendar, budgets, [], terms.warning_thresholds)
+            clock.start(
+                calendar, budgets.minutes, [], terms.warning_thresholds, budgets.due_at_opening
+            )
             if kind == RESPONSE:  # every target has a response; resolution is optional
                 assert clock.started, f"{priority}: no response clock"
             if clock.started:
