@@ -11,12 +11,32 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Final
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    field_validator,
+)
 
 EVENT_TYPE_HEADER = "event_type"
 SCHEMA_VERSION_HEADER = "schema_version"
+
+STORED: Final = {"stored": True}
+"""Validation context for reading back what this system accepted and stored earlier (terms
+and calendars in its event stores, events its relay publishes again). Acceptance rules
+added since (a holiday country that must be known, targets only for the matrix's
+priorities, an e-mail without a trailing newline) do not refuse it: what was accepted once
+is read as it was, never made unreadable by a stricter validator. Rules that shape what
+the code relies on still apply. `Model.model_validate(document, context=STORED)`."""
+
+
+def reading_stored(info: ValidationInfo) -> bool:
+    """True while validating under `STORED`: an acceptance rule lets the value through."""
+    return bool(info.context and info.context.get("stored"))
 
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")

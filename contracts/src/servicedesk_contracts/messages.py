@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from servicedesk_contracts import calendars
-from servicedesk_contracts.envelope import Data, Message, Rfc3339Datetime
+from servicedesk_contracts.envelope import Data, Message, Rfc3339Datetime, reading_stored
 
 # --- vocabulary --------------------------------------------------------------------------
 
@@ -52,8 +52,10 @@ separators U+2028 / U+2029: whatever can end a line of a mail header or a log li
 _BREAKS = re.compile(rf"\s*{_LINE_BREAK.pattern}(?:\s|{_LINE_BREAK.pattern})*")
 
 
-def _email(value: str) -> str:
+def _email(value: str, info: ValidationInfo) -> str:
     # fullmatch, not `$`: `$` would accept a trailing newline (and so a header injection).
+    if reading_stored(info):
+        return value.lower()
     if not _EMAIL.fullmatch(value) or _LINE_BREAK.search(value):
         raise ValueError(f"{value!r} is not an e-mail address")
     return value.lower()
@@ -480,7 +482,13 @@ class OpeningInterval(Data):
 
 TimeZoneName = Annotated[str, Field(min_length=1), AfterValidator(calendars.known_zone)]
 """An IANA time zone name (Europe/Amsterdam)."""
-HolidayCountry = Annotated[str, AfterValidator(calendars.holiday_country)]
+
+
+def _holiday_country(value: str, info: ValidationInfo) -> str:
+    return value.strip().upper() if reading_stored(info) else calendars.holiday_country(value)
+
+
+HolidayCountry = Annotated[str, AfterValidator(_holiday_country)]
 """A country the `holidays` package knows; its code is kept upper case ("dk" becomes "DK")."""
 
 
@@ -529,8 +537,8 @@ class Calendar(Data):
     @field_validator("holidays_subdivision")
     @classmethod
     def _subdivision_of_the_country(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
+        if value is None or reading_stored(info):
+            return value
         if "holidays_country" not in info.data:
             return value  # the country itself is wrong: that error says so
         country = info.data["holidays_country"]
@@ -539,8 +547,8 @@ class Calendar(Data):
         return calendars.holiday_subdivision(country, value)
 
     @model_validator(mode="after")
-    def _opens_at_all(self) -> Calendar:
-        if self.always_open:
+    def _opens_at_all(self, info: ValidationInfo) -> Calendar:
+        if self.always_open or reading_stored(info):
             return self
         run = calendars.longest_closed_run(
             frozenset(WEEKDAYS.index(day) for day, hours in self.weekly_hours.items() if hours),
@@ -649,7 +657,8 @@ class AgreementTerms(Data):
     ) -> dict[str, Target]:
         matrix = info.data.get("matrix")
         if matrix is not None:
-            _only_priorities_of(matrix, targets)
+            if not reading_stored(info):
+                _only_priorities_of(matrix, targets)
             missing = MATRIX_PRIORITIES[matrix] - set(targets)
             if missing:
                 raise ValueError(f"targets lack priorities {sorted(missing)} of {matrix}")
@@ -661,7 +670,7 @@ class AgreementTerms(Data):
         cls, by_category: dict[str, dict[str, Target]], info: ValidationInfo
     ) -> dict[str, dict[str, Target]]:
         matrix = info.data.get("matrix")
-        if matrix is not None:
+        if matrix is not None and not reading_stored(info):
             for category, targets in by_category.items():
                 _only_priorities_of(matrix, targets, f"{category}: ")
         return by_category
@@ -670,7 +679,7 @@ class AgreementTerms(Data):
     @classmethod
     def _trial_covers_matrix(cls, trial: Trial | None, info: ValidationInfo) -> Trial | None:
         matrix = info.data.get("matrix")
-        if trial is not None and matrix is not None:
+        if trial is not None and matrix is not None and not reading_stored(info):
             _only_priorities_of(matrix, trial.targets, "targets: ")
             missing = MATRIX_PRIORITIES[matrix] - set(trial.targets)
             if missing:

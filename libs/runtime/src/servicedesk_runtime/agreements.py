@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from eventsourcing.domain import Aggregate, event
 
+from servicedesk_contracts.envelope import STORED
 from servicedesk_contracts.messages import AgreementRegistered, AgreementTerms
 from servicedesk_runtime.store import UnitOfWork
 
@@ -31,7 +32,11 @@ class AgreementCopy(Aggregate):
 
     @property
     def terms(self) -> AgreementTerms | None:
-        return None if self.terms_json is None else AgreementTerms.model_validate(self.terms_json)
+        return (
+            None
+            if self.terms_json is None
+            else AgreementTerms.model_validate(self.terms_json, context=STORED)
+        )
 
     @event("TermsRecorded")
     def record_terms(self, terms_json: dict[str, Any]) -> None:

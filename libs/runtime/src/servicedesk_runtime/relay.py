@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from servicedesk_contracts import Message
+from servicedesk_contracts.envelope import STORED
 from servicedesk_contracts.messages import derived_id
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
@@ -182,4 +183,6 @@ def message_for(event: Any, message: type[Message], producer: str, **values: Any
         for name in data_model.model_fields  # type: ignore[attr-defined]
         if name not in values and hasattr(event, name)
     }
-    return message(**envelope, data=data_model.model_validate({**fields, **values}))  # type: ignore[attr-defined]
+    # Read as stored: a rule added since the event was accepted must not make it unpublishable.
+    data = data_model.model_validate({**fields, **values}, context=STORED)  # type: ignore[attr-defined]
+    return message.model_validate({**envelope, "data": data}, context=STORED)

@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from servicedesk_billing.statement import Entry, FeePeriod, Prepaid, month_bounds
 from servicedesk_contracts.calendars import month_end
+from servicedesk_contracts.envelope import STORED
 from servicedesk_contracts.messages import AgreementTerms
 
 
@@ -59,7 +60,11 @@ class Agreement(Aggregate):
                 min(last, date.fromisoformat(following) - timedelta(days=1)) if following else last
             )
             if begins <= ends:
-                periods.append(FeePeriod(begins, ends, AgreementTerms.model_validate(terms_json)))
+                periods.append(
+                    FeePeriod(
+                        begins, ends, AgreementTerms.model_validate(terms_json, context=STORED)
+                    )
+                )
         return periods
 
     @event("BundleToppedUp")
@@ -79,7 +84,7 @@ class Agreement(Aggregate):
 
     @property
     def terms(self) -> AgreementTerms:
-        return AgreementTerms.model_validate(self.terms_json)
+        return AgreementTerms.model_validate(self.terms_json, context=STORED)
 
 
 class MonthLedger(Aggregate):

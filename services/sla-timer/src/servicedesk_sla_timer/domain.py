@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
+from servicedesk_contracts.envelope import STORED
 from servicedesk_contracts.messages import Calendar
 from servicedesk_sla_timer.business_time import BusinessCalendar
 
@@ -451,6 +452,6 @@ class SlaClock(Aggregate):
         assert self.calendar_json is not None
         cached: BusinessCalendar | None = getattr(self, "_business_calendar", None)
         if cached is None:
-            cached = BusinessCalendar(Calendar.model_validate(self.calendar_json))
+            cached = BusinessCalendar(Calendar.model_validate(self.calendar_json, context=STORED))
             self._business_calendar = cached
         return cached
