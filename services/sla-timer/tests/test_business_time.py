@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -172,3 +172,34 @@ def test_bad_calendars_are_refused_naming_the_problem() -> None:
                 }
             }
         )
+
+
+def test_opening_hours_in_a_skipped_hour_neither_run_backwards_nor_exist() -> None:
+    """Amsterdam skips 02:00-03:00 on Sunday 29 March 2026: hours 02:30-03:00 that day do
+    not exist (an empty interval), and 01:00-02:30 is one real hour (01:00-02:00)."""
+    gap_day = date(2026, 3, 29)
+    in_gap = BusinessCalendar(
+        Calendar(
+            timezone="Europe/Amsterdam",
+            weekly_hours={
+                "sun": [{"opens": "02:30", "closes": "03:00"}],
+                "mon": [{"opens": "09:00", "closes": "17:00"}],
+            },
+        )
+    )
+    ((opens, closes),) = in_gap.day_intervals(gap_day)
+    assert opens == closes == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    sunday = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+    assert in_gap.add_minutes(sunday, 10) == datetime(2026, 3, 30, 7, 10, tzinfo=UTC)
+    assert in_gap.minutes_between(sunday, datetime(2026, 3, 30, 12, 0, tzinfo=UTC)) == 300
+    into_gap = BusinessCalendar(
+        Calendar(
+            timezone="Europe/Amsterdam",
+            weekly_hours={
+                "sun": [{"opens": "01:00", "closes": "02:30"}],
+                "mon": [{"opens": "09:00", "closes": "17:00"}],
+            },
+        )
+    )
+    ((opens, closes),) = into_gap.day_intervals(gap_day)
+    assert closes - opens == timedelta(hours=1)

@@ -101,8 +101,29 @@ class BusinessCalendar:
         return bool(self.day_intervals(day))
 
     def _at(self, day: date, clock: time) -> datetime:
-        # A local time skipped by a daylight-saving change maps to the instant after it.
-        return datetime.combine(day, clock, self.zone).astimezone(UTC)
+        """The instant of a local day and time. A local time skipped by a daylight-saving
+        change (02:30 on the last Sunday of March in Europe) maps to the instant after
+        the gap, so an interval that opens or closes in the gap neither runs backwards nor
+        gains time that does not exist."""
+        wall = datetime.combine(day, clock)
+        instant = wall.replace(tzinfo=self.zone).astimezone(UTC)
+        if instant.astimezone(self.zone).replace(tzinfo=None) == wall:
+            return instant
+        return self._end_of_gap(wall)
+
+    def _end_of_gap(self, wall: datetime) -> datetime:
+        # Bisect, in whole seconds, between the two readings of the skipped wall time (the
+        # offsets before and after the change) for the first instant not locally before it.
+        readings = [wall.replace(tzinfo=self.zone, fold=f).astimezone(UTC) for f in (0, 1)]
+        low, high = int(min(readings).timestamp()), int(max(readings).timestamp())
+        while high - low > 1:
+            middle = (low + high) // 2
+            local = datetime.fromtimestamp(middle, UTC).astimezone(self.zone)
+            if local.replace(tzinfo=None) >= wall:
+                high = middle
+            else:
+                low = middle
+        return datetime.fromtimestamp(high, UTC)
 
     def _local_day(self, instant: datetime) -> date:
         return instant.astimezone(self.zone).date()
