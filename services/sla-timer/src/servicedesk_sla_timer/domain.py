@@ -41,8 +41,31 @@ def _threshold(timer: str) -> float:
 
 
 class SlaClock(Aggregate):
+    class Started(Aggregate.Event):
+        """The clock started. Version 2 (Nov 2026) added `due_at_opening`: clocks started
+        before it have none (their working-day deadlines were computed the old way and
+        stay as they were), which the upcaster says for their stored events."""
+
+        class_version = 2
+
+        ticket_id: uuid.UUID
+        kind: str
+        reference: str
+        priority: str
+        target_minutes: float
+        started_at: datetime
+        due_at: datetime
+        calendar_json: dict[str, Any]
+        budgets: dict[str, float]
+        paused_statuses: list[str]
+        warn_fractions: list[float]
+        due_at_opening: list[str]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["due_at_opening"] = []
+
     # Event classes that @event creates, declared for type checkers.
-    Started: ClassVar[type[Any]]
     Paused: ClassVar[type[Any]]
     Resumed: ClassVar[type[Any]]
     Retargeted: ClassVar[type[Any]]
@@ -184,7 +207,7 @@ class SlaClock(Aggregate):
         for observation in sorted(self.observations, key=lambda o: o["at"]):
             self._apply({**observation, "at": max(observation["at"], self.opened_at)})
 
-    @event("Started")
+    @event(Started)
     def _started(
         self,
         ticket_id: uuid.UUID,
@@ -198,11 +221,11 @@ class SlaClock(Aggregate):
         budgets: dict[str, float],
         paused_statuses: list[str],
         warn_fractions: list[float],
-        due_at_opening: list[str] | None = None,  # absent from clocks started before it
+        due_at_opening: list[str],
     ) -> None:
         self.calendar_json = calendar_json
         self.budgets = budgets
-        self.due_at_opening = due_at_opening or []
+        self.due_at_opening = due_at_opening
         self.paused_statuses = paused_statuses
         self.budget_minutes = target_minutes
         self.warn_fractions = warn_fractions
