@@ -83,6 +83,12 @@ class Running:
         self.consumer = consumer
         self.task = task
 
+    def alive(self) -> bool:
+        """True while consuming; a consumer that died fails the test with its error."""
+        if self.task.done():
+            raise AssertionError(f"the consumer stopped: {self.task.exception()!r}")
+        return True
+
 
 @pytest.fixture
 async def running(
@@ -136,7 +142,8 @@ async def test_every_poison_message_is_dead_lettered_and_the_partition_goes_on(
     await send(producer, after.to_json())
 
     written = await wait_until(
-        lambda: notes(store).keys() >= {before.subject_id, after.subject_id}, what="both notes"
+        lambda: running.alive() and notes(store).keys() >= {before.subject_id, after.subject_id},
+        what="both notes",
     )
     assert written
     assert len(notes(store)) == 2  # nothing of the poison was stored

@@ -33,33 +33,40 @@ Translate = Callable[[Any], tuple[str, Message] | None]
 """Domain event -> (topic, message), or None for events that stay inside the service."""
 
 
-class RelayPositions:
-    """How far the relay got, per broker incarnation, in the service's own database."""
+class LogPositions:
+    """How far a follower of the store's notification log got (the relay, the notifier's
+    dispatcher), per key, in a small table of the service's own database."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, table: str, key: str = "name") -> None:
         self._db = database
-        self._table = database.table("outbox_positions")
+        self._table = database.table(table)
+        self._key = key
         with database.transaction() as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} ("
-                "incarnation TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+                f"{key} TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
 
-    def get(self, incarnation: str) -> int:
+    def get(self, key: str) -> int:
         with self._db.transaction() as cursor:
-            cursor.execute(
-                f"SELECT position FROM {self._table} WHERE incarnation = ?", (incarnation,)
-            )
+            cursor.execute(f"SELECT position FROM {self._table} WHERE {self._key} = ?", (key,))
             row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def set(self, incarnation: str, position: int) -> None:
+    def set(self, key: str, position: int) -> None:
         with self._db.transaction() as cursor:
             cursor.execute(
-                f"INSERT INTO {self._table} (incarnation, position) VALUES (?, ?) "
-                "ON CONFLICT (incarnation) DO UPDATE SET position = excluded.position",
-                (incarnation, position),
+                f"INSERT INTO {self._table} ({self._key}, position) VALUES (?, ?) "
+                f"ON CONFLICT ({self._key}) DO UPDATE SET position = excluded.position",
+                (key, position),
             )
+
+
+class RelayPositions(LogPositions):
+    """How far the relay got, per broker incarnation."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database, "outbox_positions", key="incarnation")
 
 
 class OutboxRelay:

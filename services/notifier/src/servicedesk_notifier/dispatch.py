@@ -43,6 +43,7 @@ from servicedesk_runtime.metrics import (
     NOTIFICATIONS_RESENT,
     NOTIFICATIONS_SENT,
 )
+from servicedesk_runtime.relay import LogPositions
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
 
@@ -68,30 +69,18 @@ class DispatchLog:
 
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._positions = database.table("notifier_dispatch_position")
+        self._positions = LogPositions(database, "notifier_dispatch_position")
         self._started = database.table("notifier_dispatch_started")
         with database.transaction() as cursor:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {self._positions} ("
-                "name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-            )
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._started} (delivery_id TEXT PRIMARY KEY)"
             )
 
     def position(self) -> int:
-        with self._db.transaction() as cursor:
-            cursor.execute(f"SELECT position FROM {self._positions} WHERE name = ?", (self.NAME,))
-            row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        return self._positions.get(self.NAME)
 
     def advance(self, position: int) -> None:
-        with self._db.transaction() as cursor:
-            cursor.execute(
-                f"INSERT INTO {self._positions} (name, position) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (self.NAME, position),
-            )
+        self._positions.set(self.NAME, position)
 
     def start(self, delivery_id: uuid.UUID) -> bool:
         """Marks a delivery as started; True when it was started before and never
