@@ -51,6 +51,9 @@ Email = Annotated[str, AfterValidator(_email)]
 Text = Annotated[str, Field(min_length=1, max_length=20_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+WorkType = Annotated[str, Field(min_length=1, max_length=60)]
+PriorityName = Annotated[str, Field(min_length=1, max_length=10)]
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 UtcDatetime = AwareDatetime
 
 
@@ -146,11 +149,11 @@ class TicketStatusChanged(Message):
 
 
 class ChangeTicketPriorityData(Data):
-    priority: Annotated[str, Field(min_length=1, max_length=10)]
+    priority: PriorityName
     changed_by: Name
     by_customer: bool = False
     """A customer's override (allowed only where the agreement lets customers override)."""
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: Reason
 
 
 class ChangeTicketPriority(Message):
@@ -224,13 +227,13 @@ class LogTimeData(Data):
     agent: Name
     started_at: UtcDatetime
     duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
-    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    work_type: WorkType = "support"
     billable: bool = True
 
 
 class TimerData(Data):
     agent: Name
-    work_type: Annotated[str, Field(min_length=1, max_length=60)] = "support"
+    work_type: WorkType = "support"
     billable: bool = True
 
 

@@ -1,6 +1,8 @@
 """The agents' HTTP API (OpenAPI at /docs): commands go out on topics, queries read the
 gateway's own view. Everything a route needs sits on `app.state` (set by `create_http_app`),
-so routes are plain module-level functions."""
+so routes are plain module-level functions. Query routes are `async`: they run on the
+event loop, where the follower applies events, so they never read the view while it
+changes (a sync route would run in a worker thread)."""
 
 import time
 import uuid
@@ -38,8 +40,8 @@ class StatusChange(BaseModel):
 
 
 class PriorityChange(BaseModel):
-    priority: Annotated[str, Field(min_length=1, max_length=10)]
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    priority: m.PriorityName
+    reason: m.Reason
     by_customer: bool = False
     """Set when passing on the customer's own override (portal); the agreement decides."""
 
@@ -51,7 +53,7 @@ class AgentReply(BaseModel):
 class TimeEntry(BaseModel):
     started_at: AwareDatetime
     duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
-    work_type: str = "support"
+    work_type: m.WorkType = "support"
     billable: bool = True
 
 
@@ -135,7 +137,7 @@ class PlanAgreementRequest(m.PlanSelection):
 
 
 @router.get("/plans", tags=["agreements"])
-def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
+async def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
     """The plan catalogue (DOMAIN.md's providers) that agreements may name."""
     return [plan.model_dump(mode="json") for plan in plans.PLANS.values()]
 
@@ -159,7 +161,7 @@ async def register_plan_agreement(
 
 
 @router.get("/agreements/{agreement_id}", tags=["agreements"])
-def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+async def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
     agreement = _view(request).agreements.get(agreement_id)
     if agreement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
@@ -182,7 +184,7 @@ async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) 
 
 
 @router.get("/tickets", tags=["tickets"])
-def list_tickets(
+async def list_tickets(
     request: Request,
     _: AnyCaller,
     status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None,
@@ -195,7 +197,7 @@ def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", tags=["tickets"])
-def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+async def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
     return _ticket_or_404(request, ticket_id)
 
 
@@ -243,7 +245,7 @@ async def log_time(
 
 
 class Timer(BaseModel):
-    work_type: str = "support"
+    work_type: m.WorkType = "support"
     billable: bool = True
 
 
@@ -298,7 +300,7 @@ async def top_up_bundle(
 
 
 @router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"])
-def get_evaluation(
+async def get_evaluation(
     request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
 ) -> dict[str, Any]:
     """The month's evaluation: tickets opened, time to first response, targets met."""
@@ -312,7 +314,7 @@ def get_evaluation(
     tags=["billing"],
     responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
 )
-def get_statement(
+async def get_statement(
     request: Request,
     agreement_id: uuid.UUID,
     month: str,
