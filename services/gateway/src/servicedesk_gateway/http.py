@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from servicedesk_contracts import Message, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.guard import RequireBearerToken
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_gateway.reports import evaluation
 from servicedesk_gateway.statements import as_csv, as_html
@@ -351,18 +352,23 @@ def create_http_app(
     publish: Publish,
     callers: dict[str, Caller],
     now: Callable[[], datetime],
+    max_body_bytes: int = 1 << 20,
 ) -> FastAPI:
+    """`max_body_bytes`: larger request bodies are refused with 413 as they arrive (by
+    Content-Length, or counted while a chunked body streams in), never buffered."""
     app = FastAPI(
         title="servicedesk gateway",
         description="Agents' API: submit and work tickets, register agreements, read "
         "statements. Commands are accepted (202) and applied by the services; queries "
         "read a view built from the event topics.",
         version="1",
+        max_body_size=max_body_bytes,
     )
     app.state.read_model = read_model
     app.state.publish = publish
     app.state.callers = callers
     app.state.now = now
+    app.add_middleware(RequireBearerToken, callers=callers)  # before any body is read
     app.middleware("http")(_count_requests)
     app.include_router(router)
     return app

@@ -44,7 +44,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
             topic, message.to_json(), key=message.kafka_key(), headers=message.kafka_headers()
         )
 
-    app = create_http_app(read_model, publish, callers, clock.now)
+    app = create_http_app(read_model, publish, callers, clock.now, settings.gateway_max_body_bytes)
     add_ops_routes(app, NAME, lambda: follower.caught_up)
     SERVICE_UP.labels(NAME).set(1)
     try:
