@@ -63,7 +63,8 @@ class StatementRequest(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The command was published; `location` is where its result will show."""
+    """The command is stored and will be published (it survives a restart of the gateway or
+    the broker); `location` is where its result will show."""
 
     id: uuid.UUID
     command_id: uuid.UUID
