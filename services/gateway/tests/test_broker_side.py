@@ -20,7 +20,6 @@ from servicedesk_gateway.outbox import store_command
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.ends import end_offsets
-from servicedesk_runtime.kafka import new_producer
 from servicedesk_runtime.relay import RelayPositions
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
@@ -83,13 +82,10 @@ async def test_a_stored_command_reaches_every_new_broker_with_the_same_bytes(
     broker = EmbeddedBroker()
     broker.start()
     views: list[ReadModel] = []
-    producer = new_producer(broker.bootstrap, "gateway")
-    await producer.start()
     side = BrokerSide(
         bootstrap=broker.bootstrap,
         store=service_store,
         positions=RelayPositions(database),
-        producer=producer,
         show=views.append,
         check_every=0.2,
     )
@@ -122,5 +118,4 @@ async def test_a_stored_command_reaches_every_new_broker_with_the_same_bytes(
     finally:
         stop.set()
         await running
-        await producer.stop()
         broker.stop()

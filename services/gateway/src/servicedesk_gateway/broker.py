@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -24,13 +25,15 @@ from aiokafka.errors import KafkaError
 from servicedesk_gateway.follower import TopicFollower
 from servicedesk_gateway.outbox import translate
 from servicedesk_gateway.read_model import ReadModel
-from servicedesk_runtime.kafka import broker_incarnation, ensure_topics
+from servicedesk_runtime.kafka import broker_incarnation, ensure_topics, new_producer
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.relay import OutboxRelay, RelayPositions
 from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
 MAX_BACKOFF_SECONDS = 30.0
+STOP_GRACE_SECONDS = 5.0
+T = TypeVar("T")
 
 
 class BrokerSide:
@@ -43,7 +46,6 @@ class BrokerSide:
         bootstrap: str,
         store: ServiceStore,
         positions: RelayPositions,
-        producer: AIOKafkaProducer,
         show: Callable[[ReadModel], None],
         relay_batch_max: int = 500,
         poll_interval: float = 0.05,
@@ -52,7 +54,6 @@ class BrokerSide:
         self.bootstrap = bootstrap
         self.store = store
         self.positions = positions
-        self.producer = producer
         self.show = show
         self.relay_batch_max = relay_batch_max
         self.poll_interval = poll_interval
@@ -86,8 +87,19 @@ class BrokerSide:
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _follow_one_incarnation(self, stop: asyncio.Event) -> None:
-        incarnation = await broker_incarnation(self.bootstrap)
-        await ensure_topics(self.bootstrap)
+        incarnation = await _unless_stopped(self._connect(), stop)
+        if incarnation is None:
+            return
+        producer = new_producer(self.bootstrap, "gateway")
+        await producer.start()
+        try:
+            await self._run_incarnation(incarnation, producer, stop)
+        finally:
+            await producer.stop()
+
+    async def _run_incarnation(
+        self, incarnation: str, producer: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
         view = ReadModel()
         self._follower = TopicFollower(self.bootstrap, view)
         self.show(view)
@@ -96,7 +108,7 @@ class BrokerSide:
         done = asyncio.Event()  # this incarnation is over: replaced, stopping or failed
         tasks = [
             asyncio.create_task(self._follower.run(done), name="follower"),
-            asyncio.create_task(self._keep_relaying(incarnation, done), name="relay"),
+            asyncio.create_task(self._keep_relaying(incarnation, producer, done), name="relay"),
             asyncio.create_task(self._until_replaced(incarnation, done), name="watch"),
         ]
         stopping = asyncio.create_task(stop.wait())
@@ -106,12 +118,24 @@ class BrokerSide:
             self._follower = None  # not ready from here on
             done.set()
             stopping.cancel()
+            # Each task ends at `done`; one stuck on an unreachable broker is cancelled.
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+            for task in stuck:
+                task.cancel()
             results = await asyncio.gather(*tasks, stopping, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 raise result
 
-    async def _keep_relaying(self, incarnation: str, done: asyncio.Event) -> None:
+    async def _connect(self) -> str:
+        """The broker's incarnation, once it answers and has every topic."""
+        incarnation = await broker_incarnation(self.bootstrap)
+        await ensure_topics(self.bootstrap)
+        return incarnation
+
+    async def _keep_relaying(
+        self, incarnation: str, producer: AIOKafkaProducer, done: asyncio.Event
+    ) -> None:
         """Publishes stored commands to this incarnation; a failed relay (a broker that
         refuses produce requests for a while after a restart) starts again after a pause,
         from its recorded position."""
@@ -121,7 +145,7 @@ class BrokerSide:
                 service="gateway",
                 store=self.store,
                 positions=self.positions,
-                producer=self.producer,
+                producer=producer,
                 incarnation=incarnation,
                 translate=translate,
                 batch_max=self.relay_batch_max,
@@ -152,3 +176,17 @@ class BrokerSide:
             if current != incarnation:
                 log.warning("broker_replaced", old=incarnation, new=current)
                 return
+
+
+async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """The awaitable's result, or None (and it is cancelled) when `stop` comes first."""
+    work = asyncio.ensure_future(awaitable)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return None

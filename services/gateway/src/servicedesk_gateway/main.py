@@ -15,7 +15,6 @@ from servicedesk_gateway.outbox import store_command
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
-from servicedesk_runtime.kafka import new_producer
 from servicedesk_runtime.logs import configure_logging, get_logger
 from servicedesk_runtime.metrics import SERVICE_UP
 from servicedesk_runtime.ops import add_ops_routes, serve_http
@@ -40,8 +39,6 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     url = DatabaseUrl.parse(settings.database_url_for(NAME), NAME)
     database = Database(url)  # first: it makes the SQLite file's directory
     store = ServiceStore(url, NAME)
-    producer = new_producer(settings.kafka_bootstrap_servers, NAME)
-    await producer.start()
 
     async def accept(topic: str, message: Message) -> None:
         """Stored (committed) before the caller hears 202; the relay publishes it."""
@@ -53,7 +50,6 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
         bootstrap=settings.kafka_bootstrap_servers,
         store=store,
         positions=RelayPositions(database),
-        producer=producer,
         show=lambda view: setattr(app.state, "read_model", view),
         relay_batch_max=settings.relay_batch_max,
         poll_interval=settings.poll_interval_seconds,
@@ -65,7 +61,6 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
             broker.run(stop), serve_http(app, settings.http_host, settings.http_port, stop)
         )
     finally:
-        await producer.stop()
         store.close()
         database.close()
         SERVICE_UP.labels(NAME).set(0)
