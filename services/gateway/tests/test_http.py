@@ -276,3 +276,10 @@ async def test_ticket_lists_stay_whole_while_the_view_changes(
         await writer
     assert {r.status_code for r in responses} == {200}
     assert min(len(r.json()) for r in responses) >= 2000
+
+
+async def test_a_malformed_statement_month_is_422_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/agreements/{uuid.uuid4()}/statements/2026-13", headers=AGENT)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["path", "month"]

@@ -319,7 +319,7 @@ async def get_evaluation(
 async def get_statement(
     request: Request,
     agreement_id: uuid.UUID,
-    month: str,
+    month: m.Month,
     _: AnyCaller,
     format: Literal["json", "csv", "html"] = "json",
 ) -> Any:
