@@ -38,6 +38,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -u bench/sla_timers.py
 	$(BIN)/python -u bench/statements.py
 	$(BIN)/python -u bench/notifier_mail.py
+	$(BIN)/python -u bench/gateway_accept.py
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m servicedesk_contracts.schemas

@@ -46,7 +46,7 @@ SERVICES: dict[str, tuple[str, int, str | None]] = {
     "sla-timer": ("servicedesk_sla_timer", 9103, "sla_timer"),
     "billing": ("servicedesk_billing", 9104, "billing"),
     "notifier": ("servicedesk_notifier", 9105, "notifier"),
-    "gateway": ("servicedesk_gateway", 8080, None),
+    "gateway": ("servicedesk_gateway", 8080, "gateway"),
 }
 # Topic names are spelled once, in the contracts; read from source so no import is needed.
 TOPICS_MODULE = ROOT / "contracts" / "src" / "servicedesk_contracts" / "topics.py"

@@ -82,6 +82,9 @@ Subject = Annotated[str, OneLine, Field(min_length=1, max_length=300)]
 Label = Annotated[str, OneLine, Field(min_length=1, max_length=60)]
 """A short single-line term: category, impact, urgency, work type."""
 Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+WorkType = Label
+PriorityName = Annotated[str, Field(min_length=1, max_length=10)]
+Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 UtcDatetime = Rfc3339Datetime
 
 
@@ -177,11 +180,11 @@ class TicketStatusChanged(Message):
 
 
 class ChangeTicketPriorityData(Data):
-    priority: Annotated[str, Field(min_length=1, max_length=10)]
+    priority: PriorityName
     changed_by: Name
     by_customer: bool = False
     """A customer's override (allowed only where the agreement lets customers override)."""
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reason: Reason
 
 
 class ChangeTicketPriority(Message):

@@ -4,6 +4,8 @@ test drives the same API against the real broker.)"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -195,3 +197,91 @@ async def test_agreements_by_plan_are_checked_against_the_catalogue(
     assert topic == topics.BILLING_COMMANDS
     assert isinstance(message, m.RegisterPlanAgreement)
     assert message.data.extensions == ["premium"]
+
+
+def opened_ticket(n: int = 0) -> m.TicketOpened:
+    return m.TicketOpened.create(
+        producer="intake",
+        subject_id=uuid.uuid4(),
+        data={
+            **ticket_body(),
+            "channel": "phone",
+            "reference": f"SD-{n:06d}",
+            "received_at": NOW,
+        },
+    )
+
+
+@pytest.mark.parametrize("route", ["time-entries", "timer", "timer/stop"])
+async def test_an_empty_work_type_is_422_naming_the_field(
+    client: httpx.AsyncClient, view: ReadModel, published: list[tuple[str, Message]], route: str
+) -> None:
+    ticket = opened_ticket()
+    view.apply(ticket)
+    body = {"started_at": "2026-11-24T08:00:00Z", "duration_minutes": 10, "work_type": ""}
+    response = await client.post(f"/tickets/{ticket.subject_id}/{route}", json=body, headers=AGENT)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "work_type"]
+    assert published == []
+
+
+def test_http_models_constrain_their_fields_as_the_contract_does() -> None:
+    """A field the HTTP API takes and passes on to a contract message must be validated
+    alike on both paths: otherwise HTTP accepts what the message refuses (a 500)."""
+    from servicedesk_gateway import http
+
+    pairs = [
+        (http.TimeEntry, m.LogTimeData),
+        (http.Timer, m.TimerData),
+        (http.PriorityChange, m.ChangeTicketPriorityData),
+        (http.StatusChange, m.ChangeTicketStatusData),
+        (http.AgentReply, m.ReplyAsAgentData),
+        (http.StatementRequest, m.IssueStatementData),
+    ]
+    for model, contract in pairs:
+        for name, field_info in model.model_fields.items():
+            theirs = contract.model_fields[name]
+            assert (field_info.annotation, field_info.metadata) == (
+                theirs.annotation,
+                theirs.metadata,
+            ), f"{model.__name__}.{name} differs from {contract.__name__}.{name}"
+
+
+async def test_ticket_lists_stay_whole_while_the_view_changes(
+    client: httpx.AsyncClient, view: ReadModel
+) -> None:
+    """The follower applies events on the event loop; queries must not read the view from
+    another thread meanwhile ("dictionary changed size during iteration" was a 500)."""
+    for n in range(2000):
+        view.apply(opened_ticket(n))
+    applying = True
+
+    async def apply_events() -> None:
+        n = 2000
+        while applying:
+            for _ in range(50):
+                view.apply(opened_ticket(n))
+                n += 1
+            await asyncio.sleep(0)
+
+    writer = asyncio.create_task(apply_events())
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often: a race shows at once
+    try:
+        responses = await asyncio.gather(
+            *(client.get("/tickets", headers=AGENT) for _ in range(40))
+        )
+    finally:
+        sys.setswitchinterval(switch_interval)
+        applying = False
+        await writer
+    assert {r.status_code for r in responses} == {200}
+    assert min(len(r.json()) for r in responses) >= 2000
+
+
+async def test_a_malformed_statement_month_is_422_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/agreements/{uuid.uuid4()}/statements/2026-13", headers=AGENT)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["path", "month"]

@@ -52,7 +52,7 @@ class StackConfig:
         return f"{self.database_url}{separator}schema={schema}"
 
     def env_for(self, service: str) -> dict[str, str]:
-        env = {
+        return {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HTTP_HOST": "127.0.0.1",
@@ -62,11 +62,10 @@ class StackConfig:
             "SMTP_PORT": str(self.smtp_port),
             "ALERT_EMAIL": self.alert_email,
             "GATEWAY_TOKENS": self.gateway_tokens,
+            # Every service stores events, the gateway too (the commands it accepted).
+            "DATABASE_URL": self.database_for(service),
             **self.extra_env,
         }
-        if service != "gateway":
-            env["DATABASE_URL"] = self.database_for(service)
-        return env
 
 
 class Stack:

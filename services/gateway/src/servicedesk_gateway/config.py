@@ -9,3 +9,6 @@ class GatewaySettings(ServiceSettings):
         default="",
         description="Comma-separated token:role[:name] entries; role is agent or admin.",
     )
+    gateway_max_body_bytes: int = Field(
+        default=1 << 20, ge=0, description="Larger request bodies are refused with 413."
+    )

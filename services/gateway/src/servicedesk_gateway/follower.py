@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from servicedesk_contracts import InvalidMessage, decode, topics
 from servicedesk_gateway.read_model import ReadModel
+from servicedesk_runtime.ends import end_offsets
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import CONSUMER_LAG, MESSAGES_CONSUMED, TICKETS_BY_STATUS
 
@@ -24,12 +25,16 @@ FOLLOWED = (
 
 
 class TopicFollower:
-    """No consumer group and no stored positions: the view is rebuilt from offset 0 at
-    every start, so each gateway replica holds the whole view."""
+    """No consumer group and no stored positions: the view is built from offset 0, so each
+    gateway replica holds the whole view. One follower serves one broker incarnation (see
+    `broker.py`); a new broker gets a new follower and an empty view."""
 
-    def __init__(self, bootstrap: str, read_model: ReadModel) -> None:
+    def __init__(self, bootstrap: str, read_model: ReadModel, max_records: int = 2000) -> None:
         self.read_model = read_model
         self.caught_up = False
+        """True once everything the topics held when the follower started is in the view."""
+        self._bootstrap = bootstrap
+        self._max_records = max_records
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
@@ -41,9 +46,10 @@ class TopicFollower:
         await self._consumer.start()
         try:
             partitions = await self._assign_all()
-            start_ends = await self._consumer.end_offsets(partitions)
+            # Ends read past, not as the broker reports them (Tansu's stop early).
+            start_ends = await end_offsets(self._bootstrap, partitions)
             while not stop.is_set():
-                batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=self._max_records)
                 for tp, records in batch.items():
                     for record in records:
                         self._apply(record.value)
@@ -61,6 +67,8 @@ class TopicFollower:
             self.read_model.apply(decode(value))
         except InvalidMessage as invalid:
             log.warning("view_skipped_invalid_message", reason=invalid.reason)
+        except Exception as error:  # one message the view cannot take must not stop it
+            log.error("view_skipped_message", error=repr(error)[:500])
 
     async def _assign_all(self) -> list[TopicPartition]:
         partitions = []

@@ -1,6 +1,8 @@
 """The agents' HTTP API (OpenAPI at /docs): commands go out on topics, queries read the
 gateway's own view. Everything a route needs sits on `app.state` (set by `create_http_app`),
-so routes are plain module-level functions."""
+so routes are plain module-level functions. Query routes are `async`: they run on the
+event loop, where the follower applies events, so they never read the view while it
+changes (a sync route would run in a worker thread)."""
 
 import json
 import time
@@ -13,11 +15,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from servicedesk_contracts import Message, calendars, plans, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.guard import RequireBearerToken
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_gateway.reports import evaluation
 from servicedesk_gateway.statements import as_csv, as_html
@@ -41,8 +44,8 @@ class StatusChange(BaseModel):
 
 
 class PriorityChange(BaseModel):
-    priority: Annotated[str, Field(min_length=1, max_length=10)]
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    priority: m.PriorityName
+    reason: m.Reason
     by_customer: bool = False
     """Set when passing on the customer's own override (portal); the agreement decides."""
 
@@ -52,9 +55,9 @@ class AgentReply(BaseModel):
 
 
 class TimeEntry(BaseModel):
-    started_at: AwareDatetime
+    started_at: m.UtcDatetime
     duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
-    work_type: str = "support"
+    work_type: m.WorkType = "support"
     billable: bool = True
 
 
@@ -63,7 +66,8 @@ class StatementRequest(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The command was published; `location` is where its result will show."""
+    """The command is stored and will be published (it survives a restart of the gateway or
+    the broker); `location` is where its result will show."""
 
     id: uuid.UUID
     command_id: uuid.UUID
@@ -157,7 +161,7 @@ class PlanAgreementRequest(m.PlanSelection):
 
 
 @router.get("/plans", tags=["agreements"])
-def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
+async def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
     """The plan catalogue (DOMAIN.md's providers) that agreements may name."""
     return [plan.model_dump(mode="json") for plan in plans.PLANS.values()]
 
@@ -183,7 +187,7 @@ async def register_plan_agreement(
 
 
 @router.get("/agreements/{agreement_id}", tags=["agreements"])
-def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+async def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
     agreement = _view(request).agreements.get(agreement_id)
     if agreement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
@@ -207,7 +211,7 @@ async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) 
 
 
 @router.get("/tickets", tags=["tickets"])
-def list_tickets(
+async def list_tickets(
     request: Request,
     _: AnyCaller,
     status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None,
@@ -220,7 +224,7 @@ def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", tags=["tickets"])
-def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+async def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
     return _ticket_or_404(request, ticket_id)
 
 
@@ -268,7 +272,7 @@ async def log_time(
 
 
 class Timer(BaseModel):
-    work_type: str = "support"
+    work_type: m.WorkType = "support"
     billable: bool = True
 
 
@@ -337,7 +341,7 @@ async def top_up_bundle(
 
 
 @router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"])
-def get_evaluation(
+async def get_evaluation(
     request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
 ) -> dict[str, Any]:
     """The month's evaluation: tickets opened, time to first response, targets met."""
@@ -351,10 +355,10 @@ def get_evaluation(
     tags=["billing"],
     responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
 )
-def get_statement(
+async def get_statement(
     request: Request,
     agreement_id: uuid.UUID,
-    month: str,
+    month: m.Month,
     _: AnyCaller,
     format: Literal["json", "csv", "html"] = "json",
 ) -> Any:
@@ -396,13 +400,17 @@ def create_http_app(
     publish: Publish,
     callers: dict[str, Caller],
     now: Callable[[], datetime],
+    max_body_bytes: int = 1 << 20,
 ) -> FastAPI:
+    """`max_body_bytes`: larger request bodies are refused with 413 as they arrive (by
+    Content-Length, or counted while a chunked body streams in), never buffered."""
     app = FastAPI(
         title="servicedesk gateway",
         description="Agents' API: submit and work tickets, register agreements, read "
         "statements. Commands are accepted (202) and applied by the services; queries "
         "read a view built from the event topics.",
         version="1",
+        max_body_size=max_body_bytes,
     )
     app.state.read_model = read_model
     app.state.publish = publish
@@ -412,6 +420,7 @@ def create_http_app(
     app.state.registering = set()
     # Whether the view has caught up with the topics (the composition root sets it).
     app.state.view_ready = lambda: False
+    app.add_middleware(RequireBearerToken, callers=callers)  # before any body is read
     app.middleware("http")(_count_requests)
     app.exception_handler(RequestValidationError)(_validation_failed)
     app.include_router(router)

@@ -8,15 +8,18 @@ import signal
 
 from servicedesk_contracts import Message
 from servicedesk_gateway.auth import parse_tokens
+from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.config import GatewaySettings
-from servicedesk_gateway.follower import TopicFollower
 from servicedesk_gateway.http import create_http_app
+from servicedesk_gateway.outbox import store_command
 from servicedesk_gateway.read_model import ReadModel
 from servicedesk_runtime.clock import Clock, SystemClock
-from servicedesk_runtime.kafka import ensure_topics, new_producer
+from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.logs import configure_logging, get_logger
 from servicedesk_runtime.metrics import SERVICE_UP
 from servicedesk_runtime.ops import add_ops_routes, serve_http
+from servicedesk_runtime.relay import RelayPositions
+from servicedesk_runtime.store import ServiceStore
 
 NAME = "gateway"
 log = get_logger(__name__)
@@ -33,27 +36,34 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await ensure_topics(settings.kafka_bootstrap_servers)
-    producer = new_producer(settings.kafka_bootstrap_servers, NAME)
-    await producer.start()
-    read_model = ReadModel()
-    follower = TopicFollower(settings.kafka_bootstrap_servers, read_model)
+    url = DatabaseUrl.parse(settings.database_url_for(NAME), NAME)
+    database = Database(url)  # first: it makes the SQLite file's directory
+    store = ServiceStore(url, NAME)
 
-    async def publish(topic: str, message: Message) -> None:
-        await producer.send_and_wait(
-            topic, message.to_json(), key=message.kafka_key(), headers=message.kafka_headers()
-        )
+    async def accept(topic: str, message: Message) -> None:
+        """Stored (committed) before the caller hears 202; the relay publishes it."""
+        await store_command(store, topic, message)
+        broker.wake_relay()
 
-    app = create_http_app(read_model, publish, callers, clock.now)
-    add_ops_routes(app, NAME, lambda: follower.caught_up)
-    app.state.view_ready = lambda: follower.caught_up
+    app = create_http_app(ReadModel(), accept, callers, clock.now, settings.gateway_max_body_bytes)
+    broker = BrokerSide(
+        bootstrap=settings.kafka_bootstrap_servers,
+        store=store,
+        positions=RelayPositions(database),
+        show=lambda view: setattr(app.state, "read_model", view),
+        relay_batch_max=settings.relay_batch_max,
+        poll_interval=settings.poll_interval_seconds,
+    )
+    add_ops_routes(app, NAME, broker.ready)
+    app.state.view_ready = broker.ready
     SERVICE_UP.labels(NAME).set(1)
     try:
         await asyncio.gather(
-            follower.run(stop), serve_http(app, settings.http_host, settings.http_port, stop)
+            broker.run(stop), serve_http(app, settings.http_host, settings.http_port, stop)
         )
     finally:
-        await producer.stop()
+        store.close()
+        database.close()
         SERVICE_UP.labels(NAME).set(0)
 
 
