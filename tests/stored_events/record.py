@@ -36,12 +36,14 @@ from servicedesk_stack.stack import SERVICES, Stack, StackConfig
 GOLDEN = Path(__file__).parents[1] / "data" / "stored_events"
 ADMIN = {"Authorization": "Bearer admin-token"}
 AGENT = {"Authorization": "Bearer agent-token"}
-STORED = [s for s in SERVICES if s != "gateway"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--suffix", default=datetime.now(UTC).strftime("%Y-%m"))
+    parser.add_argument(
+        "--services", nargs="*", default=list(SERVICES), help="whose stores to write (all)"
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as folder,
@@ -62,7 +64,7 @@ def main() -> None:
             time.sleep(5)  # a script, not a test: let the last events settle
         finally:
             stack.stop()
-        for service in STORED:
+        for service in args.services:
             write_golden(
                 service, Path(config.database_for(service).removeprefix("sqlite:///")), args.suffix
             )
