@@ -67,6 +67,28 @@ async def broker_incarnation(bootstrap: str) -> str:
         await admin.close()
 
 
+async def until_replaced(
+    bootstrap: str, incarnation: str, stop: asyncio.Event, every: float = 10
+) -> str | None:
+    """Returns the broker's new incarnation once it is no longer `incarnation` (an embedded
+    broker restarted under us), or None when `stop` is set first. An unreachable broker is
+    not a new one: the clients retry meanwhile, and so does this watch."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return None
+        try:
+            current = await asyncio.wait_for(broker_incarnation(bootstrap), timeout=every * 5)
+        except (KafkaError, OSError, TimeoutError) as error:
+            log.info("broker_unreachable", error=repr(error))
+            continue
+        if current != incarnation:
+            log.warning("broker_replaced", old=incarnation, new=current)
+            return current
+    return None
+
+
 def new_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,

@@ -10,13 +10,17 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.consumer import Handler, TrackedConsumer
 from servicedesk_runtime.database import Database, DatabaseUrl
-from servicedesk_runtime.kafka import broker_incarnation, ensure_topics, new_producer
+from servicedesk_runtime.kafka import (
+    broker_incarnation,
+    ensure_topics,
+    new_producer,
+    until_replaced,
+)
 from servicedesk_runtime.logs import configure_logging, get_logger
 from servicedesk_runtime.metrics import SERVICE_UP
 from servicedesk_runtime.ops import add_ops_routes, serve_http
@@ -149,18 +153,9 @@ async def _watch_incarnation(
     """Stops the service when the broker's incarnation changes under it: its recorded
     positions belong to the old broker, and a restart is how it recovers (republish the
     log, forget old positions), so let the supervisor restart it."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            current = await asyncio.wait_for(broker_incarnation(bootstrap), timeout=every)
-        except (KafkaError, OSError, TimeoutError) as error:
-            log.info("broker_unreachable", error=repr(error))  # the clients retry meanwhile
-            continue
-        if current != incarnation:
-            raise BrokerReplaced(f"broker changed from {incarnation} to {current}; restart")
+    current = await until_replaced(bootstrap, incarnation, stop, every)
+    if current is not None:
+        raise BrokerReplaced(f"broker changed from {incarnation} to {current}; restart")
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

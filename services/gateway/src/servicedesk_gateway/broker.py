@@ -20,14 +20,19 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from servicedesk_gateway.follower import TopicFollower
 from servicedesk_gateway.outbox import translate
 from servicedesk_gateway.read_model import ReadModel
-from servicedesk_runtime.kafka import broker_incarnation, ensure_topics, new_producer
+from servicedesk_runtime.kafka import (
+    broker_incarnation,
+    ensure_topics,
+    new_producer,
+    until_replaced,
+)
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.relay import OutboxRelay, RelayPositions
+from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
@@ -75,16 +80,15 @@ class BrokerSide:
         """Follows one incarnation after another until `stop`; a failed round (broker
         unreachable too long, a follower error) is logged and started again after a
         growing pause, with `/health` at 503 meanwhile."""
-        backoff = 1.0
-        while not stop.is_set():
-            try:
-                await self._follow_one_incarnation(stop)
-                backoff = 1.0
-            except Exception as error:
-                log.error("broker_side_failed", error=repr(error), retry_in=backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        with contextlib.suppress(Stopped):
+            while not stop.is_set():
+                await retry(
+                    lambda: self._follow_one_incarnation(stop),
+                    retry_on=(Exception,),
+                    stop=stop,
+                    what="gateway broker side",
+                    backoff=Backoff(first=1.0, longest=MAX_BACKOFF_SECONDS),
+                )
 
     async def _follow_one_incarnation(self, stop: asyncio.Event) -> None:
         incarnation = await _unless_stopped(self._connect(), stop)
@@ -136,46 +140,23 @@ class BrokerSide:
     async def _keep_relaying(
         self, incarnation: str, producer: AIOKafkaProducer, done: asyncio.Event
     ) -> None:
-        """Publishes stored commands to this incarnation; a failed relay (a broker that
-        refuses produce requests for a while after a restart) starts again after a pause,
-        from its recorded position."""
-        backoff = 0.5
-        while not done.is_set():
-            self._relay = OutboxRelay(
-                service="gateway",
-                store=self.store,
-                positions=self.positions,
-                producer=producer,
-                incarnation=incarnation,
-                translate=translate,
-                batch_max=self.relay_batch_max,
-                poll_interval=self.poll_interval,
-            )
-            try:
-                await self._relay.run(done)
-            except Exception as error:
-                log.warning("relay_failed", error=repr(error), retry_in=backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), timeout=backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        """Publishes stored commands to this incarnation (the relay waits out a broker
+        that refuses produce requests for a while after a restart)."""
+        self._relay = OutboxRelay(
+            service="gateway",
+            store=self.store,
+            positions=self.positions,
+            producer=producer,
+            incarnation=incarnation,
+            translate=translate,
+            batch_max=self.relay_batch_max,
+            poll_interval=self.poll_interval,
+        )
+        await self._relay.run(done)
 
     async def _until_replaced(self, incarnation: str, done: asyncio.Event) -> None:
         """Returns when the broker's incarnation is no longer `incarnation`."""
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=self.check_every)
-            if done.is_set():
-                return
-            try:
-                current = await asyncio.wait_for(
-                    broker_incarnation(self.bootstrap), timeout=self.check_every * 5
-                )
-            except (KafkaError, OSError, TimeoutError) as error:
-                log.info("broker_unreachable", error=repr(error))  # the clients retry
-                continue
-            if current != incarnation:
-                log.warning("broker_replaced", old=incarnation, new=current)
-                return
+        await until_replaced(self.bootstrap, incarnation, done, self.check_every)
 
 
 async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
