@@ -37,6 +37,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -u bench/pipeline.py --tickets 300 --rate 20
 	$(BIN)/python -u bench/sla_timers.py
 	$(BIN)/python -u bench/statements.py
+	$(BIN)/python -u bench/fault_suite.py --tickets 10000 --kills 12
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m servicedesk_contracts.schemas
