@@ -930,7 +930,9 @@ class FaultSuite:
             return "DEAD-LETTERED" if h.key in lettered else "read past as a duplicate"
         if h.key in lettered:
             return "dl:" + lettered[h.key].headers.get("error_reason", b"NO REASON").decode()
-        if h.subject in accepted:
+        if (h.request and ticket_id_for_request(h.request) in opened) or (
+            h.subject and h.subject in accepted
+        ):
             return "OPENED"
         return "NEITHER DEAD-LETTERED NOR OPENED"
 
@@ -1045,18 +1047,30 @@ def _hostile_one(n: int, rnd: random.Random) -> Hostile:
     if kind in RAW_VARIANTS:
         variant, make = rnd.choice(sorted(RAW_VARIANTS[kind].items()))
         return Hostile(f"{kind}:{variant}".rstrip(":"), key, make(rnd), "dead_letter")
-    document = _valid(n)
-    subject = document["data"]["subject"]
+    document = _valid(n, subject=f"Hostile request {n}")
     if kind == "huge_integer":
         value = _dumps(document).replace(
             b'"schema_version": 1', b'"schema_version": ' + b"7" * 5000
         )
-        return Hostile(kind, key, value, "dead_letter", subject=subject)
+        return Hostile(kind, key, value, "dead_letter", subject=f"Hostile request {n}")
     variant, change = rnd.choice(sorted(DOCUMENT_VARIANTS[kind].items()))
     change(document)
+    data = document.get("data")
     return Hostile(
-        f"{kind}:{variant}".rstrip(":"), key, _dumps(document), "dead_letter", subject=subject
+        f"{kind}:{variant}".rstrip(":"),
+        key,
+        _dumps(document),
+        "dead_letter",
+        request=_uuid_or_none(document.get("event_id")),
+        subject=data.get("subject", "") if isinstance(data, dict) else "",
     )
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
