@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +38,8 @@ def main() -> int:
     parser.add_argument("--database-url", default=POSTGRES)
     parser.add_argument("--keep", action="store_true", help="keep the logs even on success")
     args = parser.parse_args()
+    # A terminated run still stops its services and broker and drops its schemas.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = tempfile.mkdtemp(prefix="fault-suite-")
     config = SuiteConfig(
         database_url=args.database_url,

@@ -867,7 +867,7 @@ class FaultSuite:
         publisher = Publisher(self.bootstrap, max_request_size=4 * 1024 * 1024)
         started = time.monotonic()
         asyncio.run(publisher.send_all(topics.INBOUND, ((h.key, h.value) for h in batch)))
-        valid = {h.request for h in batch if h.request is not None}
+        valid = {h.request for h in batch if h.expect == "valid" and h.request is not None}
         hostile_keys = {h.key for h in batch if h.expect == "dead_letter"}
 
         def all_settled() -> bool:
