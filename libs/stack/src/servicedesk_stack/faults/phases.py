@@ -161,6 +161,8 @@ def hostile_phase(suite: Harness, tally: Tally) -> None:
     tally.rows.update(
         {f"hostile {kind}: {o}": n for kind, c in sorted(by_kind.items()) for o, n in c.items()}
     )
+    outcomes: Counter[str] = sum(by_kind.values(), Counter())
+    tally.rows.update({f"hostile, all kinds: {o}": n for o, n in sorted(outcomes.items())})
     valid_missing = sum(c["NOT OPENED"] for c in by_kind.values())
     tally.check("hostile: every valid one opened", not valid_missing, f"{valid_missing}")
     wrong = {
