@@ -135,10 +135,14 @@ class Harness:
                 raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(0.5)
 
-    def kill(self, service: str) -> bool:
+    def is_running(self, service: str) -> bool:
         process = self.stack.processes.get(service)
-        if process is None or process.poll() is not None:
+        return process is not None and process.poll() is None
+
+    def kill(self, service: str) -> bool:
+        if not self.is_running(service):
             return False  # already down, the supervisor is on it
+        process = self.stack.processes[service]
         process.send_signal(signal.SIGKILL)
         process.wait()
         return True

@@ -4,6 +4,7 @@ the whole run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -104,6 +105,10 @@ def _until(suite: Harness, moment: float) -> None:
 def _inflict(suite: Harness, fault: str, report: StormReport, handed: list[int]) -> None:
     if fault.startswith("kill:"):
         service = fault.removeprefix("kill:")
+        # One that is down (restarting after the broker changed) is killed once it is
+        # back, so that every service is killed at least once in a long run.
+        with contextlib.suppress(TimeoutError):
+            suite.wait(lambda: suite.is_running(service), 30, f"{service} to run again")
         if suite.kill(service):
             report.kills.append(service)
             suite.say(f"  kill -9 {service}")
