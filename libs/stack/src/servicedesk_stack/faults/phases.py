@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -66,7 +67,7 @@ def storm_phase(suite: Harness) -> StormReport:
     thread = threading.Thread(target=publish, name="publisher", daemon=True)
     started = time.monotonic()
     thread.start()
-    plan = _fault_plan(suite)
+    plan = fault_plan(suite.random, config.kills)
     duration = config.tickets / config.rate
     every = duration / (len(plan) + 1)
     for step, fault in enumerate(plan, start=1):
@@ -81,18 +82,20 @@ def storm_phase(suite: Harness) -> StormReport:
     return report
 
 
-def _fault_plan(suite: Harness) -> list[str]:
-    """Every service killed once (when there are kills enough), the rest at random;
-    the connection kill at a third, the broker restart at two thirds."""
+def fault_plan(rnd: random.Random, kills: int) -> list[str]:
+    """The faults in order: every service killed once (when there are kills enough), the
+    rest at random; the connection kill at a third, the broker restart at two thirds."""
     victims = list(SERVICES)
-    suite.random.shuffle(victims)
-    kills = victims[: suite.config.kills] + [
-        suite.random.choice(SERVICES) for _ in range(suite.config.kills - len(SERVICES))
-    ]
-    plan = [f"kill:{v}" for v in kills]
+    rnd.shuffle(victims)
+    chosen = victims[:kills] + [rnd.choice(SERVICES) for _ in range(kills - len(SERVICES))]
+    plan = [f"kill:{v}" for v in chosen]
     plan.insert(len(plan) // 3, "connections")
     plan.insert(2 * len(plan) // 3, "broker")
-    return plan
+    # A gateway started after the broker restart builds its view afresh and would hide
+    # whether a running one notices the new broker: kill it before the restart only.
+    at = plan.index("broker")
+    late = [f for f in plan[at:] if f == "kill:gateway"]
+    return plan[:at] + late + [f for f in plan[at:] if f != "kill:gateway"]
 
 
 def _until(suite: Harness, moment: float) -> None:
