@@ -91,11 +91,11 @@ def fault_plan(rnd: random.Random, kills: int) -> list[str]:
     plan = [f"kill:{v}" for v in chosen]
     plan.insert(len(plan) // 3, "connections")
     plan.insert(2 * len(plan) // 3, "broker")
-    # A gateway started after the broker restart builds its view afresh and would hide
-    # whether a running one notices the new broker: kill it before the restart only.
-    at = plan.index("broker")
-    late = [f for f in plan[at:] if f == "kill:gateway"]
-    return plan[:at] + late + [f for f in plan[at:] if f != "kill:gateway"]
+    # A gateway started after (or just before, into the broker's absence) the restart
+    # builds its view afresh and would hide whether a running one notices the new
+    # broker: it is killed first, long before the restart.
+    gateway = [f for f in plan if f == "kill:gateway"]
+    return gateway + [f for f in plan if f != "kill:gateway"]
 
 
 def _until(suite: Harness, moment: float) -> None:
