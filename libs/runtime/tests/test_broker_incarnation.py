@@ -32,3 +32,12 @@ async def test_a_service_stops_when_its_broker_is_replaced() -> None:
         assert not unchanged.done()  # the same broker: keeps watching
         stop.set()
         await unchanged
+
+
+async def test_a_killed_broker_restarts_on_its_port_as_a_new_incarnation() -> None:
+    first = EmbeddedBroker()
+    first.start()
+    first.kill()  # kill -9: no clean shutdown
+    with EmbeddedBroker(port=first.port) as second:
+        assert second.bootstrap == first.bootstrap
+        assert await broker_incarnation(second.bootstrap) == second.cluster_id != first.cluster_id

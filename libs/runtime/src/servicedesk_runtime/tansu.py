@@ -85,6 +85,14 @@ class EmbeddedBroker:
             self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """Kills the broker without letting it finish anything (a crash)."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None
+
     def __enter__(self) -> EmbeddedBroker:
         self.start()
         return self
