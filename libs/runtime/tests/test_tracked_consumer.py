@@ -182,15 +182,18 @@ async def test_types_a_service_does_not_use_are_read_past_on_event_topics(
 
 
 async def test_the_same_message_twice_changes_nothing_the_second_time(
-    running: Running, producer: AIOKafkaProducer, store: ServiceStore
+    running: Running, producer: AIOKafkaProducer, store: ServiceStore, broker: EmbeddedBroker
 ) -> None:
-    twice = request("twice")
-    await send(producer, twice.to_json())
-    await send(producer, twice.to_json())
+    twice, refused_twice = request("twice"), request(REFUSE)
+    for message in (twice, twice, refused_twice, refused_twice):
+        await send(producer, message.to_json())
     marker = request("marker")
     await send(producer, marker.to_json())
     await wait_until(lambda: marker.subject_id in notes(store), what="the marker")
     assert notes(store)[twice.subject_id] == 1
+    # A refusal is decided once too: its redelivery is a duplicate, not a second letter.
+    letters = await read_topic(broker.bootstrap, topics.DEAD_LETTER, 1)
+    assert [header(r, "error_reason") for r in letters] == ["refused_for_test"]
 
 
 async def test_a_dropped_database_connection_loses_and_doubles_nothing(

@@ -31,16 +31,21 @@ def published() -> list[tuple[str, Message]]:
 
 
 @pytest.fixture
-def client(published: list[tuple[str, Message]]) -> httpx.AsyncClient:
-    async def publish(topic: str, message: Message) -> None:
-        published.append((topic, message))
-
-    view = ReadModel()
-    view.apply(
+def view() -> ReadModel:
+    known = ReadModel()
+    known.apply(
         m.AgreementRegistered.create(
             producer="billing", subject_id=KNOWN, data=provider_r_medium()
         )  # Europe/Amsterdam
     )
+    return known
+
+
+@pytest.fixture
+def client(published: list[tuple[str, Message]], view: ReadModel) -> httpx.AsyncClient:
+    async def publish(topic: str, message: Message) -> None:
+        published.append((topic, message))
+
     app = create_http_app(view, publish, parse_tokens("a-token:agent,b-token:admin"), lambda: NOW)
     app.state.view_ready = lambda: True
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
@@ -168,3 +173,103 @@ async def test_header_breaking_or_non_unicode_ticket_fields_are_422(
     assert response.status_code == 422
     assert ["body", field] in [p["loc"] for p in response.json()["detail"]]
     assert published == []
+
+
+def known_ticket(view: ReadModel) -> uuid.UUID:
+    """A ticket on the R agreement (matrix A-D), opened in the view."""
+    opened = m.TicketOpened.create(
+        producer="intake",
+        subject_id=uuid.uuid4(),
+        data={
+            "agreement_id": KNOWN,
+            "reporter_email": "anna@acme.example",
+            "reporter_name": "Anna",
+            "organisation": "Acme",
+            "channel": "phone",
+            "subject": "Scanners offline",
+            "body": "Hall 2",
+            "category": "incident",
+            "impact": "one_user",
+            "urgency": "high",
+            "reference": "SD-000001",
+            "received_at": NOW,
+        },
+    )
+    view.apply(opened)
+    return opened.subject_id
+
+
+async def test_a_priority_the_tickets_matrix_never_gives_is_422_at_the_door(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+) -> None:
+    ticket = known_ticket(view)
+    body = {"priority": "P1", "reason": "urgent"}
+    response = await client.post(f"/tickets/{ticket}/priority", json=body, headers=AGENT)
+    problem = only_problem(response)
+    assert problem["loc"] == ["body", "priority"]
+    assert "'P1' is not a priority of R-ABCD (one of A, B, C, D)" in problem["msg"]
+    assert published == []
+    body = {"priority": "A", "reason": "urgent"}
+    assert (await client.post(f"/tickets/{ticket}/priority", json=body, headers=AGENT)).is_success
+
+
+async def test_time_that_ends_in_the_future_is_422_at_the_door(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+) -> None:
+    ticket = known_ticket(view)
+    body = {"started_at": "2026-11-28T11:55:00Z", "duration_minutes": 10}  # ends 12:05
+    problem = only_problem(
+        await client.post(f"/tickets/{ticket}/time-entries", json=body, headers=AGENT)
+    )
+    assert problem["loc"] == ["body", "started_at"]
+    assert "in the future" in problem["msg"]
+    assert published == []
+
+
+async def test_a_statement_issued_already_is_409(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+) -> None:
+    issued = {"month": "2026-10"}
+    first = await client.post(f"/agreements/{KNOWN}/statements", json=issued, headers=ADMIN)
+    assert first.status_code == 202
+    statement = {
+        "statement_id": str(uuid.uuid4()),
+        "agreement_id": str(KNOWN),
+        "month": "2026-10",
+        "customer": "Acme",
+        "billing_model": "monthly_invoice",
+        "currency": "EUR",
+        "hourly_rate_cents": 9500,
+        "lines": [],
+        "minutes_billed": 0,
+        "subtotal_cents": 0,
+        "vat_rate": "0.21",
+        "vat_cents": 0,
+        "total_cents": 0,
+    }
+    view.apply(m.StatementIssued.create(producer="billing", subject_id=KNOWN, data=statement))
+    again = await client.post(f"/agreements/{KNOWN}/statements", json=issued, headers=ADMIN)
+    assert again.status_code == 409
+    assert "issued already" in again.json()["detail"]
+    assert len(published) == 1
+
+
+async def test_a_refusal_names_the_field_without_echoing_a_huge_input(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {
+        "agreement_id": str(KNOWN),
+        "reporter_email": "anna@acme.example",
+        "reporter_name": "Anna",
+        "organisation": "Acme",
+        "subject": "Scanners",
+        "body": "x" * 900_000,
+        "category": "incident",
+        "impact": "one_user",
+        "urgency": "high",
+    }
+    response = await client.post("/tickets", json=body, headers=AGENT)
+    problem = only_problem(response)
+    assert problem["loc"] == ["body", "body"]
+    assert "at most 20000 characters" in problem["msg"]
+    assert len(response.content) < 2000

@@ -347,6 +347,9 @@ class TrackedConsumer:
         try:
             handler(message, uow)
         except Rejected as rejected:
+            # Decided: the same message again (a relay republishing for a new broker) is a
+            # duplicate, not a second refusal.
+            uow.mark_applied(message.event_id)
             return _Refusal(record, rejected.reason, rejected.detail)
         except INFRASTRUCTURE_ERRORS:
             raise

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
@@ -251,8 +251,25 @@ async def change_priority(
 ) -> Accepted:
     """Triage decides: an unknown priority, or a customer override the agreement does not
     allow, is refused (dead-lettered with the reason); the SLA clocks follow a change."""
+    _require_priority_of_matrix(request, ticket_id, body.priority)
     data = m.ChangeTicketPriorityData(changed_by=who.name, **body.model_dump())
     return await _ticket_command(request, ticket_id, m.ChangeTicketPriority, data)
+
+
+def _require_priority_of_matrix(request: Request, ticket_id: uuid.UUID, priority: str) -> None:
+    """Triage's rule, told at the door when the view knows the ticket's agreement: a
+    priority its matrix never gives (A on a P1-P4 agreement) would only be refused later."""
+    ticket = _view(request).tickets.get(ticket_id)
+    if ticket is None or ticket.agreement_id is None:
+        return
+    agreement = _view(request).agreements.get(ticket.agreement_id)
+    if agreement is None:
+        return
+    matrix = agreement["matrix"]
+    if priority not in m.MATRIX_PRIORITIES[matrix]:
+        allowed = ", ".join(sorted(m.MATRIX_PRIORITIES[matrix]))
+        detail = f"{priority!r} is not a priority of {matrix} (one of {allowed})"
+        raise _unprocessable("priority", detail, "unknown_priority")
 
 
 @router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
@@ -267,6 +284,10 @@ async def reply(
 async def log_time(
     request: Request, ticket_id: uuid.UUID, body: TimeEntry, who: AnyCaller
 ) -> Accepted:
+    ends = body.started_at + timedelta(minutes=body.duration_minutes)
+    if ends > request.app.state.now():
+        detail = f"the entry ends at {ends.isoformat()}, in the future"
+        raise _unprocessable("started_at", detail, "future_time")
     data = m.LogTimeData(agent=who.name, **body.model_dump())
     return await _ticket_command(request, ticket_id, m.LogTime, data)
 
@@ -317,6 +338,9 @@ async def issue_statement(
     request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller
 ) -> Accepted:
     _require_month_ended(request, agreement_id, body.month)
+    if (agreement_id, body.month) in _view(request).statements:
+        detail = f"the statement for {body.month} was issued already (issued once, never again)"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail)
     data = m.IssueStatementData(month=body.month)
     sent = await _send(request, topics.BILLING_COMMANDS, m.IssueStatement, agreement_id, data)
     return _accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
@@ -391,8 +415,22 @@ async def _validation_failed(request: Request, error: Exception) -> Response:
     """FastAPI's own 422, in ASCII JSON: it echoes the input, and a lone surrogate in it
     (a JSON escape such as \\ud800) cannot be encoded as UTF-8, which made the 422 a 500."""
     assert isinstance(error, RequestValidationError)
-    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    problems = [_without_long_input(problem) for problem in error.errors()]
+    body = json.dumps({"detail": jsonable_encoder(problems)}, ensure_ascii=True)
     return Response(body, status.HTTP_422_UNPROCESSABLE_CONTENT, media_type="application/json")
+
+
+ECHOED_INPUT_CHARS = 200
+"""A 422 names the field and shows at most this much of what was sent there: a 900 KB
+body must not come back whole."""
+
+
+def _without_long_input(problem: Any) -> Any:
+    echoed = repr(problem.get("input")) if isinstance(problem, dict) else ""
+    if len(echoed) <= ECHOED_INPUT_CHARS:
+        return problem
+    shortened = f"{echoed[:ECHOED_INPUT_CHARS]}... ({len(echoed)} characters)"
+    return {**problem, "input": shortened}
 
 
 def create_http_app(
