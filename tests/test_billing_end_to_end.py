@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, metric_value, wait_for
+from tests.conftest import StackFactory, metric_value
+
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

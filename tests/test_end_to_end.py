@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, metric_value, wait_for
+from tests.conftest import StackFactory, metric_value
 from tests.kafka_tools import events_of, publish_raw
 
 from servicedesk_contracts import topics
 from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, metric_value, wait_for
+from tests.conftest import StackFactory, metric_value
 from tests.kafka_tools import events_of, publish_raw, read_topic
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.demo import DEMO_AGREEMENTS, provider_z_premium
 from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, wait_for
+from tests.conftest import StackFactory
 from tests.kafka_tools import publish_raw
 from tests.test_fault_tolerance import Z_PREMIUM, register, submit_ticket
 
@@ -17,6 +17,7 @@ from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.demo import DEMO_AGREEMENTS
 from servicedesk_stack.stack import Stack
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 AGENT = {"Authorization": "Bearer agent-token"}

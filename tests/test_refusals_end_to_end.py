@@ -11,11 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.conftest import StackFactory, metric_value, wait_for
+from tests.conftest import StackFactory, metric_value
 from tests.kafka_tools import Record, events_of, publish_raw, read_topic
 
 from servicedesk_contracts import topics
 from servicedesk_stack.demo import provider_r_medium
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

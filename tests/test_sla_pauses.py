@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, wait_for
+from tests.conftest import StackFactory
 from tests.kafka_tools import events_of, publish_raw, read_topic
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import topics
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -6,12 +6,13 @@ import signal
 import uuid
 
 import pytest
-from tests.conftest import StackFactory, wait_for
+from tests.conftest import StackFactory
 from tests.kafka_tools import events_of, publish_raw
 from tests.test_fault_tolerance import submit_ticket
 
 from servicedesk_contracts import topics
 from servicedesk_stack.stack import Supervisor
+from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ANY_AGREEMENT = uuid.UUID("00000000-0000-4000-8000-00000000000b")  # intake does not check

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,17 +81,6 @@ def notes(store: ServiceStore) -> dict[uuid.UUID, int]:
             note = store.mapper.to_domain_event(notification)
             counted[note.subject_id] = counted.get(note.subject_id, 0) + 1
     return counted
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def read_topic(bootstrap: str, topic: str, at_least: int, timeout: float = 30) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
-from libs.runtime.tests.exactly_once_kit import Note, read_topic, wait_until
+from libs.runtime.tests.exactly_once_kit import Note, read_topic
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
@@ -22,6 +22,7 @@ from servicedesk_runtime.kafka import ensure_topics
 from servicedesk_runtime.relay import OutboxRelay, RelayPositions, message_for
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
+from servicedesk_stack.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -88,12 +89,12 @@ async def test_the_relay_waits_out_a_broker_that_is_away(
 
     broker.stop()  # the broker goes away; events keep being stored meanwhile
     write_notes(store, ["three", "four"])
-    await wait_until(lambda: not running.relay.healthy, what="the relay to notice")
+    await eventually(lambda: not running.relay.healthy, what="the relay to notice")
     broker.start()  # back on the same port (an embedded broker comes back empty)
     await ensure_topics(broker.bootstrap)
 
     assert await bodies(broker, 2) == ["four", "three"]
-    await wait_until(lambda: running.relay.healthy, what="the relay to recover")
+    await eventually(lambda: running.relay.healthy, what="the relay to recover")
     assert not running.stop.is_set()
 
 

@@ -27,7 +27,6 @@ from libs.runtime.tests.exactly_once_kit import (
     notes,
     read_topic,
     request,
-    wait_until,
 )
 
 from servicedesk_contracts import topics
@@ -36,6 +35,7 @@ from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.kafka import ensure_topics
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
+from servicedesk_stack.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ async def test_every_poison_message_is_dead_lettered_and_the_partition_goes_on(
         await send(producer, value)
     await send(producer, after.to_json())
 
-    written = await wait_until(
+    written = await eventually(
         lambda: running.alive() and notes(store).keys() >= {before.subject_id, after.subject_id},
         what="both notes",
     )
@@ -172,7 +172,7 @@ async def test_types_a_service_does_not_use_are_read_past_on_event_topics(
     await send(producer, json.dumps(newer).encode(), topics.TICKETS)
     await send(producer, last.to_json(), topics.TICKETS)
 
-    await wait_until(lambda: len(notes(store)) == 2, what="the newer version and the last")
+    await eventually(lambda: len(notes(store)) == 2, what="the newer version and the last")
     assert set(notes(store)) == {uuid.UUID(newer["subject_id"]), last.subject_id}
     # Nothing of that was dead-lettered (the unknown types are another service's
     # business); garbage on an event topic still is.
@@ -189,7 +189,7 @@ async def test_the_same_message_twice_changes_nothing_the_second_time(
         await send(producer, message.to_json())
     marker = request("marker")
     await send(producer, marker.to_json())
-    await wait_until(lambda: marker.subject_id in notes(store), what="the marker")
+    await eventually(lambda: marker.subject_id in notes(store), what="the marker")
     assert notes(store)[twice.subject_id] == 1
     # A refusal is decided once too: its redelivery is a duplicate, not a second letter.
     letters = await read_topic(broker.bootstrap, topics.DEAD_LETTER, 1)
@@ -229,7 +229,7 @@ async def test_a_dropped_database_connection_loses_and_doubles_nothing(
             if i % 100 == 50:
                 killed += _terminate_connections(postgres_url, application)
         await producer.flush()
-        await wait_until(lambda: len(notes(store)) == len(sent), what="every note", timeout=90)
+        await eventually(lambda: len(notes(store)) == len(sent), what="every note", timeout=90)
         assert killed > 0
         counted = notes(store)
         assert set(counted) == {m.subject_id for m in sent}

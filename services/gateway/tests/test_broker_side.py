@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,6 +23,7 @@ from servicedesk_runtime.ends import end_offsets
 from servicedesk_runtime.relay import RelayPositions
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
+from servicedesk_stack.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +44,6 @@ async def inbound(bootstrap: str) -> list[bytes]:
         return values
     finally:
         await consumer.stop()
-
-
-async def eventually(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,7 +85,7 @@ async def test_a_stored_command_reaches_every_new_broker_with_the_same_bytes(
     stop = asyncio.Event()
     running = asyncio.create_task(side.run(stop))
     try:
-        await eventually(side.ready, "the first view")
+        await eventually(side.ready, what="the first view")
         command = m.ReplyAsAgent.create(
             producer="gateway", subject_id=uuid.uuid4(), data={"agent": "mette", "body": "On it"}
         )
@@ -105,9 +98,9 @@ async def test_a_stored_command_reaches_every_new_broker_with_the_same_bytes(
         old_incarnation = broker.cluster_id
         broker.cluster_id = f"servicedesk-{uuid.uuid4().hex[:12]}"
         broker.start()  # same address, new incarnation
-        await eventually(lambda: side.incarnation == broker.cluster_id, "the new broker")
+        await eventually(lambda: side.incarnation == broker.cluster_id, what="the new broker")
         assert side.incarnation != old_incarnation
-        await eventually(side.ready, "the rebuilt view")
+        await eventually(side.ready, what="the rebuilt view")
         assert len(views) == 2
         assert views[0] is not views[1]  # a new, empty view for the new broker
         republished: list[bytes] = []

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -29,6 +27,7 @@ from servicedesk_runtime.service import Service
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.waiting import wait_for
 
 OUTCOME_TOPICS = {get_topic(Delivery.Dispatched): "sent", get_topic(Delivery.Failed): "failed"}
 
@@ -102,29 +101,6 @@ def message_ids(sink: MailSink) -> Counter[str]:
     return Counter(str(mail["Message-ID"]) for mail in sink.messages)
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    """Polls `predicate` (run in a thread: it may query a database) until it is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.1)
-
-
 class RunningNotifier:
     """The notifier as `main.run` composes it (consumer, dispatcher, relay), in a thread of
     the test, with hooks to break its parts on purpose."""
@@ -145,7 +121,7 @@ class RunningNotifier:
 
     def start(self) -> RunningNotifier:
         self._thread.start()
-        wait_until(lambda: self.service is not None and self.service.is_ready(), 60, "ready")
+        wait_for(lambda: self.service is not None and self.service.is_ready(), 60, "ready")
         return self
 
     def stop(self) -> None:

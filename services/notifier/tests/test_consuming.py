@@ -22,7 +22,7 @@ from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.mail_sink import MailSink
 
-from .conftest import RunningNotifier, message_ids, outcomes, ticket_opened, wait_until
+from .conftest import RunningNotifier, message_ids, outcomes, ticket_opened, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def test_a_batch_applied_again_sends_no_mail_twice(
         expected = {confirmation_of(o) for o in opened if o.data.subject != "Request 5"}
         if "prepare" in fault:
             expected.add(confirmation_of(opened[4]))
-        wait_until(drained(store, expected), 60, f"{len(expected)} deliveries recorded")
+        wait_for(drained(store, expected), 60, f"{len(expected)} deliveries recorded")
     finally:
         notifier.stop()
     assert notifier.failure is None
@@ -139,10 +139,10 @@ def test_the_same_event_delivered_again_at_another_offset_sends_one_mail(
     publish(broker.bootstrap, [first])
     notifier = RunningNotifier(settings(broker, database_url, sink)).start()
     try:
-        wait_until(drained(store, {confirmation_of(first)}), 60, "the first delivery")
+        wait_for(drained(store, {confirmation_of(first)}), 60, "the first delivery")
         publish(broker.bootstrap, [first, then])
         expected = {confirmation_of(first), confirmation_of(then)}
-        wait_until(drained(store, expected), 60, "both deliveries recorded")
+        wait_for(drained(store, expected), 60, "both deliveries recorded")
     finally:
         notifier.stop()
     assert notifier.failure is None

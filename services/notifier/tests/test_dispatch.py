@@ -18,8 +18,9 @@ from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.waiting import eventually
 
-from .conftest import eventually, message_ids, outcomes, ticket_opened
+from .conftest import message_ids, outcomes, ticket_opened
 
 pytestmark = pytest.mark.integration
 
