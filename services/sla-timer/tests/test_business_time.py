@@ -203,3 +203,25 @@ def test_opening_hours_in_a_skipped_hour_neither_run_backwards_nor_exist() -> No
     )
     ((opens, closes),) = into_gap.day_intervals(gap_day)
     assert closes - opens == timedelta(hours=1)
+
+
+def test_adding_nothing_at_a_closing_stays_there() -> None:
+    """Found by the two-steps law on a clean clone: 7,200 minutes from New Year 2025 end at
+    Wednesday 22 Jan 17:00 in Amsterdam (a closing), and adding 0 more moved to the next
+    morning. Adding in two steps must be adding once."""
+    dutch = BusinessCalendar(
+        Calendar(
+            timezone="Europe/Amsterdam",
+            holidays_country="NL",
+            weekly_hours={
+                day: [{"opens": "09:00", "closes": "17:00"}]
+                for day in ("mon", "tue", "wed", "thu", "fri")
+            },
+        )
+    )
+    new_year = datetime(2025, 1, 1, 0, 0, tzinfo=UTC)
+    closing = dutch.add_minutes(new_year, 7200)
+    assert closing == datetime(2025, 1, 22, 16, 0, tzinfo=UTC)
+    assert dutch.add_minutes(closing, 0) == closing
+    assert dutch.add_minutes(closing, 0, at_opening=True) == datetime(2025, 1, 23, 8, 0, tzinfo=UTC)
+    assert dutch.add_minutes(closing, 1) == datetime(2025, 1, 23, 8, 1, tzinfo=UTC)

@@ -166,11 +166,23 @@ class BusinessCalendar:
         if self.calendar.always_open:
             return start + minutes * MINUTE
         remaining = minutes * MINUTE
+        if not remaining and not at_opening and self._is_closing(start):
+            return start  # all of the day's time used already: nothing more to add
         for opens, closes in self.intervals_from(start):
             if remaining < closes - opens or (remaining == closes - opens and not at_opening):
                 return opens + remaining
             remaining -= closes - opens
         raise AssertionError("unreachable: intervals_from raises when it runs out")
+
+    def _is_closing(self, instant: datetime) -> bool:
+        """`instant` is exactly when an opening interval closes (on its local day, or the
+        day before for an interval that closes at midnight)."""
+        day = self._local_day(instant)
+        return any(
+            closes == instant
+            for when in (day - timedelta(days=1), day)
+            for _, closes in self.day_intervals(when)
+        )
 
     def minutes_between(self, start: datetime, end: datetime) -> float:
         """Open minutes in [start, end); 0 when `end` is not after `start`."""
