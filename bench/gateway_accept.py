@@ -28,8 +28,8 @@ from servicedesk_contracts import Message
 from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.outbox import store_command
-from servicedesk_gateway.read_model import ReadModel
-from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_gateway.view.store import GatewayView
+from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -50,8 +50,17 @@ Accept = Callable[[str, Message], Awaitable[None]]
 
 async def drive(accept: Accept, requests: int, concurrency: int) -> tuple[float, float]:
     """(requests per second, median latency in ms)."""
+    with tempfile.TemporaryDirectory() as directory:
+        url = DatabaseUrl.parse(f"sqlite:///{directory}/view.db", "gateway")
+        view = GatewayView(Database(url))
+        return await _drive(view, accept, requests, concurrency)
+
+
+async def _drive(
+    view: GatewayView, accept: Accept, requests: int, concurrency: int
+) -> tuple[float, float]:
     app = create_http_app(
-        ReadModel(), accept, parse_tokens("bench:agent"), lambda: datetime.now(UTC)
+        view.queries, accept, parse_tokens("bench:agent"), lambda: datetime.now(UTC)
     )
     latencies: list[float] = []
     async with httpx.AsyncClient(

@@ -9,7 +9,6 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from tests.conftest import StackFactory, metric_value
 from tests.kafka_tools import events_of, publish_raw, read_topic
@@ -17,6 +16,7 @@ from tests.kafka_tools import events_of, publish_raw, read_topic
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.demo import DEMO_AGREEMENTS, provider_z_premium
+from servicedesk_stack.gateway_client import all_tickets
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.waiting import wait_for
 
@@ -182,17 +182,17 @@ def test_a_new_embedded_broker_is_recovered_without_losing_or_repeating_anything
         second.start(services)
         second.wait_ready(services)
         publish_raw(new_broker.bootstrap, topics.INBOUND, [submit_ticket(Z_PREMIUM, 2)])
-        gateway = f"http://127.0.0.1:{config.gateway_port}/tickets"
+        gateway = f"http://127.0.0.1:{config.gateway_port}"
 
         def both_tickets() -> list[dict[str, Any]] | None:
-            views = httpx.get(gateway, headers={"Authorization": "Bearer agent-token"}).json()
+            views = all_tickets(gateway, {"Authorization": "Bearer agent-token"})
             done = [v for v in views if v["priority"] and v["sla"]]
             return views if len(done) == 2 else None
 
         try:
             views = wait_for(both_tickets, 60, "both tickets in the rebuilt view")
         except BaseException:
-            print(httpx.get(gateway, headers={"Authorization": "Bearer agent-token"}).json())
+            print(all_tickets(gateway, {"Authorization": "Bearer agent-token"}))
             raise
         assert sorted(v["reference"] for v in views) == ["SD-000001", "SD-000002"]
         # Drained before "not sent again" is asserted: the notifier has skipped the first

@@ -16,6 +16,7 @@ from tests.test_fault_tolerance import Z_PREMIUM, register, submit_ticket
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.demo import DEMO_AGREEMENTS
+from servicedesk_stack.gateway_client import all_tickets
 from servicedesk_stack.stack import Stack
 from servicedesk_stack.waiting import wait_for
 
@@ -77,13 +78,13 @@ def test_an_accepted_command_survives_a_broker_restart_and_the_view_is_rebuilt(
             view = wait_for(lambda: ticket_ready(stack, gateway, first), 120, "the accepted ticket")
             assert view["reference"] in ("SD-000001", "SD-000002")
             wait_for(
-                lambda: len(httpx.get(f"{gateway}/tickets", headers=AGENT).json()) == 2,
+                lambda: len(all_tickets(gateway, AGENT)) == 2,
                 60,
                 "both tickets in the rebuilt view",
             )
             assert httpx.get(f"{gateway}/health").status_code == 200
             assert stack.processes["gateway"].pid == gateway_pid  # rebuilt, not restarted
-            views = httpx.get(f"{gateway}/tickets", headers=AGENT).json()
+            views = all_tickets(gateway, AGENT)
             assert len({v["ticket_id"] for v in views}) == 2
             assert uuid.UUID(first) in {uuid.UUID(v["ticket_id"]) for v in views}
             # The stack gave the gateway a store of its own, beside the services'.

@@ -7,6 +7,7 @@ import csv
 import io
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
@@ -16,18 +17,21 @@ from servicedesk_contracts import messages as m
 from servicedesk_contracts.plans import resolve
 from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.http import create_http_app
-from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.view.store import GatewayView
+from servicedesk_runtime.database import Database, DatabaseUrl
 
 AGENT = {"Authorization": "Bearer a-token"}
 
 
-async def test_a_statement_reads_as_json_csv_and_an_html_page() -> None:
-    view = ReadModel()
+async def test_a_statement_reads_as_json_csv_and_an_html_page(tmp_path: Path) -> None:
+    view = GatewayView(Database(DatabaseUrl.parse(f"sqlite:///{tmp_path}/gw.db", "gateway")))
 
     async def publish(topic: str, message: Message) -> None:
         raise AssertionError("reading a statement publishes nothing")
 
-    app = create_http_app(view, publish, parse_tokens("a-token:agent"), lambda: datetime.now(UTC))
+    app = create_http_app(
+        view.queries, publish, parse_tokens("a-token:agent"), lambda: datetime.now(UTC)
+    )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
     agreement = uuid.uuid4()

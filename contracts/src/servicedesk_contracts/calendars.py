@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays
@@ -125,6 +126,49 @@ def _walk(day: date, step: int, closed: Callable[[date], bool]) -> date:
             return day
         day = following
     return day
+
+
+class CalendarTerms(Protocol):
+    """The fields of `messages.Calendar` that decide whether a day is closed."""
+
+    @property
+    def always_open(self) -> bool: ...
+    @property
+    def holidays_country(self) -> str | None: ...
+    @property
+    def holidays_subdivision(self) -> str | None: ...
+    @property
+    def closed_dates(self) -> list[date]: ...
+    @property
+    def closed_every_year(self) -> list[str]: ...
+    @property
+    def open_weekdays(self) -> frozenset[int]: ...
+
+
+def why_closed(calendar: CalendarTerms, day: date) -> str | None:
+    """Why a local date is closed on the calendar ("public holiday: Juledag"...), or None
+    when it opens."""
+    if calendar.always_open:
+        return None
+    if day in calendar.closed_dates:
+        return "closed date"
+    if f"{day.month:02d}-{day.day:02d}" in calendar.closed_every_year:
+        return "closed every year"
+    country = calendar.holidays_country
+    if country and day in _public_holidays(country, calendar.holidays_subdivision, day.year):
+        name = holidays.country_holidays(
+            country, subdiv=calendar.holidays_subdivision, years=day.year
+        ).get(day)
+        return f"public holiday: {name}" if name else "public holiday"
+    if day.weekday() not in calendar.open_weekdays:
+        return f"no opening hours on {day.strftime('%A')}s"
+    return None
+
+
+def month_start(month: str, timezone: str) -> datetime:
+    """The instant a month ("2026-11") begins in a time zone: midnight of its first day."""
+    year, number = (int(part) for part in month.split("-"))
+    return datetime.combine(date(year, number, 1), time(0), ZoneInfo(timezone))
 
 
 def month_end(month: str, timezone: str) -> datetime:

@@ -549,12 +549,17 @@ class Calendar(Data):
             raise ValueError("a holidays_subdivision needs a holidays_country")
         return calendars.holiday_subdivision(country, value)
 
+    @property
+    def open_weekdays(self) -> frozenset[int]:
+        """Weekdays with opening hours (Monday is 0)."""
+        return frozenset(WEEKDAYS.index(day) for day, hours in self.weekly_hours.items() if hours)
+
     @model_validator(mode="after")
     def _opens_at_all(self, info: ValidationInfo) -> Calendar:
         if self.always_open or reading_stored(info):
             return self
         run = calendars.longest_closed_run(
-            frozenset(WEEKDAYS.index(day) for day, hours in self.weekly_hours.items() if hours),
+            self.open_weekdays,
             frozenset(self.closed_dates),
             frozenset(_month_day_pair(md) for md in self.closed_every_year),
             self.holidays_country,

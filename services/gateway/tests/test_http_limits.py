@@ -29,13 +29,15 @@ SERVER = textwrap.dedent(
 
     from servicedesk_gateway.auth import parse_tokens
     from servicedesk_gateway.http import create_http_app
-    from servicedesk_gateway.read_model import ReadModel
+    from servicedesk_gateway.view.store import GatewayView
+    from servicedesk_runtime.database import Database, DatabaseUrl
 
     async def publish(topic, message):
         pass
 
     app = create_http_app(
-        ReadModel(), publish, parse_tokens("a-token:agent"), lambda: datetime.now(UTC),
+        GatewayView(Database(DatabaseUrl.parse(sys.argv[3], "gateway"))).queries,
+        publish, parse_tokens("a-token:agent"), lambda: datetime.now(UTC),
         max_body_bytes=int(sys.argv[2]),
     )
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
@@ -53,9 +55,10 @@ def peak_rss_bytes(pid: int) -> int:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[str, int]]:
+def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(LIMIT)])
+    database = f"sqlite:///{tmp_path}/gateway.db"
+    process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(LIMIT), database])
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

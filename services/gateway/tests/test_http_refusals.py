@@ -16,7 +16,7 @@ from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.http import create_http_app
-from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.view.store import GatewayView
 from servicedesk_stack.demo import provider_r_medium
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -31,8 +31,8 @@ def published() -> list[tuple[str, Message]]:
 
 
 @pytest.fixture
-def view() -> ReadModel:
-    known = ReadModel()
+def view(view: GatewayView) -> GatewayView:
+    known = view
     known.apply(
         m.AgreementRegistered.create(
             producer="billing", subject_id=KNOWN, data=provider_r_medium()
@@ -42,11 +42,13 @@ def view() -> ReadModel:
 
 
 @pytest.fixture
-def client(published: list[tuple[str, Message]], view: ReadModel) -> httpx.AsyncClient:
+def client(published: list[tuple[str, Message]], view: GatewayView) -> httpx.AsyncClient:
     async def publish(topic: str, message: Message) -> None:
         published.append((topic, message))
 
-    app = create_http_app(view, publish, parse_tokens("a-token:agent,b-token:admin"), lambda: NOW)
+    app = create_http_app(
+        view.queries, publish, parse_tokens("a-token:agent,b-token:admin"), lambda: NOW
+    )
     app.state.view_ready = lambda: True
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
@@ -175,7 +177,7 @@ async def test_header_breaking_or_non_unicode_ticket_fields_are_422(
     assert published == []
 
 
-def known_ticket(view: ReadModel) -> uuid.UUID:
+def known_ticket(view: GatewayView) -> uuid.UUID:
     """A ticket on the R agreement (matrix A-D), opened in the view."""
     opened = m.TicketOpened.create(
         producer="intake",
@@ -200,7 +202,7 @@ def known_ticket(view: ReadModel) -> uuid.UUID:
 
 
 async def test_a_priority_the_tickets_matrix_never_gives_is_422_at_the_door(
-    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: GatewayView
 ) -> None:
     ticket = known_ticket(view)
     body = {"priority": "P1", "reason": "urgent"}
@@ -214,7 +216,7 @@ async def test_a_priority_the_tickets_matrix_never_gives_is_422_at_the_door(
 
 
 async def test_time_that_ends_in_the_future_is_422_at_the_door(
-    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: GatewayView
 ) -> None:
     ticket = known_ticket(view)
     body = {"started_at": "2026-11-28T11:55:00Z", "duration_minutes": 10}  # ends 12:05
@@ -227,7 +229,7 @@ async def test_time_that_ends_in_the_future_is_422_at_the_door(
 
 
 async def test_a_statement_issued_already_is_409(
-    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: ReadModel
+    client: httpx.AsyncClient, published: list[tuple[str, Message]], view: GatewayView
 ) -> None:
     issued = {"month": "2026-10"}
     first = await client.post(f"/agreements/{KNOWN}/statements", json=issued, headers=ADMIN)

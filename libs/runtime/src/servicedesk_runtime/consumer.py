@@ -31,9 +31,10 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -58,22 +59,40 @@ from servicedesk_runtime.metrics import (
     STORE_RETRIES,
 )
 from servicedesk_runtime.retry import Backoff, Stopped, retry
-from servicedesk_runtime.store import ServiceStore, UnitOfWork
 
 log = get_logger(__name__)
 
-Handler = Callable[[Message, UnitOfWork], None]
-"""Applies one message. It must raise `Rejected` before changing anything."""
+
+class TrackedUnitOfWork(Protocol):
+    """What a batch is applied through: a service's `store.UnitOfWork` (events) or a
+    projection's `projection.ProjectionUnitOfWork` (read-model tables)."""
+
+    def already_applied(self, event_id: uuid.UUID) -> bool: ...
+    def mark_applied(self, event_id: uuid.UUID) -> None: ...
+    def after_commit(self, effect: Callable[[], None]) -> None: ...
+    def commit(self, tracking: Tracking | None = None) -> None: ...
+    def discard(self) -> None: ...
+
+
+class TrackedStore(Protocol):
+    def position(self, tracking_name: str) -> int | None: ...
+    def unit_of_work(self) -> Any: ...  # a TrackedUnitOfWork (Protocols are invariant)
+
+
+Handler = Callable[[Message, Any], None]
+"""Applies one message through the store's unit of work. It must raise `Rejected` before
+changing anything."""
 
 M = TypeVar("M", bound=Message)
+U = TypeVar("U")
 T = TypeVar("T")
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
-def handles(kind: type[M], handle: Callable[[M, UnitOfWork], None]) -> tuple[str, Handler]:
+def handles(kind: type[M], handle: Callable[[M, U], None]) -> tuple[str, Handler]:
     """Registers `handle` for messages of `kind`: `dict([handles(SubmitTicket, f), ...])`."""
 
-    def handler(message: Message, uow: UnitOfWork) -> None:
+    def handler(message: Message, uow: U) -> None:
         assert isinstance(message, kind)
         handle(message, uow)
 
@@ -111,7 +130,7 @@ class _Refusal:
 
 @dataclass
 class _AppliedChunk:
-    unit_of_work: UnitOfWork
+    unit_of_work: TrackedUnitOfWork
     tracking: Tracking
     refusals: list[_Refusal] = field(default_factory=list)
 
@@ -139,7 +158,7 @@ class TrackedConsumer:
         bootstrap: str,
         topics: Sequence[str],
         handlers: Mapping[str, Handler],
-        store: ServiceStore,
+        store: TrackedStore,
         producer: AIOKafkaProducer,
         incarnation: str,
         session_timeout_ms: int = 6000,
@@ -239,11 +258,13 @@ class TrackedConsumer:
         """Dead-letters one message the store would not take, and records its position."""
         reason = "conflict" if isinstance(error, _AggregateConflict) else "store_refused"
         await self._send_dead_letters([_Refusal(record, reason, str(error))], dead_lettered)
-        empty = UnitOfWork(self.store)
+        tracking = self._tracking(tp, [record])
         with contextlib.suppress(IntegrityError):  # someone recorded past it already
-            await self._with_store(
-                lambda: asyncio.to_thread(empty.commit, self._tracking(tp, [record]))
-            )
+            await self._with_store(lambda: asyncio.to_thread(self._commit_only, tracking))
+
+    def _commit_only(self, tracking: Tracking) -> None:
+        """Records a position with nothing else (in a worker thread)."""
+        self.store.unit_of_work().commit(tracking)
 
     async def _apply_batch(
         self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]
@@ -279,7 +300,11 @@ class TrackedConsumer:
         """One try, always on fresh state: a failed commit leaves nothing to commit again
         (the events were handed to the store), so every retry applies the batch anew."""
         chunk = await asyncio.to_thread(self._apply, tp, records, crashed)
-        await self._send_dead_letters(chunk.refusals, dead_lettered)
+        try:
+            await self._send_dead_letters(chunk.refusals, dead_lettered)
+        except BaseException:
+            await asyncio.to_thread(chunk.unit_of_work.discard)
+            raise
         await asyncio.to_thread(chunk.unit_of_work.commit, chunk.tracking)
 
     async def _after_conflict(
@@ -325,18 +350,24 @@ class TrackedConsumer:
     def _apply(
         self, tp: TopicPartition, records: list[Record], crashed: dict[int, str]
     ) -> _AppliedChunk:
-        """Runs in a worker thread: eventsourcing is synchronous."""
+        """Runs in a worker thread: the stores are synchronous. A failure discards what
+        the batch changed so far (a projection's open transaction is rolled back)."""
         chunk = _AppliedChunk(self.store.unit_of_work(), self._tracking(tp, records))
-        for record in records:
-            if record.offset in crashed:
-                chunk.refusals.append(_Refusal(record, "handler_error", crashed[record.offset]))
-                continue
-            refusal = self._apply_one(record, chunk.unit_of_work)
-            if refusal is not None:
-                chunk.refusals.append(refusal)
+        try:
+            for record in records:
+                if record.offset in crashed:
+                    refusal = _Refusal(record, "handler_error", crashed[record.offset])
+                    chunk.refusals.append(refusal)
+                    continue
+                refused = self._apply_one(record, chunk.unit_of_work)
+                if refused is not None:
+                    chunk.refusals.append(refused)
+        except BaseException:
+            chunk.unit_of_work.discard()
+            raise
         return chunk
 
-    def _apply_one(self, record: Record, uow: UnitOfWork) -> _Refusal | None:
+    def _apply_one(self, record: Record, uow: TrackedUnitOfWork) -> _Refusal | None:
         routed = self._route(record)
         if not isinstance(routed, tuple):
             return routed
@@ -351,8 +382,8 @@ class TrackedConsumer:
             # duplicate, not a second refusal.
             uow.mark_applied(message.event_id)
             return _Refusal(record, rejected.reason, rejected.detail)
-        except INFRASTRUCTURE_ERRORS:
-            raise
+        except (*INFRASTRUCTURE_ERRORS, IntegrityError):
+            raise  # the database is away, or another writer came first: not the message's
         except Exception as error:
             raise _HandlerCrashed(record.offset, error) from error
         uow.mark_applied(message.event_id)

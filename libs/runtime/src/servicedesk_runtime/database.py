@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,24 +126,88 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """A cursor inside one transaction: committed on success, rolled back on error."""
-        if self._pool is not None:
-            with self._pool.connection() as connection, connection.transaction():
-                yield _PsycopgCursor(connection.cursor())
-            return
-        lite = sqlite3.connect(self.url.sqlite_path, timeout=30, isolation_level=None)
+        opened = self.begin()
         try:
-            lite.execute("BEGIN IMMEDIATE")
-            yield lite.cursor()
-            lite.execute("COMMIT")
+            yield opened.cursor
         except BaseException:
-            lite.execute("ROLLBACK")
+            opened.rollback()
             raise
+        opened.commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A cursor for reads only. On SQLite it takes no write lock, so a query does not
+        wait for a batch being applied (WAL: it sees the last committed state)."""
+        opened = self.begin(write=False)
+        try:
+            yield opened.cursor
         finally:
+            opened.rollback()
+
+    def begin(self, write: bool = True) -> OpenTransaction:
+        """A transaction left open for the caller to commit or roll back (once), possibly
+        from another thread: a projection applies a batch in one worker thread and commits
+        it from the next. On SQLite a writing transaction holds the file's write lock from
+        here on (`BEGIN IMMEDIATE`): end it soon."""
+        if self._pool is not None:
+            connection = self._pool.getconn()
+            return OpenTransaction(
+                _PsycopgCursor(connection.cursor()),
+                finish=lambda commit: self._finish_psycopg(connection, commit),
+            )
+        lite = sqlite3.connect(
+            self.url.sqlite_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        try:
+            lite.execute("PRAGMA journal_mode=WAL")  # readers do not wait for the writer
+            lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except BaseException:
             lite.close()
+            raise
+        return OpenTransaction(lite.cursor(), finish=lambda commit: _finish_sqlite(lite, commit))
+
+    def _finish_psycopg(self, connection: psycopg.Connection[Any], commit: bool) -> None:
+        assert self._pool is not None
+        try:
+            if commit:
+                connection.commit()
+            else:
+                connection.rollback()
+        finally:
+            self._pool.putconn(connection)  # the pool checks and discards a broken one
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+
+
+class OpenTransaction:
+    """One open transaction: `cursor` to work, then `commit()` or `rollback()` once."""
+
+    def __init__(self, cursor: Cursor, finish: Callable[[bool], None]) -> None:
+        self.cursor = cursor
+        self._finish: Callable[[bool], None] | None = finish
+
+    def commit(self) -> None:
+        self._end(commit=True)
+
+    def rollback(self) -> None:
+        """Ends the transaction without its changes; safe to call after it ended."""
+        if self._finish is not None:
+            self._end(commit=False)
+
+    def _end(self, commit: bool) -> None:
+        if self._finish is None:
+            raise RuntimeError("this transaction has ended already")
+        finish, self._finish = self._finish, None
+        finish(commit)
+
+
+def _finish_sqlite(lite: sqlite3.Connection, commit: bool) -> None:
+    try:
+        lite.execute("COMMIT" if commit else "ROLLBACK")
+    finally:
+        lite.close()
 
 
 class _PsycopgCursor:

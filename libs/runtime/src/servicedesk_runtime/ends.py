@@ -52,3 +52,25 @@ async def _read_one_answer_each(probe: AIOKafkaConsumer, ends: dict[TopicPartiti
         for tp, records in got.items():
             ends[tp] = max(ends[tp], records[-1].offset + 1)
         pending -= answered | set(got)
+
+
+async def partitions_of(
+    bootstrap: str, topics: Sequence[str], wait_seconds: float = 30
+) -> list[TopicPartition]:
+    """Every partition of `topics` (which must exist), in topic and partition order."""
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        async with asyncio.timeout(wait_seconds):
+            while True:
+                known = await probe.topics()  # fresh metadata from the broker
+                if set(topics) <= known:
+                    break
+                await asyncio.sleep(0.2)
+        return [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(probe.partitions_for_topic(topic) or ())
+        ]
+    finally:
+        await probe.stop()

@@ -133,6 +133,13 @@ class UnitOfWork:
         self._markers.add(marker.id)
         self._aggregates[marker.id] = marker
 
+    def discard(self) -> None:
+        """Forgets what was changed: nothing was written yet."""
+        self._aggregates.clear()
+        self._markers.clear()
+        self._effects.clear()
+        self._spent = True
+
     def commit(self, tracking: Tracking | None = None) -> None:
         """Saves every changed aggregate (and `tracking`) in one transaction. Once only:
         saving hands the pending events over even when the transaction then fails, so a

@@ -1,29 +1,32 @@
 """The gateway's Kafka side, one broker incarnation at a time.
 
-For each incarnation (the broker's cluster id) the gateway builds a fresh view with a new
-follower and publishes its stored commands with an outbox relay whose position belongs to
-that incarnation. When the broker is replaced (the embedded broker restarted: new cluster
-id, empty topics) both are thrown away and started again against the new broker: the relay
-republishes every stored command (same `event_id`s, consumers drop duplicates) and the view
-is rebuilt from offset 0 while `/health` says 503.
+For each incarnation (the broker's cluster id) the gateway feeds its stored view with a
+tracked consumer (consumer group `gateway`: replicas share the partitions and the view's
+tables) and publishes its stored commands with an outbox relay; both record positions that
+belong to that incarnation. When the broker is replaced (the embedded broker restarted: new
+cluster id, empty topics) both are started again against the new broker: the relay
+republishes every stored command (same `event_id`s, consumers drop duplicates) and the
+consumer reads the republished topics from offset 0, skipping what the view has applied.
 
-Why in the process and not by exiting, as the services do: the gateway holds no consumer
-positions that could be wrong, its HTTP side keeps accepting commands (they are stored)
-while the view is rebuilt, and it needs no supervisor to come back.
+Why in the process and not by exiting, as the services do: its HTTP side keeps accepting
+commands (they are stored) and answering from the view meanwhile, and it needs no
+supervisor to come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
-from servicedesk_gateway.follower import TopicFollower
+from servicedesk_contracts import topics
 from servicedesk_gateway.outbox import translate
-from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.view.store import GatewayView
+from servicedesk_runtime.consumer import INFRASTRUCTURE_ERRORS, TrackedConsumer
+from servicedesk_runtime.ends import end_offsets, partitions_of
 from servicedesk_runtime.kafka import (
     broker_incarnation,
     ensure_topics,
@@ -31,6 +34,7 @@ from servicedesk_runtime.kafka import (
     until_replaced,
 )
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import TICKETS_BY_STATUS
 from servicedesk_runtime.relay import OutboxRelay, RelayPositions
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
@@ -40,10 +44,18 @@ MAX_BACKOFF_SECONDS = 30.0
 STOP_GRACE_SECONDS = 5.0
 T = TypeVar("T")
 
+FOLLOWED = (
+    topics.TICKETS,
+    topics.TRIAGE,
+    topics.SLA,
+    topics.AGREEMENTS,
+    topics.BILLING,
+    topics.NOTIFICATIONS,
+)
+
 
 class BrokerSide:
-    """Runs follower and relay for the current broker incarnation; `show` receives each
-    new view so the HTTP side reads from it."""
+    """Runs the view's consumer and the command relay for the current broker incarnation."""
 
     def __init__(
         self,
@@ -51,7 +63,7 @@ class BrokerSide:
         bootstrap: str,
         store: ServiceStore,
         positions: RelayPositions,
-        show: Callable[[ReadModel], None],
+        view: GatewayView,
         relay_batch_max: int = 500,
         poll_interval: float = 0.05,
         check_every: float = 2.0,
@@ -59,17 +71,19 @@ class BrokerSide:
         self.bootstrap = bootstrap
         self.store = store
         self.positions = positions
-        self.show = show
+        self.view = view
         self.relay_batch_max = relay_batch_max
         self.poll_interval = poll_interval
         self.check_every = check_every
         self.incarnation: str | None = None
-        self._follower: TopicFollower | None = None
+        self._consumer: TrackedConsumer | None = None
+        self._caught_up = False
         self._relay: OutboxRelay | None = None
 
     def ready(self) -> bool:
-        """The view holds everything the current broker had when following began."""
-        return self._follower is not None and self._follower.caught_up
+        """The view holds everything the current broker had when following began (by this
+        replica or another), and its database answers."""
+        return self._consumer is not None and self._consumer.ready and self._caught_up
 
     def wake_relay(self) -> None:
         """A command was stored: publish it now rather than at the next poll."""
@@ -104,22 +118,36 @@ class BrokerSide:
     async def _run_incarnation(
         self, incarnation: str, producer: AIOKafkaProducer, stop: asyncio.Event
     ) -> None:
-        view = ReadModel()
-        self._follower = TopicFollower(self.bootstrap, view)
-        self.show(view)
+        self._caught_up = False
+        self._consumer = TrackedConsumer(
+            service="gateway",
+            bootstrap=self.bootstrap,
+            topics=FOLLOWED,
+            handlers=self.view.handlers,
+            store=self.view.store,
+            producer=producer,
+            incarnation=incarnation,
+            command_topics=(),
+        )
         self.incarnation = incarnation
         log.info("following_broker", incarnation=incarnation)
         done = asyncio.Event()  # this incarnation is over: replaced, stopping or failed
         tasks = [
-            asyncio.create_task(self._follower.run(done), name="follower"),
+            asyncio.create_task(self._consumer.run(done), name="view"),
+            asyncio.create_task(self._watch_view(self._consumer, done), name="view-watch"),
             asyncio.create_task(self._keep_relaying(incarnation, producer, done), name="relay"),
             asyncio.create_task(self._until_replaced(incarnation, done), name="watch"),
         ]
-        stopping = asyncio.create_task(stop.wait())
+        stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            ended, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            log.info(
+                "incarnation_round_ended",
+                by=sorted(task.get_name() for task in ended),
+                errors=[repr(t.exception())[:300] for t in ended if _failed(t)],
+            )
         finally:
-            self._follower = None  # not ready from here on
+            self._consumer = None  # not ready from here on
             done.set()
             stopping.cancel()
             # Each task ends at `done`; one stuck on an unreachable broker is cancelled.
@@ -136,6 +164,34 @@ class BrokerSide:
         incarnation = await broker_incarnation(self.bootstrap)
         await ensure_topics(self.bootstrap)
         return incarnation
+
+    async def _watch_view(self, consumer: TrackedConsumer, done: asyncio.Event) -> None:
+        """Finds when the view has caught up with what the topics held at the start (from
+        the positions every replica records), then keeps the status gauge current."""
+        partitions = await partitions_of(self.bootstrap, FOLLOWED)
+        ends = await end_offsets(self.bootstrap, partitions)
+        while not done.is_set():
+            try:
+                await self._look_at_view(consumer, ends)
+            except INFRASTRUCTURE_ERRORS as away:  # the consumer waits for it too
+                log.warning("view_database_unavailable", error=repr(away)[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.2 if not self._caught_up else 2.0)
+
+    async def _look_at_view(
+        self, consumer: TrackedConsumer, ends: dict[TopicPartition, int]
+    ) -> None:
+        if not self._caught_up:
+            recorded = await asyncio.to_thread(self.view.store.positions)
+            self._caught_up = all(
+                recorded.get(consumer.tracking_name(tp), 0) >= end for tp, end in ends.items()
+            )
+            if self._caught_up:
+                log.info("view_caught_up", incarnation=self.incarnation)
+            return
+        counts = await asyncio.to_thread(self.view.queries.count_by_status)
+        for status, count in counts.items():
+            TICKETS_BY_STATUS.labels(status).set(count)
 
     async def _keep_relaying(
         self, incarnation: str, producer: AIOKafkaProducer, done: asyncio.Event
@@ -157,6 +213,10 @@ class BrokerSide:
     async def _until_replaced(self, incarnation: str, done: asyncio.Event) -> None:
         """Returns when the broker's incarnation is no longer `incarnation`."""
         await until_replaced(self.bootstrap, incarnation, done, self.check_every)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and task.exception() is not None
 
 
 async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:

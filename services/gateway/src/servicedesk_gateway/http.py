@@ -1,17 +1,27 @@
 """The agents' HTTP API (OpenAPI at /docs): commands go out on topics, queries read the
-gateway's own view. Everything a route needs sits on `app.state` (set by `create_http_app`),
-so routes are plain module-level functions. Query routes are `async`: they run on the
-event loop, where the follower applies events, so they never read the view while it
-changes (a sync route would run in a worker thread)."""
+gateway's own view (tables in its database, see `view/`). Everything a route needs sits on
+`app.state` (set by `create_http_app`), so routes are plain module-level functions. The
+view's queries are synchronous: routes run them in a worker thread (`_read`)."""
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,15 +29,28 @@ from pydantic import BaseModel, Field
 
 from servicedesk_contracts import Message, calendars, plans, topics
 from servicedesk_contracts import messages as m
+from servicedesk_contracts.envelope import STORED
 from servicedesk_gateway.auth import Caller
 from servicedesk_gateway.guard import RequireBearerToken
-from servicedesk_gateway.read_model import ReadModel
 from servicedesk_gateway.reports import evaluation
 from servicedesk_gateway.statements import as_csv, as_html
+from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, ViewQueries
+from servicedesk_gateway.view.tickets import TicketView
+from servicedesk_gateway.view.timeline import timeline
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 Publish = Callable[[str, Message], Awaitable[None]]
 PRODUCER = "gateway"
+P = ParamSpec("P")
+R = TypeVar("R")
+TicketKey = Annotated[
+    str,
+    Path(
+        description="The ticket's id, or its reference (SD-000123)",
+        min_length=1,
+        max_length=64,
+    ),
+]
 
 
 class AgreementRequest(m.AgreementTerms):
@@ -102,9 +125,14 @@ AdminCaller = Annotated[Caller, Depends(_admin)]
 router = APIRouter()
 
 
-def _view(request: Request) -> ReadModel:
-    view: ReadModel = request.app.state.read_model
+def _view(request: Request) -> ViewQueries:
+    view: ViewQueries = request.app.state.view
     return view
+
+
+async def _read(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Runs a (synchronous) view query off the event loop."""
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 async def _send(
@@ -118,11 +146,18 @@ async def _send(
     return message.event_id
 
 
-def _ticket_or_404(request: Request, ticket_id: uuid.UUID) -> dict[str, Any]:
-    view = _view(request).ticket_json(ticket_id)
-    if view is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
-    return view
+async def _ticket_or_404(request: Request, key: str) -> TicketView:
+    ticket = await _read(_view(request).ticket, key)
+    if ticket is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {key}")
+    return ticket
+
+
+async def _agreement_or_404(request: Request, agreement_id: uuid.UUID) -> dict[str, Any]:
+    agreement = await _read(_view(request).agreement, agreement_id)
+    if agreement is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
+    return agreement
 
 
 def _accepted(subject_id: uuid.UUID, command_id: uuid.UUID, location: str) -> Accepted:
@@ -135,13 +170,20 @@ def _unprocessable(field: str, message: str, kind: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
 
 
-def _require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
+def _unprocessable_query(parameter: str, message: str, kind: str) -> HTTPException:
+    problem = {"loc": ["query", parameter], "msg": message, "type": kind}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+
+
+async def _require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
     """Refuses a ticket for an agreement nobody registered: it could never be triaged.
     Only once the view has caught up with the topics (before that an agreement may be on
     its way), and never for one this gateway has just accepted (on its way to billing).
     Tickets from Kafka are parked by triage instead, visibly."""
     state = request.app.state
-    if agreement_id in _view(request).agreements or agreement_id in state.registering:
+    if agreement_id in state.registering:
+        return
+    if await _read(_view(request).agreement, agreement_id) is not None:
         return
     if state.view_ready():
         raise _unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
@@ -188,15 +230,12 @@ async def register_plan_agreement(
 
 @router.get("/agreements/{agreement_id}", tags=["agreements"])
 async def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
-    agreement = _view(request).agreements.get(agreement_id)
-    if agreement is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
-    return agreement
+    return await _agreement_or_404(request, agreement_id)
 
 
 @router.post("/tickets", status_code=202, tags=["tickets"])
 async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
-    _require_agreement(request, body.agreement_id)
+    await _require_agreement(request, body.agreement_id)
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
         producer=PRODUCER,
@@ -210,36 +249,118 @@ async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) 
     return _accepted(ticket_id, request_id, f"/tickets/{ticket_id}")
 
 
+class TicketPage(BaseModel):
+    tickets: list[dict[str, Any]]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
 @router.get("/tickets", tags=["tickets"])
 async def list_tickets(
     request: Request,
     _: AnyCaller,
-    status_is: Annotated[m.TicketStatus | None, Field(alias="status")] = None,
-) -> list[dict[str, Any]]:
-    return [
-        _ticket_or_404(request, t.ticket_id)
-        for t in _view(request).opened_tickets()
-        if status_is is None or t.status == status_is
-    ]
+    status_is: Annotated[list[m.TicketStatus] | None, Query(alias="status")] = None,
+    priority: Annotated[list[Annotated[str, Field(max_length=10)]] | None, Query()] = None,
+    agreement_id: uuid.UUID | None = None,
+    organisation: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    unassigned: bool | None = None,
+    group: Annotated[str | None, Query(max_length=200)] = None,
+    channel: m.Channel | None = None,
+    category: Annotated[str | None, Query(max_length=60)] = None,
+    breached: bool | None = None,
+    at_risk: Annotated[
+        bool | None, Query(description="A clock still running past its first warning.")
+    ] = None,
+    waiting_on_customer: bool | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Words that must all be in the subject, description or a message.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            pattern=r"^-?(due|received|updated|priority)$",
+            description="due (next deadline), received, updated or priority; a leading "
+            "minus sorts descending.",
+        ),
+    ] = "-received",
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TicketPage:
+    """Tickets in a stable order, a page at a time, narrowed by every filter given."""
+    where = TicketFilter(
+        status=status_is or (),
+        priority=priority or (),
+        agreement_id=agreement_id,
+        organisation=organisation,
+        assignee=assignee,
+        unassigned=unassigned,
+        group=group,
+        channel=channel,
+        category=category,
+        breached=breached,
+        at_risk=at_risk,
+        waiting_on_customer=waiting_on_customer,
+        text=q,
+    )
+    try:
+        page = await _read(_view(request).tickets, where, Sort.parse(sort), cursor, limit)
+    except BadCursor as bad:
+        raise _unprocessable_query("cursor", str(bad), "bad_cursor") from bad
+    return TicketPage(
+        tickets=[_ticket_json(ticket) for ticket in page.tickets],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> dict[str, Any]:
+    shown = ticket.to_doc()
+    if notifications is not None:
+        shown["notifications"] = notifications
+    return shown
 
 
 @router.get("/tickets/{ticket_id}", tags=["tickets"])
-async def get_ticket(request: Request, ticket_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
-    return _ticket_or_404(request, ticket_id)
+async def get_ticket(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+    ticket = await _ticket_or_404(request, ticket_id)
+    notifications = await _read(_view(request).notifications, ticket.reference)
+    return _ticket_json(ticket, notifications)
 
 
-async def _ticket_command(
-    request: Request, ticket_id: uuid.UUID, kind: type[Message], data: Any
-) -> Accepted:
+@router.get("/tickets/{ticket_id}/timeline", tags=["tickets"])
+async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+    """Every fact of the ticket in order, with who and why: status, priority and
+    assignment changes, messages, time, mail, and each SLA clock's start (target,
+    calendar, closed days skipped), pauses, resumptions, warnings, breach and stop."""
+    ticket = await _ticket_or_404(request, ticket_id)
+    facts = await _read(_view(request).ticket_events, ticket)
+    calendar = None
+    if ticket.agreement_id is not None:
+        agreement = await _read(_view(request).agreement, ticket.agreement_id)
+        if agreement is not None:
+            calendar = m.Calendar.model_validate(agreement["calendar"], context=STORED)
+    return {
+        "ticket_id": str(ticket.ticket_id),
+        "reference": ticket.reference,
+        "entries": timeline(facts, calendar),
+    }
+
+
+async def _ticket_command(request: Request, key: str, kind: type[Message], data: Any) -> Accepted:
     """Sends a command about an existing ticket to intake."""
-    _ticket_or_404(request, ticket_id)
+    ticket_id = (await _ticket_or_404(request, key)).ticket_id
     sent = await _send(request, topics.INBOUND, kind, ticket_id, data)
     return _accepted(ticket_id, sent, f"/tickets/{ticket_id}")
 
 
 @router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"])
 async def change_status(
-    request: Request, ticket_id: uuid.UUID, body: StatusChange, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: StatusChange, who: AnyCaller
 ) -> Accepted:
     data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
     return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
@@ -247,22 +368,22 @@ async def change_status(
 
 @router.post("/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"])
 async def change_priority(
-    request: Request, ticket_id: uuid.UUID, body: PriorityChange, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: PriorityChange, who: AnyCaller
 ) -> Accepted:
     """Triage decides: an unknown priority, or a customer override the agreement does not
     allow, is refused (dead-lettered with the reason); the SLA clocks follow a change."""
-    _require_priority_of_matrix(request, ticket_id, body.priority)
+    await _require_priority_of_matrix(request, ticket_id, body.priority)
     data = m.ChangeTicketPriorityData(changed_by=who.name, **body.model_dump())
     return await _ticket_command(request, ticket_id, m.ChangeTicketPriority, data)
 
 
-def _require_priority_of_matrix(request: Request, ticket_id: uuid.UUID, priority: str) -> None:
+async def _require_priority_of_matrix(request: Request, key: str, priority: str) -> None:
     """Triage's rule, told at the door when the view knows the ticket's agreement: a
     priority its matrix never gives (A on a P1-P4 agreement) would only be refused later."""
-    ticket = _view(request).tickets.get(ticket_id)
+    ticket = await _read(_view(request).ticket, key)
     if ticket is None or ticket.agreement_id is None:
         return
-    agreement = _view(request).agreements.get(ticket.agreement_id)
+    agreement = await _read(_view(request).agreement, ticket.agreement_id)
     if agreement is None:
         return
     matrix = agreement["matrix"]
@@ -274,7 +395,7 @@ def _require_priority_of_matrix(request: Request, ticket_id: uuid.UUID, priority
 
 @router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
 async def reply(
-    request: Request, ticket_id: uuid.UUID, body: AgentReply, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
 ) -> Accepted:
     data = m.ReplyAsAgentData(agent=who.name, body=body.body)
     return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
@@ -282,7 +403,7 @@ async def reply(
 
 @router.post("/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"])
 async def log_time(
-    request: Request, ticket_id: uuid.UUID, body: TimeEntry, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: TimeEntry, who: AnyCaller
 ) -> Accepted:
     ends = body.started_at + timedelta(minutes=body.duration_minutes)
     if ends > request.app.state.now():
@@ -299,7 +420,7 @@ class Timer(BaseModel):
 
 @router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"])
 async def start_timer(
-    request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
 ) -> Accepted:
     """Starts the caller's timer on the ticket (one running timer per agent)."""
     return await _timer_command(request, ticket_id, m.StartTimer, body, who)
@@ -307,23 +428,23 @@ async def start_timer(
 
 @router.post("/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"])
 async def stop_timer(
-    request: Request, ticket_id: uuid.UUID, body: Timer, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
 ) -> Accepted:
     """Stops it: the time (whole minutes, at least one) becomes a time entry."""
     return await _timer_command(request, ticket_id, m.StopTimer, body, who)
 
 
 async def _timer_command(
-    request: Request, ticket_id: uuid.UUID, kind: type[Message], body: Timer, who: Caller
+    request: Request, ticket_id: str, kind: type[Message], body: Timer, who: Caller
 ) -> Accepted:
     data = m.TimerData(agent=who.name, **body.model_dump())
     return await _ticket_command(request, ticket_id, kind, data)
 
 
-def _require_month_ended(request: Request, agreement_id: uuid.UUID, month: str) -> None:
+async def _require_month_ended(request: Request, agreement_id: uuid.UUID, month: str) -> None:
     """Billing's rule, told at the door when the view knows the agreement's time zone (if
     it does not, billing refuses the command itself)."""
-    agreement = _view(request).agreements.get(agreement_id)
+    agreement = await _read(_view(request).agreement, agreement_id)
     if agreement is None:
         return
     zone = agreement["calendar"]["timezone"]
@@ -337,8 +458,8 @@ def _require_month_ended(request: Request, agreement_id: uuid.UUID, month: str) 
 async def issue_statement(
     request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller
 ) -> Accepted:
-    _require_month_ended(request, agreement_id, body.month)
-    if (agreement_id, body.month) in _view(request).statements:
+    await _require_month_ended(request, agreement_id, body.month)
+    if await _read(_view(request).statement, agreement_id, body.month) is not None:
         detail = f"the statement for {body.month} was issued already (issued once, never again)"
         raise HTTPException(status.HTTP_409_CONFLICT, detail)
     data = m.IssueStatementData(month=body.month)
@@ -369,9 +490,8 @@ async def get_evaluation(
     request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
 ) -> dict[str, Any]:
     """The month's evaluation: tickets opened, time to first response, targets met."""
-    if agreement_id not in _view(request).agreements:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
-    return evaluation(_view(request), agreement_id, month)
+    agreement = await _agreement_or_404(request, agreement_id)
+    return await _read(evaluation, _view(request), agreement, month)
 
 
 @router.get(
@@ -387,7 +507,7 @@ async def get_statement(
     format: Literal["json", "csv", "html"] = "json",
 ) -> Any:
     """The issued statement as JSON, CSV (bookkeeping) or an HTML page to send."""
-    statement = _view(request).statements.get((agreement_id, month))
+    statement = await _read(_view(request).statement, agreement_id, month)
     if statement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")
     if format == "csv":
@@ -434,7 +554,7 @@ def _without_long_input(problem: Any) -> Any:
 
 
 def create_http_app(
-    read_model: ReadModel,
+    view: ViewQueries,
     publish: Publish,
     callers: dict[str, Caller],
     now: Callable[[], datetime],
@@ -450,7 +570,7 @@ def create_http_app(
         version="1",
         max_body_size=max_body_bytes,
     )
-    app.state.read_model = read_model
+    app.state.view = view
     app.state.publish = publish
     app.state.callers = callers
     app.state.now = now

@@ -12,7 +12,7 @@ from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.config import GatewaySettings
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.outbox import store_command
-from servicedesk_gateway.read_model import ReadModel
+from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.logs import configure_logging, get_logger
@@ -39,18 +39,19 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     url = DatabaseUrl.parse(settings.database_url_for(NAME), NAME)
     database = Database(url)  # first: it makes the SQLite file's directory
     store = ServiceStore(url, NAME)
+    view = GatewayView(database)
 
     async def accept(topic: str, message: Message) -> None:
         """Stored (committed) before the caller hears 202; the relay publishes it."""
         await store_command(store, topic, message)
         broker.wake_relay()
 
-    app = create_http_app(ReadModel(), accept, callers, clock.now, settings.gateway_max_body_bytes)
+    app = create_http_app(view.queries, accept, callers, clock.now, settings.gateway_max_body_bytes)
     broker = BrokerSide(
         bootstrap=settings.kafka_bootstrap_servers,
         store=store,
         positions=RelayPositions(database),
-        show=lambda view: setattr(app.state, "read_model", view),
+        view=view,
         relay_batch_max=settings.relay_batch_max,
         poll_interval=settings.poll_interval_seconds,
     )

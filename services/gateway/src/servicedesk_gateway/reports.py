@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from servicedesk_gateway.read_model import ReadModel, TicketView
+from servicedesk_contracts import calendars
+from servicedesk_gateway.view.queries import ViewQueries
+from servicedesk_gateway.view.tickets import TicketView
 
 
-def evaluation(view: ReadModel, agreement_id: uuid.UUID, month: str) -> dict[str, Any]:
-    zone = ZoneInfo(
-        view.agreements.get(agreement_id, {}).get("calendar", {}).get("timezone", "UTC")
+def evaluation(view: ViewQueries, agreement: dict[str, Any], month: str) -> dict[str, Any]:
+    """`agreement` as the view holds it (its terms, with `agreement_id`)."""
+    agreement_id = uuid.UUID(agreement["agreement_id"])
+    zone = agreement["calendar"]["timezone"]
+    tickets = view.tickets_received(
+        agreement_id, calendars.month_start(month, zone), calendars.month_end(month, zone)
     )
-    tickets = [
-        t
-        for t in view.opened_tickets()
-        if t.agreement_id == agreement_id
-        and datetime.fromisoformat(t.received_at).astimezone(zone).strftime("%Y-%m") == month
-    ]
     by_priority: dict[str, int] = {}
     for ticket in tickets:
         key = ticket.priority or "untriaged"

@@ -16,6 +16,7 @@ from servicedesk_contracts.messages import ticket_id_for_request
 from servicedesk_stack.faults.clients import read_topic
 from servicedesk_stack.faults.harness import Harness
 from servicedesk_stack.faults.inputs import SHORT_AGREEMENT
+from servicedesk_stack.gateway_client import all_tickets
 
 AGENT = {"Authorization": "Bearer agent-token"}
 
@@ -271,7 +272,8 @@ def after_drain_health(suite: Harness, tally: Tally, phase: str = "") -> None:
 
 def _gateway_tickets(suite: Harness) -> set[uuid.UUID]:
     port = suite.stack.config.gateway_port
-    answer = httpx.get(f"http://127.0.0.1:{port}/tickets", headers=AGENT, timeout=60)
-    if answer.status_code != 200:
+    try:
+        shown = all_tickets(f"http://127.0.0.1:{port}", AGENT)
+    except httpx.HTTPError:
         return set()
-    return {uuid.UUID(v["ticket_id"]) for v in answer.json()}
+    return {uuid.UUID(v["ticket_id"]) for v in shown}

@@ -1,0 +1,192 @@
+"""The view's handlers: each event changes the tables through the batch's open transaction
+(`ProjectionUnitOfWork`), so a batch's changes and its Kafka position commit together.
+
+A ticket touched by many events of a batch is read once (locked `FOR UPDATE` on
+PostgreSQL, where several gateway replicas may write) and written once, before commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from servicedesk_contracts import Message
+from servicedesk_contracts import messages as m
+from servicedesk_gateway.view.schema import NO_DEADLINE, ViewTables, micros
+from servicedesk_gateway.view.tickets import TICKET_EVENTS, TicketView
+from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.projection import ProjectionUnitOfWork
+
+_REFERENCE = re.compile(r"\[(SD-\d+)\]")
+_SEARCHED = {"TicketOpened", "AgentReplied", "CustomerReplied"}
+
+
+class ViewProjector:
+    def __init__(self, tables: ViewTables) -> None:
+        self.tables = tables
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            **dict.fromkeys(TICKET_EVENTS, self._ticket_event),
+            **dict(
+                [
+                    handles(m.AgreementRegistered, self._agreement),
+                    handles(m.StatementIssued, self._statement),
+                    handles(m.NotificationSent, self._notification_sent),
+                    handles(m.NotificationFailed, self._notification_failed),
+                ]
+            ),
+        }
+
+    # --- tickets ---------------------------------------------------------------------------
+
+    def _ticket_event(self, message: Message, uow: ProjectionUnitOfWork) -> None:
+        ticket = self._ticket(uow, message.subject_id)
+        ticket.apply(message)
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.events} "
+            "(event_id, ticket_id, occurred_at, event_type, message) VALUES (?, ?, ?, ?, ?)",
+            (
+                str(message.event_id),
+                str(message.subject_id),
+                micros(message.occurred_at),
+                message.event_type,
+                message.to_json().decode(),
+            ),
+        )
+        if message.event_type in _SEARCHED:
+            self._index_text(uow, message, _searchable_text(message))
+
+    def _ticket(self, uow: ProjectionUnitOfWork, ticket_id: uuid.UUID) -> TicketView:
+        changed: dict[uuid.UUID, TicketView] | None = uow.state.get("tickets")  # type: ignore[assignment]
+        if changed is None:
+            changed = {}
+            uow.state["tickets"] = changed
+            uow.before_commit(lambda: self._write_tickets(uow, changed))
+        ticket = changed.get(ticket_id)
+        if ticket is None:
+            ticket = self._read_ticket(uow, ticket_id)
+            changed[ticket_id] = ticket
+        return ticket
+
+    def _read_ticket(self, uow: ProjectionUnitOfWork, ticket_id: uuid.UUID) -> TicketView:
+        """Reads the ticket's row, made first if missing and locked until commit on
+        PostgreSQL, so two replicas changing one ticket take turns instead of one
+        overwriting the other."""
+        table = self.tables.tickets
+        uow.cursor.execute(
+            f"INSERT INTO {table} (ticket_id) VALUES (?) ON CONFLICT (ticket_id) DO NOTHING",
+            (str(ticket_id),),
+        )
+        lock = " FOR UPDATE" if self.tables.is_postgres else ""
+        uow.cursor.execute(f"SELECT doc FROM {table} WHERE ticket_id = ?{lock}", (str(ticket_id),))
+        row = uow.cursor.fetchone()
+        if row is None or row[0] is None:
+            return TicketView(ticket_id)
+        return TicketView.from_doc(json.loads(row[0]))
+
+    def _write_tickets(
+        self, uow: ProjectionUnitOfWork, changed: dict[uuid.UUID, TicketView]
+    ) -> None:
+        uow.cursor.executemany(
+            f"UPDATE {self.tables.tickets} SET reference = ?, status = ?, priority = ?, "
+            "priority_rank = ?, agreement_id = ?, organisation = ?, channel = ?, "
+            "category = ?, assignee = ?, assigned_group = ?, received_at = ?, "
+            "updated_at = ?, next_due_at = ?, breached = ?, at_risk = ?, doc = ? "
+            "WHERE ticket_id = ?",
+            [_row(ticket) for ticket in changed.values()],
+        )
+
+    def _index_text(self, uow: ProjectionUnitOfWork, message: Message, text: str) -> None:
+        if self.tables.is_postgres:
+            uow.cursor.execute(
+                f"INSERT INTO {self.tables.search} (event_id, ticket_id, body) "
+                "VALUES (?, ?, to_tsvector('simple', ?))",
+                (str(message.event_id), str(message.subject_id), text),
+            )
+        else:
+            uow.cursor.execute(
+                f"INSERT INTO {self.tables.search} (ticket_id, body) VALUES (?, ?)",
+                (str(message.subject_id), text),
+            )
+
+    # --- agreements, statements, notifications --------------------------------------------
+
+    def _agreement(self, message: m.AgreementRegistered, uow: ProjectionUnitOfWork) -> None:
+        doc = {"agreement_id": str(message.subject_id), **message.data.model_dump(mode="json")}
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.agreements} (agreement_id, doc) VALUES (?, ?) "
+            "ON CONFLICT (agreement_id) DO UPDATE SET doc = excluded.doc",
+            (str(message.subject_id), json.dumps(doc)),
+        )
+
+    def _statement(self, message: m.StatementIssued, uow: ProjectionUnitOfWork) -> None:
+        data = message.data
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.statements} (agreement_id, month, doc) "
+            "VALUES (?, ?, ?) ON CONFLICT (agreement_id, month) DO UPDATE SET doc = excluded.doc",
+            (str(data.agreement_id), data.month, json.dumps(data.model_dump(mode="json"))),
+        )
+
+    def _notification_sent(self, message: m.NotificationSent, uow: ProjectionUnitOfWork) -> None:
+        self._notification(message, message.data.subject_line, "sent", uow)
+
+    def _notification_failed(
+        self, message: m.NotificationFailed, uow: ProjectionUnitOfWork
+    ) -> None:
+        self._notification(message, message.data.subject_line, "failed", uow)
+
+    def _notification(
+        self, message: Message, subject_line: str, outcome: str, uow: ProjectionUnitOfWork
+    ) -> None:
+        """Receipts name their ticket only in the subject (`[SD-000123]`)."""
+        found = _REFERENCE.search(subject_line)
+        if found is None:
+            return
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.notifications} "
+            "(event_id, reference, occurred_at, outcome, subject_line) VALUES (?, ?, ?, ?, ?)",
+            (
+                str(message.event_id),
+                found.group(1),
+                micros(message.occurred_at),
+                outcome,
+                subject_line,
+            ),
+        )
+
+
+def _row(ticket: TicketView) -> tuple[Any, ...]:
+    return (
+        ticket.reference or None,
+        ticket.status,
+        ticket.priority,
+        ticket.priority_rank(),
+        str(ticket.agreement_id) if ticket.agreement_id else None,
+        ticket.organisation,
+        ticket.channel,
+        ticket.category,
+        ticket.assignee,
+        ticket.group,
+        micros(ticket.received_at),
+        micros(ticket.updated_at),
+        _or_no_deadline(micros(ticket.next_due_at())),
+        int(ticket.breached()),
+        int(ticket.at_risk()),
+        json.dumps(ticket.to_doc()),
+        str(ticket.ticket_id),
+    )
+
+
+def _or_no_deadline(due: int | None) -> int:
+    return NO_DEADLINE if due is None else due
+
+
+def _searchable_text(message: Message) -> str:
+    if isinstance(message, m.TicketOpened):
+        return f"{message.data.reference} {message.data.subject} {message.data.body}"
+    if isinstance(message, m.AgentReplied | m.CustomerReplied):
+        return message.data.body
+    return ""

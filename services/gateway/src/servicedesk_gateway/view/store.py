@@ -1,0 +1,52 @@
+"""The view as one object: its tables, its exactly-once bookkeeping, its handlers and its
+queries, in the gateway's database."""
+
+from __future__ import annotations
+
+from eventsourcing.persistence import Tracking
+
+from servicedesk_contracts import Message
+from servicedesk_gateway.view.projector import ViewProjector
+from servicedesk_gateway.view.queries import ViewQueries
+from servicedesk_gateway.view.schema import PREFIX, ViewTables
+from servicedesk_runtime.consumer import Handler
+from servicedesk_runtime.database import Database
+from servicedesk_runtime.projection import ProjectionStore
+
+
+class GatewayView:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.tables = ViewTables(database)
+        self.tables.create()
+        self.store = ProjectionStore(database, PREFIX)
+        self.projector = ViewProjector(self.tables)
+        self.queries = ViewQueries(self.tables)
+        self.handlers: dict[str, Handler] = self.projector.handlers()
+
+    def apply(self, *messages: Message, tracking: Tracking | None = None) -> int:
+        """Applies messages in one transaction (with `tracking`, the position they were
+        read up to), outside the live consumer (tests, the rebuild); a message applied
+        before is skipped. Returns how many were applied."""
+        uow = self.store.unit_of_work()
+        applied = 0
+        try:
+            for message in messages:
+                handler = self.handlers.get(message.event_type)
+                if handler is None or uow.already_applied(message.event_id):
+                    continue
+                handler(message, uow)
+                uow.mark_applied(message.event_id)
+                applied += 1
+        except BaseException:
+            uow.discard()
+            raise
+        uow.commit(tracking)
+        return applied
+
+    def drop(self) -> None:
+        """Empties the view and forgets every position: it is rebuilt from the topics."""
+        with self.database.transaction() as cursor:
+            self.tables.drop(cursor)
+            self.store.forget(cursor)
+        self.tables.create()
