@@ -230,6 +230,42 @@ class AgentReplied(Message):
     data: AgentRepliedData
 
 
+class AssignTicketData(Data):
+    """Assigns a ticket to an agent and/or a group; both None unassigns it. Taking a
+    ticket away from an agent needs a reason."""
+
+    assignee: Name | None = None
+    group: Label | None = None
+    assigned_by: Name
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    assignee_email: Email | None = None
+    """Where the assignee is told (the gateway fills it from its people directory)."""
+
+
+class AssignTicket(Message):
+    TYPE: ClassVar[str] = "AssignTicket"
+    event_type: Literal["AssignTicket"] = "AssignTicket"
+    data: AssignTicketData
+
+
+class TicketAssignedData(Data):
+    reference: str
+    assignee: str | None
+    group: str | None
+    previous_assignee: str | None = None
+    previous_group: str | None = None
+    assigned_by: Name
+    reason: str = ""
+    assignee_email: Email | None = None
+    assigned_at: UtcDatetime
+
+
+class TicketAssigned(Message):
+    TYPE: ClassVar[str] = "TicketAssigned"
+    event_type: Literal["TicketAssigned"] = "TicketAssigned"
+    data: TicketAssignedData
+
+
 class AddCustomerReplyData(Data):
     author_email: Email
     body: Text
@@ -859,7 +895,7 @@ class StatementIssued(Message):
 
 class NotificationData(Data):
     notification_id: uuid.UUID
-    kind: Literal["ticket_confirmation", "sla_breach", "sla_warning"]
+    kind: Literal["ticket_confirmation", "sla_breach", "sla_warning", "ticket_assigned"]
     channel: Literal["email"] = "email"
     recipient: Email
     subject_line: str
@@ -883,6 +919,40 @@ class NotificationFailed(Message):
     data: NotificationFailedData
 
 
+# --- command outcomes ----------------------------------------------------------------------
+
+
+class ProducedEvent(Data):
+    subject_id: uuid.UUID
+    """The aggregate the command changed (a ticket, an agreement...)."""
+    event: str
+    """The stored event's name, e.g. `Ticket.Opened`."""
+
+
+class CommandDecidedData(Data):
+    command_id: uuid.UUID
+    """The command's `event_id`, as the gateway answered it (`command_id`)."""
+    command_type: str
+    service: str
+    """The service that decided."""
+    outcome: Literal["applied", "refused"]
+    reason: str | None = None
+    """Why it was refused: a short label (`unknown_ticket`, `validation_failed`...)."""
+    detail: str | None = None
+    produced: list[ProducedEvent] = Field(default_factory=list)
+    """What an applied command changed; empty for a command that changed nothing."""
+
+
+class CommandDecided(Message):
+    """Every command on a command topic is decided exactly once by the service it is
+    addressed to: applied (with what it produced) or refused (with why; it is also on the
+    dead-letter topic). The gateway answers `GET /commands/{id}` from these."""
+
+    TYPE: ClassVar[str] = "CommandDecided"
+    event_type: Literal["CommandDecided"] = "CommandDecided"
+    data: CommandDecidedData
+
+
 ALL_MESSAGES: tuple[type[Message], ...] = (
     SubmitTicket,
     TicketOpened,
@@ -894,6 +964,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     AgentReplied,
     AddCustomerReply,
     CustomerReplied,
+    AssignTicket,
+    TicketAssigned,
     StartTimer,
     StopTimer,
     LogTime,
@@ -915,6 +987,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     StatementIssued,
     NotificationSent,
     NotificationFailed,
+    CommandDecided,
 )
 
 _NAMESPACE = uuid.UUID("5d1e0b3a-6c1f-4a59-9f0e-2c4b7a8d9e10")

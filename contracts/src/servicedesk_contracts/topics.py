@@ -13,6 +13,8 @@ AGREEMENTS: Final = "servicedesk.agreements.v1"
 BILLING: Final = "servicedesk.billing.v1"
 NOTIFICATIONS: Final = "servicedesk.notifications.v1"
 DEAD_LETTER: Final = "servicedesk.dead-letter.v1"
+COMMAND_OUTCOMES: Final = "servicedesk.command-outcomes.v1"
+"""Each command's outcome (`CommandDecided`), from the service that decided it."""
 
 ALL: Final = (
     INBOUND,
@@ -24,6 +26,7 @@ ALL: Final = (
     BILLING,
     NOTIFICATIONS,
     DEAD_LETTER,
+    COMMAND_OUTCOMES,
 )
 COMMANDS: Final = (INBOUND, BILLING_COMMANDS)
 """Topics whose messages are addressed to one service: a type it does not handle there is a

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -278,3 +278,55 @@ async def test_a_malformed_statement_month_is_422_naming_it(client: httpx.AsyncC
     assert response.status_code == 422
     (problem,) = response.json()["detail"]
     assert problem["loc"] == ["path", "month"]
+
+
+async def test_a_command_not_decided_yet_reads_accepted_and_an_unknown_one_404(
+    view: GatewayView,
+) -> None:
+    stored = uuid.uuid4()
+
+    async def publish(topic: str, message: Message) -> None:
+        return None
+
+    def find_accepted(command_id: uuid.UUID) -> dict[str, object] | None:
+        return (
+            {"command_id": str(command_id), "status": "accepted"} if command_id == stored else None
+        )
+
+    app = create_http_app(
+        view.queries,
+        publish,
+        parse_tokens("a-token:agent"),
+        lambda: NOW,
+        find_accepted=find_accepted,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as client:
+        accepted = await client.get(f"/commands/{stored}", headers=AGENT)
+        unknown = await client.get(f"/commands/{uuid.uuid4()}", headers=AGENT)
+        anonymous = await client.get(f"/commands/{stored}")
+    assert accepted.json()["status"] == "accepted"
+    assert unknown.status_code == 404
+    assert anonymous.status_code == 401
+
+
+async def test_a_phone_ticket_logged_after_the_call_starts_at_the_call(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    call = NOW - timedelta(minutes=40)
+    body = ticket_body(channel="phone", received_at=call.isoformat())
+    assert (await client.post("/tickets", json=body, headers=AGENT)).status_code == 202
+    ((_, message),) = published
+    assert message.occurred_at == call  # intake opens it as received then
+    for when, kind in (
+        (NOW + timedelta(minutes=5), "future_time"),
+        (NOW - timedelta(days=8), "too_old"),
+    ):
+        refused = await client.post(
+            "/tickets", json=ticket_body(received_at=when.isoformat()), headers=AGENT
+        )
+        assert refused.status_code == 422
+        (problem,) = refused.json()["detail"]
+        assert (problem["loc"], problem["type"]) == (["body", "received_at"], kind)
+    assert len(published) == 1

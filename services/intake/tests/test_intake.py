@@ -138,3 +138,47 @@ def test_a_timer_becomes_a_time_entry_in_whole_minutes(
     assert (logged.source, logged.started_at) == ("timer", start)
     with pytest.raises(Rejected, match="no timer running"):
         handlers["StopTimer"](timer(m.StopTimer, ticket, NOW), store.unit_of_work())  # type: ignore[operator]
+
+
+def assign(
+    store: ServiceStore,
+    handlers: dict[str, object],
+    ticket: uuid.UUID,
+    assignee: str | None,
+    group: str | None = "first-line",
+    reason: str = "",
+) -> None:
+    command = m.AssignTicket.create(
+        producer="gateway",
+        subject_id=ticket,
+        occurred_at=NOW,
+        data={"assignee": assignee, "group": group, "assigned_by": "lars", "reason": reason},
+    )
+    uow = store.unit_of_work()
+    handlers["AssignTicket"](command, uow)  # type: ignore[operator]
+    uow.commit()
+
+
+def test_a_ticket_is_assigned_and_taken_from_its_agent_only_with_a_reason(
+    intake: tuple[ServiceStore, dict[str, object]],
+) -> None:
+    store, handlers = intake
+    ticket = open_ticket(store, handlers)
+    assign(store, handlers, ticket, None)  # to the group's queue
+    assign(store, handlers, ticket, "mette")
+    with pytest.raises(Rejected) as no_reason:
+        assign(store, handlers, ticket, "jens")
+    assert no_reason.value.reason == "reason_required"
+    with pytest.raises(Rejected) as same:
+        assign(store, handlers, ticket, "mette")
+    assert same.value.reason == "no_change"
+    assign(store, handlers, ticket, "jens", "second-line", reason="firmware expert")
+    stored = store.repository.get(ticket)
+    assert (stored.assignee, stored.group) == ("jens", "second-line")
+    moves = [e for e in store.events.get(ticket) if type(e).__name__ == "Assigned"]
+    assert [(e.previous_assignee, e.assignee) for e in moves] == [
+        (None, None),
+        (None, "mette"),
+        ("mette", "jens"),
+    ]
+    assert moves[-1].reason == "firmware expert"

@@ -15,6 +15,7 @@ import pytest
 from servicedesk_contracts import messages as m
 from servicedesk_notifier.domain import (
     Delivery,
+    assignment_notice,
     message_id,
     sla_breach_alert,
     sla_warning_alert,
@@ -199,3 +200,30 @@ def test_a_delivery_stored_before_dispatch_after_commit_still_becomes_its_receip
     )
     _, message = translate(legacy)  # type: ignore[misc]
     assert message.event_type == receipt
+
+
+def test_the_new_assignee_is_told_who_assigned_it_and_why() -> None:
+    def assigned(email: str | None, assignee: str | None = "Mette Jensen") -> m.TicketAssigned:
+        return m.TicketAssigned.create(
+            producer="intake",
+            subject_id=uuid.uuid4(),
+            data={
+                "reference": "SD-000042",
+                "assignee": assignee,
+                "group": "second-line",
+                "previous_assignee": "Jens Poulsen",
+                "assigned_by": "Lars Holm",
+                "reason": "knows the firmware",
+                "assignee_email": email,
+                "assigned_at": DUE,
+            },
+        )
+
+    notice = assignment_notice(assigned("mette@provider-v.dk"))
+    assert notice is not None
+    assert notice.recipient == "mette@provider-v.dk"
+    assert notice.subject_line == "[SD-000042] Assigned to you by Lars Holm"
+    assert "It was Jens Poulsen's before." in notice.body
+    assert "Why: knows the firmware" in notice.body
+    assert assignment_notice(assigned(None)) is None  # no address in the directory
+    assert assignment_notice(assigned("x@y.example", assignee=None)) is None  # unassigned

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import time
 import uuid
@@ -69,6 +70,9 @@ class TrackedUnitOfWork(Protocol):
 
     def already_applied(self, event_id: uuid.UUID) -> bool: ...
     def mark_applied(self, event_id: uuid.UUID) -> None: ...
+    def events_mark(self) -> dict[uuid.UUID, int]: ...
+    def produced_since(self, mark: dict[uuid.UUID, int]) -> list[Any]: ...
+    def record_outcome(self, command: Any, outcome: str, **details: Any) -> None: ...
     def after_commit(self, effect: Callable[[], None]) -> None: ...
     def commit(self, tracking: Tracking | None = None) -> None: ...
     def discard(self) -> None: ...
@@ -356,12 +360,14 @@ class TrackedConsumer:
         try:
             for record in records:
                 if record.offset in crashed:
-                    refusal = _Refusal(record, "handler_error", crashed[record.offset])
-                    chunk.refusals.append(refusal)
-                    continue
-                refused = self._apply_one(record, chunk.unit_of_work)
+                    refused: _Refusal | None = _Refusal(
+                        record, "handler_error", crashed[record.offset]
+                    )
+                else:
+                    refused = self._apply_one(record, chunk.unit_of_work)
                 if refused is not None:
                     chunk.refusals.append(refused)
+                    self._decide_refused(refused, chunk.unit_of_work)
         except BaseException:
             chunk.unit_of_work.discard()
             raise
@@ -375,6 +381,7 @@ class TrackedConsumer:
         if uow.already_applied(message.event_id):
             uow.after_commit(DUPLICATES_SKIPPED.labels(self.service, record.topic).inc)
             return None
+        mark = uow.events_mark()
         try:
             handler(message, uow)
         except Rejected as rejected:
@@ -387,7 +394,17 @@ class TrackedConsumer:
         except Exception as error:
             raise _HandlerCrashed(record.offset, error) from error
         uow.mark_applied(message.event_id)
+        if record.topic in self.command_topics:
+            uow.record_outcome(message, "applied", produced=uow.produced_since(mark))
         return None
+
+    def _decide_refused(self, refusal: _Refusal, uow: TrackedUnitOfWork) -> None:
+        """A refused command is decided, with the refusal, if its id can be read."""
+        if refusal.record.topic not in self.command_topics:
+            return
+        command = command_of(refusal.record.value)
+        if command is not None:
+            uow.record_outcome(command, "refused", reason=refusal.reason, detail=refusal.detail)
 
     def _route(self, record: Record) -> tuple[Message, Handler] | _Refusal | None:
         """The message and its handler; None to read past it; or why it is refused."""
@@ -421,8 +438,10 @@ class TrackedConsumer:
             record = refusal.record
             if record.offset in sent:
                 continue  # a retried batch: it went out the first time
+            command = command_of(record.value)
             await dead_letter(
                 self.producer,
+                causation_id=str(command.event_id) if command is not None else None,
                 service=self.service,
                 source_topic=record.topic,
                 partition=record.partition,
@@ -456,6 +475,32 @@ class TrackedConsumer:
 
 class _StoreRefused(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class CommandRef:
+    """What a refused command's outcome needs, read leniently from its raw bytes."""
+
+    event_id: uuid.UUID
+    event_type: str
+    correlation_id: uuid.UUID | None
+
+
+def command_of(value: bytes | None) -> CommandRef | None:
+    """The envelope ids of a message that may not pass its contract; None when unreadable."""
+    if value is None or len(value) > 1 << 20:
+        return None
+    try:
+        raw = json.loads(value)
+        event_id = uuid.UUID(str(raw["event_id"]))
+        correlation = raw.get("correlation_id")
+        return CommandRef(
+            event_id=event_id,
+            event_type=str(raw.get("event_type", "unknown"))[:100],
+            correlation_id=uuid.UUID(str(correlation)) if correlation else None,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
 
 
 def _header(record: Record, name: str) -> str | None:

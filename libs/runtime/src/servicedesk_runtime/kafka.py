@@ -118,6 +118,7 @@ async def dead_letter(
     reason: str,
     detail: str,
     stop: asyncio.Event | None = None,
+    causation_id: str | None = None,
 ) -> bool:
     """Sends a message that cannot be accepted to the dead-letter topic, with why and where
     from in its headers, and counts it. While the broker refuses, retries with backoff for
@@ -131,6 +132,8 @@ async def dead_letter(
         ("source_partition", str(partition).encode()),
         ("source_offset", str(offset).encode()),
     ]
+    if causation_id is not None:  # the refused command: GET /commands/{id} finds it
+        headers.append(("causation_id", causation_id.encode()))
     if value is not None and len(value) > DEAD_LETTER_VALUE_LIMIT:
         headers.append(("value_truncated_from_bytes", str(len(value)).encode()))
         value = value[:DEAD_LETTER_VALUE_LIMIT]

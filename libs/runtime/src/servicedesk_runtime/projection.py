@@ -110,6 +110,15 @@ class ProjectionUnitOfWork:
     def mark_applied(self, event_id: uuid.UUID) -> None:
         self._applied.add(event_id)
 
+    def events_mark(self) -> dict[uuid.UUID, int]:
+        return {}
+
+    def produced_since(self, mark: dict[uuid.UUID, int]) -> list[dict[str, object]]:
+        return []
+
+    def record_outcome(self, command: object, outcome: str, **_: object) -> None:
+        """Projections read event topics only: they decide no commands."""
+
     def commit(self, tracking: Tracking | None = None) -> None:
         """Writes the batch's changes, markers and position in its one transaction. A
         position not past the recorded one, or a marker another writer recorded meanwhile,

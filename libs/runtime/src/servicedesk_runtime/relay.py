@@ -13,19 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from servicedesk_contracts import Message
+from servicedesk_contracts import Message, topics
 from servicedesk_contracts.envelope import STORED
-from servicedesk_contracts.messages import derived_id
+from servicedesk_contracts.messages import CommandDecided, derived_id
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_ERRORS, RELAY_LAG
 from servicedesk_runtime.retry import Backoff, Stopped, retry
-from servicedesk_runtime.store import ServiceStore
+from servicedesk_runtime.store import CommandOutcome, ServiceStore
 
 log = get_logger(__name__)
 
@@ -92,6 +93,7 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._position: int | None = None  # this relay is the only writer of its position
+        self._causes = _Causes()
         self.healthy = True
 
     def wake(self) -> None:
@@ -125,6 +127,27 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 
+    def _translate(self, domain_event: Any) -> tuple[str, Message] | None:
+        """The service's translation, plus what every service publishes alike: command
+        outcomes, and the command as the cause of each event it produced."""
+        if isinstance(domain_event, CommandOutcome.Decided):
+            self._causes.remember(domain_event)
+            return topics.COMMAND_OUTCOMES, _decided(domain_event, self.service)
+        translated = self.translate(domain_event)
+        if translated is None:
+            return None
+        topic, message = translated
+        cause = self._causes.of(domain_event)
+        if cause is not None:
+            command_id, correlation_id = cause
+            message = message.model_copy(
+                update={
+                    "causation_id": command_id,
+                    "correlation_id": message.correlation_id or correlation_id,
+                }
+            )
+        return topic, message
+
     async def publish_pending(self) -> int:
         """Publishes the next batch of stored events; returns how many were read."""
         if self._position is None:
@@ -138,7 +161,7 @@ class OutboxRelay:
             return 0
         sends = []
         for notification in notifications:
-            translated = self.translate(self.store.mapper.to_domain_event(notification))
+            translated = self._translate(self.store.mapper.to_domain_event(notification))
             if translated is None:
                 continue
             topic, message = translated
@@ -158,6 +181,49 @@ class OutboxRelay:
         newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
         RELAY_LAG.labels(self.service).set(max((newest or 0) - last, 0))
         return len(notifications)
+
+
+class _Causes:
+    """Which command caused which stored event, learnt from the outcomes the relay passes
+    (an outcome precedes its events in the log). Bounded: the events follow their outcome
+    closely. A relay restarted between an outcome and its events publishes those events
+    without a cause (their outcome still names them)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._by_event: OrderedDict[tuple[str, int], tuple[uuid.UUID, uuid.UUID]] = OrderedDict()
+
+    def remember(self, decided: Any) -> None:
+        cause = (decided.command_id, uuid.UUID(decided.correlation_id))
+        for produced in decided.produced:
+            self._by_event[(produced["subject_id"], produced["version"])] = cause
+        while len(self._by_event) > self.LIMIT:
+            self._by_event.popitem(last=False)
+
+    def of(self, domain_event: Any) -> tuple[uuid.UUID, uuid.UUID] | None:
+        key = (str(domain_event.originator_id), domain_event.originator_version)
+        return self._by_event.get(key)
+
+
+def _decided(decided: Any, service: str) -> Message:
+    message: Message = CommandDecided.create(
+        **envelope_of(decided, service),
+        causation_id=decided.command_id,
+        correlation_id=uuid.UUID(decided.correlation_id),
+        data={
+            "command_id": decided.command_id,
+            "command_type": decided.command_type,
+            "service": service,
+            "outcome": decided.outcome,
+            "reason": decided.reason,
+            "detail": decided.detail,
+            "produced": [
+                {"subject_id": p["subject_id"], "event": p["event"]} for p in decided.produced
+            ],
+        },
+    )
+    return message
 
 
 def event_id_of(domain_event: Any) -> uuid.UUID:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, event
@@ -40,6 +40,40 @@ class Received(Aggregate):
     @event("Applied")
     def __init__(self, event_id: uuid.UUID) -> None:
         self.event_id = event_id
+
+
+_OUTCOME_NAMESPACE = uuid.UUID("6f0c2d1e-7a4b-4c3d-9e8f-1a2b3c4d5e6f")
+
+
+class CommandOutcome(Aggregate):
+    """How a command addressed to this service was decided, stored with what it changed
+    (in the same transaction), and published as `CommandDecided`. `produced` lists the
+    stored events the command caused as `{subject_id, version, event}`: the relay gives
+    their messages the command as `causation_id`."""
+
+    Decided: ClassVar[type[Any]]
+
+    @staticmethod
+    def id_for(command_id: uuid.UUID) -> uuid.UUID:
+        return uuid.uuid5(_OUTCOME_NAMESPACE, str(command_id))
+
+    @staticmethod
+    def create_id(command_id: uuid.UUID, **_: Any) -> uuid.UUID:  # type: ignore[override]
+        return CommandOutcome.id_for(command_id)
+
+    @event("Decided")
+    def __init__(
+        self,
+        command_id: uuid.UUID,
+        command_type: str,
+        correlation_id: str,
+        outcome: str,
+        reason: str | None,
+        detail: str | None,
+        produced: list[dict[str, Any]],
+    ) -> None:
+        self.command_id = command_id
+        self.outcome = outcome
 
 
 class ServiceStore(Application[uuid.UUID]):
@@ -122,6 +156,55 @@ class UnitOfWork:
         """Registers a new or changed aggregate to be saved."""
         self._aggregates[aggregate.id] = aggregate
 
+    def events_mark(self) -> dict[uuid.UUID, int]:
+        """How many pending events each aggregate has now (see `produced_since`)."""
+        return {key: len(a.pending_events) for key, a in self._aggregates.items()}
+
+    def produced_since(self, mark: dict[uuid.UUID, int]) -> list[dict[str, Any]]:
+        """The events recorded since `mark` (markers and outcomes aside)."""
+        produced = []
+        for key, aggregate in self._aggregates.items():
+            if isinstance(aggregate, Received | CommandOutcome):
+                continue
+            for pending in aggregate.pending_events[mark.get(key, 0) :]:
+                produced.append(
+                    {
+                        "subject_id": str(pending.originator_id),
+                        "version": pending.originator_version,
+                        "event": type(pending).__qualname__,
+                    }
+                )
+        return produced
+
+    def record_outcome(
+        self,
+        command: Any,
+        outcome: str,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        produced: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Records how a command was decided, once: a command decided before (refused, and
+        delivered again) keeps its first outcome. `command` is the message, or anything
+        with `event_id`, `event_type` and `correlation_id`."""
+        outcome_id = CommandOutcome.id_for(command.event_id)
+        if outcome_id in self._aggregates or self.get(outcome_id, CommandOutcome) is not None:
+            return
+        decided = CommandOutcome(
+            command_id=command.event_id,
+            command_type=command.event_type,
+            correlation_id=str(command.correlation_id or command.event_id),
+            outcome=outcome,
+            reason=reason,
+            # As text that always encodes (a refusal may quote a lone surrogate it refused).
+            detail=_printable(detail[:2000]) if detail else detail,
+            produced=produced or [],
+        )
+        # Saved first in the transaction: in the notification log it precedes the events it
+        # lists, so the relay knows their cause when it publishes them.
+        self._aggregates = {decided.id: decided, **self._aggregates}
+
     def already_applied(self, event_id: uuid.UUID) -> bool:
         marker_id = Received.id_for(event_id)
         if marker_id in self._markers:
@@ -158,3 +241,7 @@ class UnitOfWork:
                 effect()
             except Exception:  # an effect must not undo or repeat what is committed
                 log.exception("after_commit_effect_failed")
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

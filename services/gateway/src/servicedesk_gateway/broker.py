@@ -51,6 +51,7 @@ FOLLOWED = (
     topics.AGREEMENTS,
     topics.BILLING,
     topics.NOTIFICATIONS,
+    topics.COMMAND_OUTCOMES,
 )
 
 

@@ -59,6 +59,15 @@ class AgreementRequest(m.AgreementTerms):
 
 class TicketSubmission(m.TicketRequest):
     channel: m.Channel = "portal"
+    received_at: m.UtcDatetime | None = Field(
+        default=None,
+        description="When the request came in, for one logged afterwards (a phone call): "
+        "not in the future and at most 7 days ago. The SLA clocks start here. Default: now.",
+    )
+
+
+MAX_BACKDATE = timedelta(days=7)
+"""How long after a call its ticket may still be logged with the call's time."""
 
 
 class StatusChange(BaseModel):
@@ -90,11 +99,13 @@ class StatementRequest(BaseModel):
 
 class Accepted(BaseModel):
     """The command is stored and will be published (it survives a restart of the gateway or
-    the broker); `location` is where its result will show."""
+    the broker); `location` is where its result will show, `command_location` where the
+    command's outcome (applied or refused, and why) will."""
 
     id: uuid.UUID
     command_id: uuid.UUID
     location: str
+    command_location: str
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -120,7 +131,14 @@ def _admin(who: Annotated[Caller, Depends(_caller)]) -> Caller:
     return who
 
 
+def _agent(who: Annotated[Caller, Depends(_caller)]) -> Caller:
+    if not who.may("agent"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents may do this")
+    return who
+
+
 AnyCaller = Annotated[Caller, Depends(_caller)]
+AgentCaller = Annotated[Caller, Depends(_agent)]
 AdminCaller = Annotated[Caller, Depends(_admin)]
 router = APIRouter()
 
@@ -161,7 +179,27 @@ async def _agreement_or_404(request: Request, agreement_id: uuid.UUID) -> dict[s
 
 
 def _accepted(subject_id: uuid.UUID, command_id: uuid.UUID, location: str) -> Accepted:
-    return Accepted(id=subject_id, command_id=command_id, location=location)
+    return Accepted(
+        id=subject_id,
+        command_id=command_id,
+        location=location,
+        command_location=f"/commands/{command_id}",
+    )
+
+
+@router.get("/commands/{command_id}", tags=["commands"])
+async def get_command(request: Request, command_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
+    """What became of a command: `accepted` (stored, not decided yet), `applied` (with
+    what it produced: ids, and a ticket's reference) or `refused` (with the reason and
+    detail the service gave; the command is also on the dead-letter topic)."""
+    decided = await _read(_view(request).command, command_id)
+    if decided is not None:
+        return decided
+    accepted = await _read(request.app.state.find_accepted, command_id)
+    if accepted is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
+    result: dict[str, Any] = accepted
+    return result
 
 
 def _unprocessable(field: str, message: str, kind: str) -> HTTPException:
@@ -236,17 +274,29 @@ async def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller)
 @router.post("/tickets", status_code=202, tags=["tickets"])
 async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
     await _require_agreement(request, body.agreement_id)
+    received_at = _arrival(body.received_at, request.app.state.now())
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
         producer=PRODUCER,
         subject_id=request_id,
         event_id=request_id,
-        data=m.TicketRequest.model_validate(body.model_dump()),
-        occurred_at=request.app.state.now(),
+        data=m.TicketRequest.model_validate(body.model_dump(exclude={"received_at"})),
+        occurred_at=received_at,  # intake opens the ticket as received at this instant
     )
     await request.app.state.publish(topics.INBOUND, message)
     ticket_id = m.ticket_id_for_request(request_id)
     return _accepted(ticket_id, request_id, f"/tickets/{ticket_id}")
+
+
+def _arrival(given: datetime | None, now: datetime) -> datetime:
+    if given is None:
+        return now
+    if given > now:
+        raise _unprocessable("received_at", f"{given.isoformat()} is in the future", "future_time")
+    if given < now - MAX_BACKDATE:
+        detail = f"{given.isoformat()} is more than {MAX_BACKDATE.days} days ago"
+        raise _unprocessable("received_at", detail, "too_old")
+    return given
 
 
 class TicketPage(BaseModel):
@@ -308,14 +358,7 @@ async def list_tickets(
         waiting_on_customer=waiting_on_customer,
         text=q,
     )
-    try:
-        page = await _read(_view(request).tickets, where, Sort.parse(sort), cursor, limit)
-    except BadCursor as bad:
-        raise _unprocessable_query("cursor", str(bad), "bad_cursor") from bad
-    return TicketPage(
-        tickets=[_ticket_json(ticket) for ticket in page.tickets],
-        next_cursor=page.next_cursor,
-    )
+    return await _page(request, where, Sort.parse(sort), cursor, limit)
 
 
 def _ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> dict[str, Any]:
@@ -411,6 +454,102 @@ async def log_time(
         raise _unprocessable("started_at", detail, "future_time")
     data = m.LogTimeData(agent=who.name, **body.model_dump())
     return await _ticket_command(request, ticket_id, m.LogTime, data)
+
+
+class Assignment(BaseModel):
+    assignee: m.Name | None = None
+    group: m.Label | None = None
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    """Needed when the ticket is taken from the agent who has it."""
+
+
+@router.post("/tickets/{ticket_id}/assignment", status_code=202, tags=["tickets"])
+async def assign(
+    request: Request, ticket_id: TicketKey, body: Assignment, who: AgentCaller
+) -> Accepted:
+    """Assigns the ticket to an agent and/or a group (both null: unassigned); the assignee
+    is told by mail. Refused at once: a closed ticket (409), an assignment that changes
+    nothing (409), taking the ticket from its agent without a reason (422)."""
+    ticket = await _ticket_or_404(request, ticket_id)
+    if ticket.status == "closed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{ticket.reference} is closed: reopen it")
+    if (body.assignee, body.group) == (ticket.assignee, ticket.group):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{ticket.reference} is assigned so already")
+    if ticket.assignee and body.assignee != ticket.assignee and not body.reason.strip():
+        detail = f"{ticket.reference} is {ticket.assignee}'s: say why it moves"
+        raise _unprocessable("reason", detail, "reason_required")
+    data = m.AssignTicketData(
+        assignee=body.assignee,
+        group=body.group,
+        assigned_by=who.name,
+        reason=body.reason,
+        assignee_email=request.app.state.email_of(body.assignee) if body.assignee else None,
+    )
+    return await _ticket_command(request, str(ticket.ticket_id), m.AssignTicket, data)
+
+
+async def _page(
+    request: Request, where: TicketFilter, sort: Sort, cursor: str | None, limit: int
+) -> TicketPage:
+    try:
+        page = await _read(_view(request).tickets, where, sort, cursor, limit)
+    except BadCursor as bad:
+        raise _unprocessable_query("cursor", str(bad), "bad_cursor") from bad
+    return TicketPage(
+        tickets=[_ticket_json(ticket) for ticket in page.tickets], next_cursor=page.next_cursor
+    )
+
+
+NEXT_DEADLINE_FIRST = Sort("due", descending=False)
+
+
+Cursor = Annotated[str | None, Query(max_length=500)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/queues/mine", tags=["queues"])
+async def my_queue(
+    request: Request, who: AgentCaller, cursor: Cursor = None, limit: Limit = 50
+) -> TicketPage:
+    """The caller's open tickets, the next deadline first."""
+    where = TicketFilter(assignee=who.name, open_only=True)
+    return await _page(request, where, NEXT_DEADLINE_FIRST, cursor, limit)
+
+
+@router.get("/queues/unassigned", tags=["queues"])
+async def unassigned_queue(
+    request: Request,
+    who: AgentCaller,
+    group: Annotated[str | None, Query(max_length=60)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> TicketPage:
+    """Open tickets nobody has taken, in `group` (by default every group), the next
+    deadline first."""
+    where = TicketFilter(unassigned=True, group=group, open_only=True)
+    return await _page(request, where, NEXT_DEADLINE_FIRST, cursor, limit)
+
+
+@router.get("/queues/breaching-next", tags=["queues"])
+async def breaching_next(
+    request: Request, _: AgentCaller, cursor: Cursor = None, limit: Limit = 50
+) -> TicketPage:
+    """Every open ticket with a clock running towards a deadline, the nearest first."""
+    where = TicketFilter(open_only=True, due_only=True)
+    return await _page(request, where, NEXT_DEADLINE_FIRST, cursor, limit)
+
+
+class Workload(BaseModel):
+    assignee: str
+    open: int
+    at_risk: int
+    breached: int
+
+
+@router.get("/workload", tags=["queues"])
+async def workload(request: Request, _: AgentCaller) -> list[Workload]:
+    """Per agent: open tickets assigned, how many at risk, how many breached."""
+    return [Workload(**row) for row in await _read(_view(request).workload)]
 
 
 class Timer(BaseModel):
@@ -559,6 +698,7 @@ def create_http_app(
     callers: dict[str, Caller],
     now: Callable[[], datetime],
     max_body_bytes: int = 1 << 20,
+    find_accepted: Callable[[uuid.UUID], dict[str, Any] | None] = lambda _: None,
 ) -> FastAPI:
     """`max_body_bytes`: larger request bodies are refused with 413 as they arrive (by
     Content-Length, or counted while a chunked body streams in), never buffered."""
@@ -574,6 +714,9 @@ def create_http_app(
     app.state.publish = publish
     app.state.callers = callers
     app.state.now = now
+    app.state.find_accepted = find_accepted
+    # The address an assignee is told at (the people directory sets it).
+    app.state.email_of = lambda name: None
     # Agreements this gateway sent for registration: tickets may name them at once.
     app.state.registering = set()
     # Whether the view has caught up with the topics (the composition root sets it).

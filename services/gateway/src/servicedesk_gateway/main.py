@@ -11,7 +11,7 @@ from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.config import GatewaySettings
 from servicedesk_gateway.http import create_http_app
-from servicedesk_gateway.outbox import store_command
+from servicedesk_gateway.outbox import accepted_command, store_command
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
@@ -46,7 +46,14 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
         await store_command(store, topic, message)
         broker.wake_relay()
 
-    app = create_http_app(view.queries, accept, callers, clock.now, settings.gateway_max_body_bytes)
+    app = create_http_app(
+        view.queries,
+        accept,
+        callers,
+        clock.now,
+        settings.gateway_max_body_bytes,
+        find_accepted=lambda command_id: accepted_command(store, command_id),
+    )
     broker = BrokerSide(
         bootstrap=settings.kafka_bootstrap_servers,
         store=store,

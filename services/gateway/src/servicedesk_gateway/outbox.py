@@ -7,9 +7,11 @@ their `event_id`s unchanged, and consumers drop the ones they have already appli
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any, ClassVar
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, event
 from pydantic import PrivateAttr
 
@@ -54,6 +56,23 @@ async def store_command(store: ServiceStore, topic: str, message: Message) -> No
     accepted = AcceptedCommand(id=message.event_id, topic=topic, message=message.to_json().decode())
     # eventsourcing is synchronous: keep the event loop serving while it commits.
     await asyncio.to_thread(store.save, accepted)
+
+
+def accepted_command(store: ServiceStore, command_id: uuid.UUID) -> dict[str, Any] | None:
+    """A command this gateway stored (and publishes), before any service decided it."""
+    try:
+        accepted: Any = store.repository.get(command_id)
+    except AggregateNotFoundError:
+        return None
+    if not isinstance(accepted, AcceptedCommand):
+        return None
+    envelope = json.loads(accepted.message)
+    return {
+        "command_id": str(command_id),
+        "status": "accepted",
+        "command_type": envelope["event_type"],
+        "accepted_at": envelope["occurred_at"],
+    }
 
 
 def translate(domain_event: Any) -> tuple[str, Message] | None:

@@ -42,6 +42,7 @@ class Intake:
                 handles(m.ChangeTicketStatus, self.change_status),
                 handles(m.ReplyAsAgent, self.reply_as_agent),
                 handles(m.ChangeTicketPriority, self.change_priority),
+                handles(m.AssignTicket, self.assign),
                 handles(m.AddCustomerReply, self.add_customer_reply),
                 handles(m.LogTime, self.log_time),
                 handles(m.StartTimer, self.start_timer),
@@ -85,6 +86,20 @@ class Intake:
         with _refusals(uow):
             ticket.request_priority_change(
                 data.priority, data.changed_by, data.by_customer, data.reason, command.occurred_at
+            )
+        uow.add(ticket)
+
+    def assign(self, command: m.AssignTicket, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        data = command.data
+        with _refusals(uow):
+            ticket.assign(
+                data.assignee,
+                data.group,
+                data.assigned_by,
+                data.reason,
+                data.assignee_email,
+                command.occurred_at,
             )
         uow.add(ticket)
 

@@ -53,6 +53,11 @@ class Ticket(Aggregate):
     CustomerReplied: ClassVar[type[Any]]
     TimeLogged: ClassVar[type[Any]]
     PriorityChangeRequested: ClassVar[type[Any]]
+    Assigned: ClassVar[type[Any]]
+
+    # Tickets opened before assignment existed have never been assigned.
+    assignee: str | None = None
+    group: str | None = None
 
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
@@ -132,6 +137,53 @@ class Ticket(Aggregate):
         requested_at: datetime,
     ) -> None:
         pass
+
+    def assign(
+        self,
+        assignee: str | None,
+        group: str | None,
+        assigned_by: str,
+        reason: str,
+        assignee_email: str | None,
+        at: datetime,
+    ) -> None:
+        """Assigns to an agent and/or a group (both None: unassigned). Taking the ticket
+        from an agent needs a reason; a closed ticket is reopened first."""
+        if self.status == CLOSED:
+            raise TicketRuleBroken("ticket_closed", f"{self.reference} is closed: reopen it first")
+        if (assignee, group) == (self.assignee, self.group):
+            raise TicketRuleBroken("no_change", f"{self.reference} is assigned so already")
+        if self.assignee is not None and assignee != self.assignee and not reason.strip():
+            raise TicketRuleBroken(
+                "reason_required", f"{self.reference} is {self.assignee}'s: say why it moves"
+            )
+        self._assigned(
+            reference=self.reference,
+            assignee=assignee,
+            group=group,
+            previous_assignee=self.assignee,
+            previous_group=self.group,
+            assigned_by=assigned_by,
+            reason=reason,
+            assignee_email=assignee_email,
+            assigned_at=at,
+        )
+
+    @event("Assigned")
+    def _assigned(
+        self,
+        reference: str,
+        assignee: str | None,
+        group: str | None,
+        previous_assignee: str | None,
+        previous_group: str | None,
+        assigned_by: str,
+        reason: str,
+        assignee_email: str | None,
+        assigned_at: datetime,
+    ) -> None:
+        self.assignee = assignee
+        self.group = group
 
     def reply_as_agent(self, agent: str, body: str, replied_at: datetime) -> None:
         if self.status == CLOSED:

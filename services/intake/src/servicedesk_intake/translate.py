@@ -18,6 +18,7 @@ _MESSAGES: dict[type[Any], type[Message]] = {
     Ticket.AgentReplied: m.AgentReplied,
     Ticket.CustomerReplied: m.CustomerReplied,
     Ticket.TimeLogged: m.TimeLogged,
+    Ticket.Assigned: m.TicketAssigned,
 }
 
 

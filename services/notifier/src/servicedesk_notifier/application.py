@@ -13,6 +13,7 @@ from servicedesk_contracts import messages as m
 from servicedesk_notifier.domain import (
     Delivery,
     Notification,
+    assignment_notice,
     sla_breach_alert,
     sla_warning_alert,
     ticket_confirmation,
@@ -31,6 +32,7 @@ class Notifier:
                 handles(m.TicketOpened, self.confirm_ticket),
                 handles(m.SlaBreached, self.alert_breach),
                 handles(m.SlaWarning, self.warn_before_breach),
+                handles(m.TicketAssigned, self.tell_assignee),
             ]
         )
 
@@ -42,6 +44,11 @@ class Notifier:
 
     def warn_before_breach(self, warning: m.SlaWarning, uow: UnitOfWork) -> None:
         _request(warning, sla_warning_alert(warning, self.alert_email), uow)
+
+    def tell_assignee(self, assigned: m.TicketAssigned, uow: UnitOfWork) -> None:
+        notice = assignment_notice(assigned)
+        if notice is not None:
+            _request(assigned, notice, uow)
 
 
 def _request(cause: Message, notification: Notification, uow: UnitOfWork) -> None:

@@ -90,6 +90,31 @@ def sla_warning_alert(warning: m.SlaWarning, alert_email: str) -> Notification:
     )
 
 
+def assignment_notice(assigned: m.TicketAssigned) -> Notification | None:
+    """Tells the new assignee, when the directory gave an address; None otherwise."""
+    data = assigned.data
+    if data.assignee is None or data.assignee_email is None:
+        return None
+    body = (
+        _templates()
+        .get_template("ticket_assigned.txt")
+        .render(
+            assignee=data.assignee,
+            assigned_by=data.assigned_by,
+            reference=data.reference,
+            group=data.group,
+            previous=data.previous_assignee,
+            reason=data.reason,
+        )
+    )
+    return Notification(
+        kind="ticket_assigned",
+        recipient=data.assignee_email,
+        subject_line=one_line(f"[{data.reference}] Assigned to you by {data.assigned_by}"),
+        body=body,
+    )
+
+
 def one_line(text: str) -> str:
     """A header value is one line: every run of whitespace, line breaks included (CR, LF,
     U+2028...), becomes one space, so nothing a reporter typed can start a new header."""

@@ -36,6 +36,7 @@ class ViewProjector:
                     handles(m.StatementIssued, self._statement),
                     handles(m.NotificationSent, self._notification_sent),
                     handles(m.NotificationFailed, self._notification_failed),
+                    handles(m.CommandDecided, self._command_decided),
                 ]
             ),
         }
@@ -138,6 +139,15 @@ class ViewProjector:
     ) -> None:
         self._notification(message, message.data.subject_line, "failed", uow)
 
+    def _command_decided(self, message: m.CommandDecided, uow: ProjectionUnitOfWork) -> None:
+        """A command is decided once; should two outcomes ever arrive, the first stays."""
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.commands} (command_id, outcome, command_type, service, "
+            "reason, detail, produced, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (command_id) DO NOTHING",
+            _decided_row(message),
+        )
+
     def _notification(
         self, message: Message, subject_line: str, outcome: str, uow: ProjectionUnitOfWork
     ) -> None:
@@ -156,6 +166,21 @@ class ViewProjector:
                 subject_line,
             ),
         )
+
+
+def _decided_row(message: m.CommandDecided) -> tuple[Any, ...]:
+    data = message.data
+    produced = [p.model_dump(mode="json") for p in data.produced]
+    return (
+        str(data.command_id),
+        data.outcome,
+        data.command_type,
+        data.service,
+        data.reason,
+        data.detail,
+        json.dumps(produced),
+        micros(message.occurred_at),
+    )
 
 
 def _row(ticket: TicketView) -> tuple[Any, ...]:

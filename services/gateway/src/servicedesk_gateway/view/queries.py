@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from servicedesk_gateway.view.schema import ViewTables, micros
+from servicedesk_gateway.view.schema import NO_DEADLINE, ViewTables, micros
 from servicedesk_gateway.view.tickets import TicketView
 
 SortKey = Literal["due", "received", "updated", "priority"]
@@ -39,6 +39,8 @@ class TicketFilter:
     """Every field narrows the list; None (or empty) does not filter."""
 
     status: Sequence[str] = ()
+    open_only: bool = False
+    """Every status but closed."""
     priority: Sequence[str] = ()
     agreement_id: uuid.UUID | None = None
     organisation: str | None = None
@@ -51,6 +53,8 @@ class TicketFilter:
     at_risk: bool | None = None
     waiting_on_customer: bool | None = None
     text: str | None = None
+    due_only: bool = False
+    """Only tickets with a clock running towards a deadline."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,10 @@ class ViewQueries:
 
     def _conditions(self, where: TicketFilter) -> _Where:
         found = _Where()
+        if where.open_only:
+            found.add("status <> ?", "closed")
+        if where.due_only:
+            found.add("next_due_at <> ?", NO_DEADLINE)
         for column, values in (("status", where.status), ("priority", where.priority)):
             if values:
                 found.add(f"{column} IN ({', '.join('?' for _ in values)})", *values)
@@ -192,6 +200,20 @@ class ViewQueries:
             f"WHERE {self.tables.search} MATCH ?)",
             query,
         )
+
+    def workload(self) -> list[dict[str, Any]]:
+        """Per agent: open tickets, how many at risk and breached."""
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT assignee, COUNT(*), SUM(at_risk), SUM(breached) FROM "
+                f"{self.tables.tickets} WHERE reference IS NOT NULL AND assignee IS NOT NULL "
+                "AND status <> ? GROUP BY assignee ORDER BY assignee",
+                ("closed",),
+            )
+            return [
+                {"assignee": who, "open": int(n), "at_risk": int(risk), "breached": int(late)}
+                for who, n, risk, late in cursor.fetchall()
+            ]
 
     def count_by_status(self) -> dict[str, int]:
         with self.database.reading() as cursor:
@@ -247,6 +269,40 @@ class ViewQueries:
                 (reference,),
             )
             return [f"{outcome}: {line}" for outcome, line in cursor.fetchall()]
+
+    # --- commands --------------------------------------------------------------------------
+
+    def command(self, command_id: uuid.UUID) -> dict[str, Any] | None:
+        """How a command was decided, with the references of tickets it produced."""
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT outcome, command_type, service, reason, detail, produced, decided_at "
+                f"FROM {self.tables.commands} WHERE command_id = ?",
+                (str(command_id),),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            outcome, command_type, service, reason, detail, produced, decided_at = row
+            produced_list = json.loads(produced)
+            for item in produced_list:
+                cursor.execute(
+                    f"SELECT reference FROM {self.tables.tickets} WHERE ticket_id = ?",
+                    (item["subject_id"],),
+                )
+                ticket = cursor.fetchone()
+                if ticket is not None and ticket[0]:
+                    item["reference"] = ticket[0]
+        return {
+            "command_id": str(command_id),
+            "status": outcome,
+            "command_type": command_type,
+            "service": service,
+            "reason": reason,
+            "detail": detail,
+            "produced": produced_list,
+            "decided_at": datetime.fromtimestamp(decided_at / 1_000_000, UTC).isoformat(),
+        }
 
     # --- agreements and statements ---------------------------------------------------------
 

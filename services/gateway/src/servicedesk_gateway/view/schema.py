@@ -14,7 +14,7 @@ from servicedesk_runtime.database import Cursor, Database
 PREFIX = "view"
 NO_DEADLINE = (1 << 63) - 1
 """Stored as the next deadline of a ticket with none: sorts after every real one."""
-TABLES = ("tickets", "events", "notifications", "agreements", "statements", "search")
+TABLES = ("tickets", "events", "notifications", "agreements", "statements", "search", "commands")
 
 
 def micros(iso_or_time: str | datetime | None) -> int | None:
@@ -36,6 +36,7 @@ class ViewTables:
         self.agreements = database.table("view_agreements")
         self.statements = database.table("view_statements")
         self.search = database.table("view_search")
+        self.commands = database.table("view_commands")
 
     def create(self) -> None:
         with self.database.transaction() as cursor:
@@ -50,6 +51,7 @@ class ViewTables:
             self.agreements,
             self.statements,
             self.search,
+            self.commands,
         ):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -111,6 +113,15 @@ class ViewTables:
             "(agreement_id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.statements} (agreement_id TEXT NOT NULL, "
             "month TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (agreement_id, month))",
+            f"""CREATE TABLE IF NOT EXISTS {self.commands} (
+                command_id TEXT PRIMARY KEY,
+                outcome TEXT NOT NULL,
+                command_type TEXT NOT NULL,
+                service TEXT NOT NULL,
+                reason TEXT,
+                detail TEXT,
+                produced TEXT NOT NULL,
+                decided_at BIGINT NOT NULL)""",
             *self._search_ddl(),
         ]
 

@@ -121,6 +121,10 @@ class TicketView:
     def _on_TimeLogged(self, message: m.TimeLogged) -> None:  # noqa: N802
         self.minutes_logged += message.data.duration_minutes
 
+    def _on_TicketAssigned(self, message: m.TicketAssigned) -> None:  # noqa: N802
+        self.assignee = message.data.assignee
+        self.group = message.data.group
+
     def _on_TicketTriaged(self, message: m.TicketTriaged) -> None:  # noqa: N802
         self.priority = message.data.priority
         self.triage_reason = message.data.reason

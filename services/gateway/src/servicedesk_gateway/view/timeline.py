@@ -86,6 +86,19 @@ def _triaged(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> 
     }
 
 
+def _assigned(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
+    def who(agent: str | None, group: str | None) -> str:
+        return " in ".join(part for part in (agent or "nobody", group) if part)
+
+    return {
+        "who": data["assigned_by"],
+        "what": f"assigned to {who(data.get('assignee'), data.get('group'))} (was "
+        f"{who(data.get('previous_assignee'), data.get('previous_group'))})",
+        "why": data.get("reason") or None,
+        "details": {"assigned_at": data["assigned_at"]},
+    }
+
+
 def _agent_replied(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
     return {"who": data["agent"], "what": "replied", "why": None, "details": {"body": data["body"]}}
 
@@ -217,6 +230,7 @@ _TELLERS = {
     "TicketOpened": _opened,
     "TicketStatusChanged": _status,
     "TicketTriaged": _triaged,
+    "TicketAssigned": _assigned,
     "AgentReplied": _agent_replied,
     "CustomerReplied": _customer_replied,
     "TimeLogged": _time_logged,
