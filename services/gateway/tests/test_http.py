@@ -223,15 +223,16 @@ async def test_an_empty_work_type_is_422_naming_the_field(
 def test_http_models_constrain_their_fields_as_the_contract_does() -> None:
     """A field the HTTP API takes and passes on to a contract message must be validated
     alike on both paths: otherwise HTTP accepts what the message refuses (a 500)."""
-    from servicedesk_gateway import http
+    from servicedesk_gateway.http import agreements, tickets
 
     pairs = [
-        (http.TimeEntry, m.LogTimeData),
-        (http.Timer, m.TimerData),
-        (http.PriorityChange, m.ChangeTicketPriorityData),
-        (http.StatusChange, m.ChangeTicketStatusData),
-        (http.AgentReply, m.ReplyAsAgentData),
-        (http.StatementRequest, m.IssueStatementData),
+        (tickets.TimeEntry, m.LogTimeData),
+        (tickets.Timer, m.TimerData),
+        (tickets.PriorityChange, m.ChangeTicketPriorityData),
+        (tickets.StatusChange, m.ChangeTicketStatusData),
+        (tickets.AgentReply, m.ReplyAsAgentData),
+        (tickets.Assignment, m.AssignTicketData),
+        (agreements.StatementRequest, m.IssueStatementData),
     ]
     for model, contract in pairs:
         for name, field_info in model.model_fields.items():

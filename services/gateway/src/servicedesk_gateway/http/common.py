@@ -1,0 +1,186 @@
+"""What every route uses: who calls, the view, publishing a command, refusals."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from fastapi import (
+    Depends,
+    HTTPException,
+    Path,
+    Request,
+    status,
+)
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from servicedesk_contracts import Message
+from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, ViewQueries
+from servicedesk_gateway.view.tickets import TicketView
+
+Publish = Callable[[str, Message], Awaitable[None]]
+
+
+PRODUCER = "gateway"
+
+
+P = ParamSpec("P")
+
+
+R = TypeVar("R")
+
+
+TicketKey = Annotated[
+    str,
+    Path(
+        description="The ticket's id, or its reference (SD-000123)",
+        min_length=1,
+        max_length=64,
+    ),
+]
+
+
+class Accepted(BaseModel):
+    """The command is stored and will be published (it survives a restart of the gateway or
+    the broker); `location` is where its result will show, `command_location` where the
+    command's outcome (applied or refused, and why) will."""
+
+    id: uuid.UUID
+    command_id: uuid.UUID
+    location: str
+    command_location: str
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    callers: dict[str, Caller] = request.app.state.callers
+    if credentials is None or credentials.credentials not in callers:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or unknown bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return callers[credentials.credentials]
+
+
+def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if not who.may("admin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may do this")
+    return who
+
+
+def agent(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if not who.may("agent"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only agents may do this")
+    return who
+
+
+AnyCaller = Annotated[Caller, Depends(caller)]
+
+
+AgentCaller = Annotated[Caller, Depends(agent)]
+
+
+AdminCaller = Annotated[Caller, Depends(admin)]
+
+
+def view_of(request: Request) -> ViewQueries:
+    view: ViewQueries = request.app.state.view
+    return view
+
+
+async def read(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Runs a (synchronous) view query off the event loop."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+async def send(
+    request: Request, topic: str, kind: type[Message], subject_id: uuid.UUID, data: Any
+) -> uuid.UUID:
+    state = request.app.state
+    message: Message = kind.create(
+        producer=PRODUCER, subject_id=subject_id, data=data, occurred_at=state.now()
+    )
+    await state.publish(topic, message)
+    return message.event_id
+
+
+async def ticket_or_404(request: Request, key: str) -> TicketView:
+    ticket = await read(view_of(request).ticket, key)
+    if ticket is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {key}")
+    return ticket
+
+
+async def agreement_or_404(request: Request, agreement_id: uuid.UUID) -> dict[str, Any]:
+    agreement = await read(view_of(request).agreement, agreement_id)
+    if agreement is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
+    return agreement
+
+
+def accepted(subject_id: uuid.UUID, command_id: uuid.UUID, location: str) -> Accepted:
+    return Accepted(
+        id=subject_id,
+        command_id=command_id,
+        location=location,
+        command_location=f"/commands/{command_id}",
+    )
+
+
+def unprocessable(field: str, message: str, kind: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the body field."""
+    problem = {"loc": ["body", field], "msg": message, "type": kind}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+
+
+def unprocessable_query(parameter: str, message: str, kind: str) -> HTTPException:
+    problem = {"loc": ["query", parameter], "msg": message, "type": kind}
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
+
+
+async def require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
+    """Refuses a ticket for an agreement nobody registered: it could never be triaged.
+    Only once the view has caught up with the topics (before that an agreement may be on
+    its way), and never for one this gateway has just accepted (on its way to billing).
+    Tickets from Kafka are parked by triage instead, visibly."""
+    state = request.app.state
+    if agreement_id in state.registering:
+        return
+    if await read(view_of(request).agreement, agreement_id) is not None:
+        return
+    if state.view_ready():
+        raise unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
+
+
+class TicketPage(BaseModel):
+    tickets: list[dict[str, Any]]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> dict[str, Any]:
+    shown = ticket.to_doc()
+    if notifications is not None:
+        shown["notifications"] = notifications
+    return shown
+
+
+async def page_of(
+    request: Request, where: TicketFilter, sort: Sort, cursor: str | None, limit: int
+) -> TicketPage:
+    try:
+        page = await read(view_of(request).tickets, where, sort, cursor, limit)
+    except BadCursor as bad:
+        raise unprocessable_query("cursor", str(bad), "bad_cursor") from bad
+    return TicketPage(
+        tickets=[ticket_json(ticket) for ticket in page.tickets], next_cursor=page.next_cursor
+    )

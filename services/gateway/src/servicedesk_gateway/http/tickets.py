@@ -1,0 +1,310 @@
+"""Tickets: submitted, listed, read, explained and worked (status, priority, replies,
+time, assignment)."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import (
+    APIRouter,
+    HTTPException,
+    Query,
+    Request,
+    status,
+)
+from pydantic import BaseModel, Field
+
+from servicedesk_contracts import Message, topics
+from servicedesk_contracts import messages as m
+from servicedesk_contracts.envelope import STORED
+from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.http.common import (
+    PRODUCER,
+    Accepted,
+    AgentCaller,
+    AnyCaller,
+    TicketKey,
+    TicketPage,
+    accepted,
+    page_of,
+    read,
+    require_agreement,
+    send,
+    ticket_json,
+    ticket_or_404,
+    unprocessable,
+    view_of,
+)
+from servicedesk_gateway.view.queries import Sort, TicketFilter
+from servicedesk_gateway.view.timeline import timeline
+
+router = APIRouter()
+
+
+class TicketSubmission(m.TicketRequest):
+    channel: m.Channel = "portal"
+    received_at: m.UtcDatetime | None = Field(
+        default=None,
+        description="When the request came in, for one logged afterwards (a phone call): "
+        "not in the future and at most 7 days ago. The SLA clocks start here. Default: now.",
+    )
+
+
+MAX_BACKDATE = timedelta(days=7)
+
+
+"""How long after a call its ticket may still be logged with the call's time."""
+
+
+class StatusChange(BaseModel):
+    status: m.TicketStatus
+    reason: str = ""
+
+
+class PriorityChange(BaseModel):
+    priority: m.PriorityName
+    reason: m.Reason
+    by_customer: bool = False
+    """Set when passing on the customer's own override (portal); the agreement decides."""
+
+
+class AgentReply(BaseModel):
+    body: m.Text
+
+
+class TimeEntry(BaseModel):
+    started_at: m.UtcDatetime
+    duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
+    work_type: m.WorkType = "support"
+    billable: bool = True
+
+
+class Timer(BaseModel):
+    work_type: m.WorkType = "support"
+    billable: bool = True
+
+
+class Assignment(BaseModel):
+    assignee: m.Name | None = None
+    group: m.Label | None = None
+    reason: Annotated[str, Field(max_length=2000)] = ""
+    """Needed when the ticket is taken from the agent who has it."""
+
+
+@router.post("/tickets", status_code=202, tags=["tickets"])
+async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
+    await require_agreement(request, body.agreement_id)
+    received_at = _arrival(body.received_at, request.app.state.now())
+    request_id = uuid.uuid4()
+    message = m.SubmitTicket.create(
+        producer=PRODUCER,
+        subject_id=request_id,
+        event_id=request_id,
+        data=m.TicketRequest.model_validate(body.model_dump(exclude={"received_at"})),
+        occurred_at=received_at,  # intake opens the ticket as received at this instant
+    )
+    await request.app.state.publish(topics.INBOUND, message)
+    ticket_id = m.ticket_id_for_request(request_id)
+    return accepted(ticket_id, request_id, f"/tickets/{ticket_id}")
+
+
+def _arrival(given: datetime | None, now: datetime) -> datetime:
+    if given is None:
+        return now
+    if given > now:
+        raise unprocessable("received_at", f"{given.isoformat()} is in the future", "future_time")
+    if given < now - MAX_BACKDATE:
+        detail = f"{given.isoformat()} is more than {MAX_BACKDATE.days} days ago"
+        raise unprocessable("received_at", detail, "too_old")
+    return given
+
+
+@router.get("/tickets", tags=["tickets"])
+async def list_tickets(
+    request: Request,
+    _: AnyCaller,
+    status_is: Annotated[list[m.TicketStatus] | None, Query(alias="status")] = None,
+    priority: Annotated[list[Annotated[str, Field(max_length=10)]] | None, Query()] = None,
+    agreement_id: uuid.UUID | None = None,
+    organisation: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    unassigned: bool | None = None,
+    group: Annotated[str | None, Query(max_length=200)] = None,
+    channel: m.Channel | None = None,
+    category: Annotated[str | None, Query(max_length=60)] = None,
+    breached: bool | None = None,
+    at_risk: Annotated[
+        bool | None, Query(description="A clock still running past its first warning.")
+    ] = None,
+    waiting_on_customer: bool | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="Words that must all be in the subject, description or a message.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            pattern=r"^-?(due|received|updated|priority)$",
+            description="due (next deadline), received, updated or priority; a leading "
+            "minus sorts descending.",
+        ),
+    ] = "-received",
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TicketPage:
+    """Tickets in a stable order, a page at a time, narrowed by every filter given."""
+    where = TicketFilter(
+        status=status_is or (),
+        priority=priority or (),
+        agreement_id=agreement_id,
+        organisation=organisation,
+        assignee=assignee,
+        unassigned=unassigned,
+        group=group,
+        channel=channel,
+        category=category,
+        breached=breached,
+        at_risk=at_risk,
+        waiting_on_customer=waiting_on_customer,
+        text=q,
+    )
+    return await page_of(request, where, Sort.parse(sort), cursor, limit)
+
+
+@router.get("/tickets/{ticket_id}", tags=["tickets"])
+async def get_ticket(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+    ticket = await ticket_or_404(request, ticket_id)
+    notifications = await read(view_of(request).notifications, ticket.reference)
+    return ticket_json(ticket, notifications)
+
+
+@router.get("/tickets/{ticket_id}/timeline", tags=["tickets"])
+async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+    """Every fact of the ticket in order, with who and why: status, priority and
+    assignment changes, messages, time, mail, and each SLA clock's start (target,
+    calendar, closed days skipped), pauses, resumptions, warnings, breach and stop."""
+    ticket = await ticket_or_404(request, ticket_id)
+    facts = await read(view_of(request).ticket_events, ticket)
+    calendar = None
+    if ticket.agreement_id is not None:
+        agreement = await read(view_of(request).agreement, ticket.agreement_id)
+        if agreement is not None:
+            calendar = m.Calendar.model_validate(agreement["calendar"], context=STORED)
+    return {
+        "ticket_id": str(ticket.ticket_id),
+        "reference": ticket.reference,
+        "entries": timeline(facts, calendar),
+    }
+
+
+async def _ticket_command(request: Request, key: str, kind: type[Message], data: Any) -> Accepted:
+    """Sends a command about an existing ticket to intake."""
+    ticket_id = (await ticket_or_404(request, key)).ticket_id
+    sent = await send(request, topics.INBOUND, kind, ticket_id, data)
+    return accepted(ticket_id, sent, f"/tickets/{ticket_id}")
+
+
+@router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"])
+async def change_status(
+    request: Request, ticket_id: TicketKey, body: StatusChange, who: AnyCaller
+) -> Accepted:
+    data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
+    return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
+
+
+@router.post("/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"])
+async def change_priority(
+    request: Request, ticket_id: TicketKey, body: PriorityChange, who: AnyCaller
+) -> Accepted:
+    """Triage decides: an unknown priority, or a customer override the agreement does not
+    allow, is refused (dead-lettered with the reason); the SLA clocks follow a change."""
+    await _require_priority_of_matrix(request, ticket_id, body.priority)
+    data = m.ChangeTicketPriorityData(changed_by=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, m.ChangeTicketPriority, data)
+
+
+async def _require_priority_of_matrix(request: Request, key: str, priority: str) -> None:
+    """Triage's rule, told at the door when the view knows the ticket's agreement: a
+    priority its matrix never gives (A on a P1-P4 agreement) would only be refused later."""
+    ticket = await read(view_of(request).ticket, key)
+    if ticket is None or ticket.agreement_id is None:
+        return
+    agreement = await read(view_of(request).agreement, ticket.agreement_id)
+    if agreement is None:
+        return
+    matrix = agreement["matrix"]
+    if priority not in m.MATRIX_PRIORITIES[matrix]:
+        allowed = ", ".join(sorted(m.MATRIX_PRIORITIES[matrix]))
+        detail = f"{priority!r} is not a priority of {matrix} (one of {allowed})"
+        raise unprocessable("priority", detail, "unknown_priority")
+
+
+@router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
+async def reply(
+    request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
+) -> Accepted:
+    data = m.ReplyAsAgentData(agent=who.name, body=body.body)
+    return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
+
+
+@router.post("/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"])
+async def log_time(
+    request: Request, ticket_id: TicketKey, body: TimeEntry, who: AnyCaller
+) -> Accepted:
+    ends = body.started_at + timedelta(minutes=body.duration_minutes)
+    if ends > request.app.state.now():
+        detail = f"the entry ends at {ends.isoformat()}, in the future"
+        raise unprocessable("started_at", detail, "future_time")
+    data = m.LogTimeData(agent=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, m.LogTime, data)
+
+
+@router.post("/tickets/{ticket_id}/assignment", status_code=202, tags=["tickets"])
+async def assign(
+    request: Request, ticket_id: TicketKey, body: Assignment, who: AgentCaller
+) -> Accepted:
+    """Assigns the ticket to an agent and/or a group (both null: unassigned); the assignee
+    is told by mail. Refused at once: a closed ticket (409), an assignment that changes
+    nothing (409), taking the ticket from its agent without a reason (422)."""
+    ticket = await ticket_or_404(request, ticket_id)
+    if ticket.status == "closed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{ticket.reference} is closed: reopen it")
+    if (body.assignee, body.group) == (ticket.assignee, ticket.group):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{ticket.reference} is assigned so already")
+    if ticket.assignee and body.assignee != ticket.assignee and not body.reason.strip():
+        detail = f"{ticket.reference} is {ticket.assignee}'s: say why it moves"
+        raise unprocessable("reason", detail, "reason_required")
+    data = m.AssignTicketData(
+        assignee=body.assignee,
+        group=body.group,
+        assigned_by=who.name,
+        reason=body.reason,
+        assignee_email=request.app.state.email_of(body.assignee) if body.assignee else None,
+    )
+    return await _ticket_command(request, str(ticket.ticket_id), m.AssignTicket, data)
+
+
+@router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"])
+async def start_timer(
+    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
+) -> Accepted:
+    """Starts the caller's timer on the ticket (one running timer per agent)."""
+    return await _timer_command(request, ticket_id, m.StartTimer, body, who)
+
+
+@router.post("/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"])
+async def stop_timer(
+    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
+) -> Accepted:
+    """Stops it: the time (whole minutes, at least one) becomes a time entry."""
+    return await _timer_command(request, ticket_id, m.StopTimer, body, who)
+
+
+async def _timer_command(
+    request: Request, ticket_id: str, kind: type[Message], body: Timer, who: Caller
+) -> Accepted:
+    data = m.TimerData(agent=who.name, **body.model_dump())
+    return await _ticket_command(request, ticket_id, kind, data)
