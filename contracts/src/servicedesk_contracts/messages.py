@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -493,13 +494,28 @@ class SlaBreached(Message):
 # --- agreements and billing ----------------------------------------------------------------
 
 
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "description": "A local time of day, HH:MM[:SS], without an offset.",
+            "examples": ["08:30", "17:00:00"],
+        }
+    ),
+]
+"""A time of day on a calendar's local clock. Not JSON Schema's "time" format: that is an
+RFC 3339 time, which requires an offset."""
+
+
 class OpeningInterval(Data):
     """Local opening hours on one day, in the calendar's time zone (so without an offset of
     their own). `closes` 00:00 means midnight at the end of the day (so 00:00-00:00 is the
     whole day)."""
 
-    opens: time
-    closes: time
+    opens: LocalTime
+    closes: LocalTime
 
     @property
     def closes_at_midnight(self) -> bool:

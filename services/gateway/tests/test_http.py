@@ -291,7 +291,9 @@ async def test_a_command_not_decided_yet_reads_accepted_and_an_unknown_one_404(
 
     def find_accepted(command_id: uuid.UUID) -> dict[str, object] | None:
         return (
-            {"command_id": str(command_id), "status": "accepted"} if command_id == stored else None
+            {"command_id": str(command_id), "status": "accepted", "command_type": "SubmitTicket"}
+            if command_id == stored
+            else None
         )
 
     app = create_http_app(

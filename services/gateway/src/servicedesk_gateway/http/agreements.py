@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from servicedesk_contracts import calendars, plans, topics
 from servicedesk_contracts import messages as m
+from servicedesk_gateway.http import models
 from servicedesk_gateway.http.common import (
     Accepted,
     AdminCaller,
@@ -25,10 +26,11 @@ from servicedesk_gateway.http.common import (
     unprocessable,
     view_of,
 )
+from servicedesk_gateway.http.models import COMMON_RESPONSES, CONFLICT, FORBIDDEN, NOT_FOUND
 from servicedesk_gateway.reports import evaluation
 from servicedesk_gateway.statements import as_csv, as_html
 
-router = APIRouter()
+router = APIRouter(responses=COMMON_RESPONSES)
 
 
 class AgreementRequest(m.AgreementTerms):
@@ -39,7 +41,7 @@ class StatementRequest(BaseModel):
     month: m.Month
 
 
-@router.post("/agreements", status_code=202, tags=["agreements"])
+@router.post("/agreements", status_code=202, tags=["agreements"], responses=FORBIDDEN)
 async def register_agreement(request: Request, body: AgreementRequest, _: AdminCaller) -> Accepted:
     agreement_id = body.agreement_id or uuid.uuid4()
     terms = m.AgreementTerms.model_validate(body.model_dump(exclude={"agreement_id"}))
@@ -53,12 +55,12 @@ class PlanAgreementRequest(m.PlanSelection):
 
 
 @router.get("/plans", tags=["agreements"])
-async def list_plans(_: AnyCaller) -> list[dict[str, Any]]:
+async def list_plans(_: AnyCaller) -> list[plans.Plan]:
     """The plan catalogue (DOMAIN.md's providers) that agreements may name."""
-    return [plan.model_dump(mode="json") for plan in plans.PLANS.values()]
+    return list(plans.PLANS.values())
 
 
-@router.post("/agreements/by-plan", status_code=202, tags=["agreements"])
+@router.post("/agreements/by-plan", status_code=202, tags=["agreements"], responses=FORBIDDEN)
 async def register_plan_agreement(
     request: Request, body: PlanAgreementRequest, _: AdminCaller
 ) -> Accepted:
@@ -78,7 +80,11 @@ async def register_plan_agreement(
     return accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 
-@router.get("/agreements/{agreement_id}", tags=["agreements"])
+@router.get(
+    "/agreements/{agreement_id}",
+    tags=["agreements"],
+    responses={**NOT_FOUND, 200: {"model": models.Agreement}},
+)
 async def get_agreement(request: Request, agreement_id: uuid.UUID, _: AnyCaller) -> dict[str, Any]:
     return await agreement_or_404(request, agreement_id)
 
@@ -96,7 +102,12 @@ async def _require_month_ended(request: Request, agreement_id: uuid.UUID, month:
         raise unprocessable("month", detail, "month_not_ended")
 
 
-@router.post("/agreements/{agreement_id}/statements", status_code=202, tags=["billing"])
+@router.post(
+    "/agreements/{agreement_id}/statements",
+    status_code=202,
+    tags=["billing"],
+    responses={**FORBIDDEN, **CONFLICT},
+)
 async def issue_statement(
     request: Request, agreement_id: uuid.UUID, body: StatementRequest, _: AdminCaller
 ) -> Accepted:
@@ -109,7 +120,12 @@ async def issue_statement(
     return accepted(agreement_id, sent, f"/agreements/{agreement_id}/statements/{body.month}")
 
 
-@router.post("/agreements/{agreement_id}/cancellation", status_code=202, tags=["agreements"])
+@router.post(
+    "/agreements/{agreement_id}/cancellation",
+    status_code=202,
+    tags=["agreements"],
+    responses=FORBIDDEN,
+)
 async def cancel_agreement(
     request: Request, agreement_id: uuid.UUID, body: m.CancelAgreementData, _: AdminCaller
 ) -> Accepted:
@@ -118,7 +134,9 @@ async def cancel_agreement(
     return accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 
-@router.post("/agreements/{agreement_id}/top-ups", status_code=202, tags=["billing"])
+@router.post(
+    "/agreements/{agreement_id}/top-ups", status_code=202, tags=["billing"], responses=FORBIDDEN
+)
 async def top_up_bundle(
     request: Request, agreement_id: uuid.UUID, body: m.TopUpBundleData, _: AdminCaller
 ) -> Accepted:
@@ -127,19 +145,25 @@ async def top_up_bundle(
     return accepted(agreement_id, sent, f"/agreements/{agreement_id}")
 
 
-@router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"])
+@router.get("/agreements/{agreement_id}/reports/{month}", tags=["billing"], responses=NOT_FOUND)
 async def get_evaluation(
     request: Request, agreement_id: uuid.UUID, month: m.Month, _: AnyCaller
-) -> dict[str, Any]:
+) -> models.Evaluation:
     """The month's evaluation: tickets opened, time to first response, targets met."""
     agreement = await agreement_or_404(request, agreement_id)
-    return await read(evaluation, view_of(request), agreement, month)
+    return models.Evaluation(**await read(evaluation, view_of(request), agreement, month))
 
 
 @router.get(
     "/agreements/{agreement_id}/statements/{month}",
     tags=["billing"],
-    responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
+    responses={
+        **NOT_FOUND,
+        200: {
+            "model": m.StatementIssuedData,
+            "content": {"text/csv": {}, "text/html": {}},
+        },
+    },
 )
 async def get_statement(
     request: Request,

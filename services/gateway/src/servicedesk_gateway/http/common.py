@@ -13,10 +13,11 @@ from fastapi import (
     status,
 )
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from servicedesk_contracts import Message
 from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.http import models
 from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, ViewQueries
 from servicedesk_gateway.view.tickets import TicketView
 
@@ -160,27 +161,17 @@ async def require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
         raise unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
 
 
-class TicketPage(BaseModel):
-    tickets: list[dict[str, Any]]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null on the last page."
-    )
-
-
-def ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> dict[str, Any]:
-    shown = ticket.to_doc()
-    if notifications is not None:
-        shown["notifications"] = notifications
-    return shown
+def ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> models.Ticket:
+    return models.Ticket(**ticket.to_doc(), notifications=notifications)
 
 
 async def page_of(
     request: Request, where: TicketFilter, sort: Sort, cursor: str | None, limit: int
-) -> TicketPage:
+) -> models.TicketPage:
     try:
         page = await read(view_of(request).tickets, where, sort, cursor, limit)
     except BadCursor as bad:
         raise unprocessable_query("cursor", str(bad), "bad_cursor") from bad
-    return TicketPage(
+    return models.TicketPage(
         tickets=[ticket_json(ticket) for ticket in page.tickets], next_cursor=page.next_cursor
     )

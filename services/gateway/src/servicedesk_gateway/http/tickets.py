@@ -18,13 +18,13 @@ from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.envelope import STORED
 from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.http import models
 from servicedesk_gateway.http.common import (
     PRODUCER,
     Accepted,
     AgentCaller,
     AnyCaller,
     TicketKey,
-    TicketPage,
     accepted,
     page_of,
     read,
@@ -35,10 +35,11 @@ from servicedesk_gateway.http.common import (
     unprocessable,
     view_of,
 )
+from servicedesk_gateway.http.models import COMMON_RESPONSES, CONFLICT, FORBIDDEN, NOT_FOUND
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.timeline import timeline
 
-router = APIRouter()
+router = APIRouter(responses=COMMON_RESPONSES)
 
 
 class TicketSubmission(m.TicketRequest):
@@ -154,7 +155,7 @@ async def list_tickets(
     ] = "-received",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> TicketPage:
+) -> models.TicketPage:
     """Tickets in a stable order, a page at a time, narrowed by every filter given."""
     where = TicketFilter(
         status=status_is or (),
@@ -174,15 +175,15 @@ async def list_tickets(
     return await page_of(request, where, Sort.parse(sort), cursor, limit)
 
 
-@router.get("/tickets/{ticket_id}", tags=["tickets"])
-async def get_ticket(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+@router.get("/tickets/{ticket_id}", tags=["tickets"], responses=NOT_FOUND)
+async def get_ticket(request: Request, ticket_id: TicketKey, _: AnyCaller) -> models.Ticket:
     ticket = await ticket_or_404(request, ticket_id)
     notifications = await read(view_of(request).notifications, ticket.reference)
     return ticket_json(ticket, notifications)
 
 
-@router.get("/tickets/{ticket_id}/timeline", tags=["tickets"])
-async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> dict[str, Any]:
+@router.get("/tickets/{ticket_id}/timeline", tags=["tickets"], responses=NOT_FOUND)
+async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> models.Timeline:
     """Every fact of the ticket in order, with who and why: status, priority and
     assignment changes, messages, time, mail, and each SLA clock's start (target,
     calendar, closed days skipped), pauses, resumptions, warnings, breach and stop."""
@@ -193,11 +194,8 @@ async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> 
         agreement = await read(view_of(request).agreement, ticket.agreement_id)
         if agreement is not None:
             calendar = m.Calendar.model_validate(agreement["calendar"], context=STORED)
-    return {
-        "ticket_id": str(ticket.ticket_id),
-        "reference": ticket.reference,
-        "entries": timeline(facts, calendar),
-    }
+    entries = [models.TimelineEntry(**entry) for entry in timeline(facts, calendar)]
+    return models.Timeline(ticket_id=ticket.ticket_id, reference=ticket.reference, entries=entries)
 
 
 async def _ticket_command(request: Request, key: str, kind: type[Message], data: Any) -> Accepted:
@@ -207,7 +205,7 @@ async def _ticket_command(request: Request, key: str, kind: type[Message], data:
     return accepted(ticket_id, sent, f"/tickets/{ticket_id}")
 
 
-@router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"])
+@router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"], responses=NOT_FOUND)
 async def change_status(
     request: Request, ticket_id: TicketKey, body: StatusChange, who: AnyCaller
 ) -> Accepted:
@@ -215,7 +213,9 @@ async def change_status(
     return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
 
 
-@router.post("/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"], responses=NOT_FOUND
+)
 async def change_priority(
     request: Request, ticket_id: TicketKey, body: PriorityChange, who: AnyCaller
 ) -> Accepted:
@@ -242,7 +242,7 @@ async def _require_priority_of_matrix(request: Request, key: str, priority: str)
         raise unprocessable("priority", detail, "unknown_priority")
 
 
-@router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"])
+@router.post("/tickets/{ticket_id}/replies", status_code=202, tags=["tickets"], responses=NOT_FOUND)
 async def reply(
     request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
 ) -> Accepted:
@@ -250,7 +250,9 @@ async def reply(
     return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
 
 
-@router.post("/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"], responses=NOT_FOUND
+)
 async def log_time(
     request: Request, ticket_id: TicketKey, body: TimeEntry, who: AnyCaller
 ) -> Accepted:
@@ -262,7 +264,12 @@ async def log_time(
     return await _ticket_command(request, ticket_id, m.LogTime, data)
 
 
-@router.post("/tickets/{ticket_id}/assignment", status_code=202, tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/assignment",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN, **CONFLICT},
+)
 async def assign(
     request: Request, ticket_id: TicketKey, body: Assignment, who: AgentCaller
 ) -> Accepted:
@@ -287,7 +294,7 @@ async def assign(
     return await _ticket_command(request, str(ticket.ticket_id), m.AssignTicket, data)
 
 
-@router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"])
+@router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"], responses=NOT_FOUND)
 async def start_timer(
     request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
 ) -> Accepted:
@@ -295,7 +302,9 @@ async def start_timer(
     return await _timer_command(request, ticket_id, m.StartTimer, body, who)
 
 
-@router.post("/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"], responses=NOT_FOUND
+)
 async def stop_timer(
     request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
 ) -> Accepted:
