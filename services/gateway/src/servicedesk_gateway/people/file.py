@@ -46,8 +46,6 @@ from servicedesk_gateway.auth import MAX_TOKEN_CHARS, Caller, person_problems
 from servicedesk_gateway.people.tokens import HASHER, TOKEN_ID_SHAPE, token_id_of
 from servicedesk_runtime.logs import get_logger
 
-log = get_logger(__name__)
-
 REFUSALS_REMEMBERED: Final = 4096
 """Wrong secrets for a known token id remembered (LRU), so a client repeating one does not
 cost an argon2 verification each time; a bounded number, so random ones cannot grow memory."""
@@ -116,7 +114,7 @@ class PersonEntry(BaseModel):
         )
 
 
-_PERSON_HEADER = re.compile(r"^\s*\[\[\s*person\s*\]\]", re.MULTILINE)
+_PERSON_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*person[ \t]*\]\]", re.MULTILINE)
 
 
 def parse_people(text: str, source: str = "people file") -> dict[str, PersonEntry]:
@@ -207,8 +205,10 @@ class PeopleFile:
         path: Path | str,
         recheck_seconds: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        refusals_remembered: int = REFUSALS_REMEMBERED,
     ) -> None:
         self.path = Path(path)
+        self.refusals_remembered = refusals_remembered
         self.recheck_seconds = recheck_seconds
         self._monotonic = monotonic
         self._reloading = threading.Lock()
@@ -219,6 +219,8 @@ class PeopleFile:
         except _Unusable as unusable:
             raise PeopleFileError(str(unusable)) from None
         self._refused: _Identity | None = None
+        self.problem: str | None = None
+        """Why the file as it is now is not in force (None: it is)."""
         self._people = _People.of(entries)
         self._checked = monotonic()
         self.reloads = 0
@@ -247,15 +249,16 @@ class PeopleFile:
             except VerificationError:
                 with self._caching:
                     people.refused[digest] = None
-                    while len(people.refused) > REFUSALS_REMEMBERED:
+                    while len(people.refused) > self.refusals_remembered:
                         people.refused.popitem(last=False)
                 return None
         caller = people.callers[token_id]
         people.admitted[digest] = caller
         return caller
 
-    def refusals_remembered(self) -> int:
-        return len(self._people.refused)
+    def remembered(self) -> tuple[int, int]:
+        """Tokens remembered: (admitted, refused)."""
+        return len(self._people.admitted), len(self._people.refused)
 
     def _check_for_changes(self) -> None:
         now = self._monotonic()
@@ -276,7 +279,8 @@ class PeopleFile:
             except _Unusable as unusable:
                 if unusable.version is not None:
                     self._refused = unusable.version
-                    log.error(
+                    self.problem = str(unusable)
+                    get_logger(__name__).error(
                         "people_file_refused",
                         problem=str(unusable),
                         people_kept=len(self._people.entries),
@@ -284,9 +288,12 @@ class PeopleFile:
                     )
                 return
             self._refused = None
+            self.problem = None
             self._people = _People.of(entries)
             self.reloads += 1
-            log.info("people_file_reloaded", path=str(self.path), people=len(entries))
+            get_logger(__name__).info(
+                "people_file_reloaded", path=str(self.path), people=len(entries)
+            )
         finally:
             self._reloading.release()
 
