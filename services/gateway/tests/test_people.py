@@ -32,6 +32,12 @@ from servicedesk_gateway.people import (
     toml_entry,
 )
 from servicedesk_gateway.people.__main__ import main as people_cli
+from servicedesk_stack.demo import (
+    DEMO_AGREEMENTS,
+    DEMO_TOKENS,
+    PEOPLE_FILE_HEADER,
+    provider_r_medium,
+)
 
 AGREEMENT = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 
@@ -452,3 +458,18 @@ def test_a_person_that_does_not_fit_the_role_cannot_exist() -> None:
     assert admin.may("agent")
     assert admin.may("admin")
     assert not Caller("Mette", "agent").may("admin")
+
+
+def test_the_demo_people_of_make_up(tmp_path: Path) -> None:
+    table = parse_tokens(DEMO_TOKENS)
+    assert table.lookup("agent-token") == Caller("agent", "agent", groups=("first-line",))
+    assert table.lookup("admin-token") == Caller("admin", "admin")
+    customer = table.lookup("customer-token")
+    assert customer is not None
+    assert customer.role == "customer"
+    assert (customer.organisation, customer.agreement_id) == (
+        provider_r_medium()["customer"],
+        next(iter(DEMO_AGREEMENTS)),
+    )
+    (tmp_path / "people.toml").write_text(PEOPLE_FILE_HEADER)  # the file make up starts with
+    assert len(PeopleFile(tmp_path / "people.toml")) == 0
