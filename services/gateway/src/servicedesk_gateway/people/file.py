@@ -246,7 +246,7 @@ class PeopleFile:
         with self._verifying:
             try:
                 HASHER.verify(people.entries[token_id].token_hash, token)
-            except VerificationError:
+            except (VerificationError, InvalidHashError):
                 with self._caching:
                     people.refused[digest] = None
                     while len(people.refused) > self.refusals_remembered:
