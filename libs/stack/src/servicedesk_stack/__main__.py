@@ -15,7 +15,13 @@ from pathlib import Path
 
 import httpx
 
-from servicedesk_stack.demo import DEMO_AGREEMENTS
+from servicedesk_stack.demo import (
+    DEMO_AGREEMENTS,
+    DEMO_ORGANISATION,
+    DEMO_TOKENS,
+    FIRST_AGREEMENT_ID,
+    PEOPLE_FILE_HEADER,
+)
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig, Supervisor, embedded_broker
 
@@ -43,9 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         database_url=os.environ.get("DATABASE_URL", ""),
         smtp_port=args.smtp_port,
         gateway_port=args.gateway_port,
-        gateway_tokens=os.environ.get(
-            "GATEWAY_TOKENS", "agent-token:agent:agent,admin-token:admin:admin"
-        ),
+        gateway_tokens=os.environ.get("GATEWAY_TOKENS", DEMO_TOKENS),
+        people_file=people_file(args.data_dir),
     )
     stack = Stack(config)
     stopping = False
@@ -73,6 +78,19 @@ def main(argv: list[str] | None = None) -> None:
             broker.stop()
 
 
+def people_file(data_dir: Path) -> Path:
+    """GATEWAY_PEOPLE_FILE, or var/people.toml (made with an explanation but no one in it,
+    the first time): people added to it while the stack runs get in at once."""
+    given = os.environ.get("GATEWAY_PEOPLE_FILE", "")
+    if given:
+        return Path(given)
+    path = data_dir / "people.toml"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(PEOPLE_FILE_HEADER, encoding="utf-8")
+    return path.resolve()
+
+
 def register_demo_agreements(gateway_port: int) -> None:
     for agreement_id, terms in DEMO_AGREEMENTS.items():
         response = httpx.post(
@@ -91,6 +109,18 @@ def print_welcome(config: StackConfig, bootstrap: str) -> None:
         f"{config.data_dir}/mail), logs in {config.data_dir}/logs. Services: "
         + ", ".join(f"{s} :{config.port_of(s)}" for s in SERVICES)
         + ". Ctrl-C stops.",
+        flush=True,
+    )
+    if config.gateway_tokens == DEMO_TOKENS:
+        print(
+            "Demo tokens (Authorization: Bearer <token>): agent-token (agent, group "
+            "first-line), admin-token (admin), customer-token (customer of "
+            f"{DEMO_ORGANISATION}, agreement {FIRST_AGREEMENT_ID}, billing contact).",
+            flush=True,
+        )
+    print(
+        f"People with hashed tokens: {config.people_file} (add with `python -m "
+        "servicedesk_gateway.people new-token --help`; read again when it changes).",
         flush=True,
     )
 

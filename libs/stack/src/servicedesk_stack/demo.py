@@ -53,3 +53,27 @@ DEMO_AGREEMENTS = {
     uuid.UUID("00000000-0000-4000-8000-00000000000b"): provider_z_premium,
     uuid.UUID("00000000-0000-4000-8000-00000000000c"): provider_v_danish,
 }
+
+FIRST_AGREEMENT_ID = next(iter(DEMO_AGREEMENTS))
+DEMO_ORGANISATION: str = DEMO_AGREEMENTS[FIRST_AGREEMENT_ID]()["customer"]
+"""The organisation of the first demo agreement: the demo customer belongs to it."""
+DEMO_PEOPLE = {
+    "agent-token": "agent-token:agent:agent:first-line",
+    "admin-token": "admin-token:admin:admin",
+    "customer-token": (
+        f"customer-token:customer:Demo Customer:{DEMO_ORGANISATION}:{FIRST_AGREEMENT_ID}:billing"
+    ),
+}
+"""The demo's people as `GATEWAY_TOKENS` entries (plaintext tokens, for the demo only):
+an agent of the group `first-line`, an admin, and a customer of the first demo agreement's
+organisation who is its billing contact."""
+DEMO_TOKENS = ",".join(DEMO_PEOPLE.values())
+
+PEOPLE_FILE_HEADER = """\
+# People of the gateway and their tokens, stored hashed (GATEWAY_PEOPLE_FILE). The gateway
+# reads this file again when it changes: no restart. Add someone while the stack runs:
+#   .venv/bin/python -m servicedesk_gateway.people new-token --name "Ole Hansen" \\
+#       --role customer --organisation "Acme Logistics" --append var/people.toml
+# The token is printed once; only its hash lands here. Removing an entry refuses its token.
+# The demo tokens (agent-token, admin-token, customer-token) are in GATEWAY_TOKENS instead.
+"""

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
+from servicedesk_stack.demo import DEMO_TOKENS
 
 SERVICES = ("intake", "triage", "sla-timer", "billing", "notifier", "gateway")
 
@@ -30,7 +31,9 @@ class StackConfig:
     service."""
     smtp_port: int = 8025
     gateway_port: int = 8080
-    gateway_tokens: str = "agent-token:agent:agent,admin-token:admin:admin"
+    gateway_tokens: str = DEMO_TOKENS
+    people_file: Path | None = None
+    """The gateway's people file (hashed tokens); None: only `gateway_tokens`."""
     alert_email: str = "oncall@example.com"
     schema_prefix: str = ""
     session_timeout_ms: int = 3000
@@ -62,6 +65,7 @@ class StackConfig:
             "SMTP_PORT": str(self.smtp_port),
             "ALERT_EMAIL": self.alert_email,
             "GATEWAY_TOKENS": self.gateway_tokens,
+            **({"GATEWAY_PEOPLE_FILE": str(self.people_file)} if self.people_file else {}),
             # Every service stores events, the gateway too (the commands it accepted).
             "DATABASE_URL": self.database_for(service),
             **self.extra_env,

@@ -7,11 +7,11 @@ import contextlib
 import signal
 
 from servicedesk_contracts import Message
-from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.config import GatewaySettings
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.outbox import accepted_command, store_command
+from servicedesk_gateway.people import load_people
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
@@ -27,9 +27,14 @@ log = get_logger(__name__)
 
 async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     configure_logging(NAME, settings.log_level)
-    callers = parse_tokens(settings.gateway_tokens)
-    if not callers:
-        log.warning("no_tokens_configured", hint="set GATEWAY_TOKENS=token:role,...")
+    try:
+        people = load_people(settings)
+    except ValueError as problem:  # names the file, person, line and field
+        raise SystemExit(f"gateway: {problem}") from problem
+    if not people.sources:
+        log.warning(
+            "no_people_configured", hint="set GATEWAY_TOKENS or GATEWAY_PEOPLE_FILE (README)"
+        )
     clock = clock or SystemClock()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,7 +54,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     app = create_http_app(
         view.queries,
         accept,
-        callers,
+        people,
         clock.now,
         settings.gateway_max_body_bytes,
         find_accepted=lambda command_id: accepted_command(store, command_id),

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 
-from servicedesk_gateway.auth import Caller
+from servicedesk_gateway.auth import People
 from servicedesk_gateway.guard import RequireBearerToken
 from servicedesk_gateway.http import agreements, commands, queues, tickets
 from servicedesk_gateway.http.common import Publish
@@ -58,7 +58,7 @@ def _without_long_input(problem: Any) -> Any:
 def create_http_app(
     view: ViewQueries,
     publish: Publish,
-    callers: dict[str, Caller],
+    people: People,
     now: Callable[[], datetime],
     max_body_bytes: int = 1 << 20,
     find_accepted: Callable[[uuid.UUID], dict[str, Any] | None] = lambda _: None,
@@ -75,7 +75,7 @@ def create_http_app(
     )
     app.state.view = view
     app.state.publish = publish
-    app.state.callers = callers
+    app.state.people = people
     app.state.now = now
     app.state.find_accepted = find_accepted
     # The address an assignee is told at (the people directory sets it).
@@ -84,7 +84,7 @@ def create_http_app(
     app.state.registering = set()
     # Whether the view has caught up with the topics (the composition root sets it).
     app.state.view_ready = lambda: False
-    app.add_middleware(RequireBearerToken, callers=callers)  # before any body is read
+    app.add_middleware(RequireBearerToken, people=people)  # before any body is read
     app.middleware("http")(_count_requests)
     app.exception_handler(RequestValidationError)(_validation_failed)
     for module in (tickets, queues, agreements, commands):
