@@ -100,6 +100,8 @@ def test_commands_are_answered_applied_or_refused_and_their_events_name_them(
     )
     assert changed[0]["causation_id"] == moved["command_id"]
     assert changed[0]["correlation_id"] == moved["command_id"]
+    # The person travels from the command to what it produced.
+    assert changed[0]["actor"] == {"name": "agent", "role": "agent", "organisation": None}
     (opened_event,) = on_topic(broker.bootstrap, topics.TICKETS, "TicketOpened")
     assert opened_event["causation_id"] == submitted["command_id"]
     letters = [

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationInfo,
     field_validator,
 )
@@ -97,6 +98,15 @@ class Data(_Strict):
     optional fields without breaking older consumers."""
 
 
+class Actor(_Strict):
+    """The person a command came from, as the gateway knew them; it travels on to every
+    event the command produced."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    organisation: Annotated[str, Field(max_length=200)] | None = None
+
+
 class Envelope(_Strict):
     """Fields every message carries, whatever its type. `event_id` and `occurred_at` are
     required: a message without them would get a fresh id (the same bytes sent twice would
@@ -111,6 +121,9 @@ class Envelope(_Strict):
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     subject_id: uuid.UUID
+    actor: Actor | None = None
+    """Who did it, for what a person did through the gateway; None for the systems' own
+    events (a clock that breached) and for requests from other systems."""
 
     @field_validator("occurred_at")
     @classmethod
@@ -148,6 +161,7 @@ class Message(Envelope):
         event_id: uuid.UUID | None = None,
         correlation_id: uuid.UUID | None = None,
         causation_id: uuid.UUID | None = None,
+        actor: Actor | None = None,
     ) -> Any:
         """Builds a message of this type; ids and time default to fresh ones."""
         fields: dict[str, Any] = {
@@ -158,6 +172,7 @@ class Message(Envelope):
             "data": data,
             "correlation_id": correlation_id,
             "causation_id": causation_id,
+            "actor": actor,
         }
         fields["occurred_at"] = occurred_at or datetime.now(UTC)
         fields["event_id"] = event_id or uuid.uuid4()

@@ -15,12 +15,13 @@ import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from servicedesk_contracts import Message, topics
-from servicedesk_contracts.envelope import STORED
+from servicedesk_contracts.envelope import STORED, Actor
 from servicedesk_contracts.messages import CommandDecided, derived_id
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
@@ -139,11 +140,11 @@ class OutboxRelay:
         topic, message = translated
         cause = self._causes.of(domain_event)
         if cause is not None:
-            command_id, correlation_id = cause
             message = message.model_copy(
                 update={
-                    "causation_id": command_id,
-                    "correlation_id": message.correlation_id or correlation_id,
+                    "causation_id": cause.command_id,
+                    "correlation_id": message.correlation_id or cause.correlation_id,
+                    "actor": message.actor or cause.actor,
                 }
             )
         return topic, message
@@ -183,6 +184,19 @@ class OutboxRelay:
         return len(notifications)
 
 
+@dataclass(frozen=True)
+class _Cause:
+    command_id: uuid.UUID
+    correlation_id: uuid.UUID
+    actor: Actor | None
+
+
+def _actor(decided: Any) -> Actor | None:
+    """The outcome's actor (outcomes stored before actors travelled have none)."""
+    stored = getattr(decided, "actor", None)
+    return None if stored is None else Actor.model_validate(stored, context=STORED)
+
+
 class _Causes:
     """Which command caused which stored event, learnt from the outcomes the relay passes
     (an outcome precedes its events in the log). Bounded: the events follow their outcome
@@ -192,16 +206,16 @@ class _Causes:
     LIMIT = 100_000
 
     def __init__(self) -> None:
-        self._by_event: OrderedDict[tuple[str, int], tuple[uuid.UUID, uuid.UUID]] = OrderedDict()
+        self._by_event: OrderedDict[tuple[str, int], _Cause] = OrderedDict()
 
     def remember(self, decided: Any) -> None:
-        cause = (decided.command_id, uuid.UUID(decided.correlation_id))
+        cause = _Cause(decided.command_id, uuid.UUID(decided.correlation_id), _actor(decided))
         for produced in decided.produced:
             self._by_event[(produced["subject_id"], produced["version"])] = cause
         while len(self._by_event) > self.LIMIT:
             self._by_event.popitem(last=False)
 
-    def of(self, domain_event: Any) -> tuple[uuid.UUID, uuid.UUID] | None:
+    def of(self, domain_event: Any) -> _Cause | None:
         key = (str(domain_event.originator_id), domain_event.originator_version)
         return self._by_event.get(key)
 
@@ -211,6 +225,7 @@ def _decided(decided: Any, service: str) -> Message:
         **envelope_of(decided, service),
         causation_id=decided.command_id,
         correlation_id=uuid.UUID(decided.correlation_id),
+        actor=_actor(decided),
         data={
             "command_id": decided.command_id,
             "command_type": decided.command_type,

@@ -71,6 +71,7 @@ class CommandOutcome(Aggregate):
         reason: str | None,
         detail: str | None,
         produced: list[dict[str, Any]],
+        actor: dict[str, Any] | None = None,
     ) -> None:
         self.command_id = command_id
         self.outcome = outcome
@@ -200,6 +201,7 @@ class UnitOfWork:
             # As text that always encodes (a refusal may quote a lone surrogate it refused).
             detail=_printable(detail[:2000]) if detail else detail,
             produced=produced or [],
+            actor=_actor_of(command),
         )
         # Saved first in the transaction: in the notification log it precedes the events it
         # lists, so the relay knows their cause when it publishes them.
@@ -241,6 +243,11 @@ class UnitOfWork:
                 effect()
             except Exception:  # an effect must not undo or repeat what is committed
                 log.exception("after_commit_effect_failed")
+
+
+def _actor_of(command: Any) -> dict[str, Any] | None:
+    actor = getattr(command, "actor", None)
+    return None if actor is None else dict(actor.model_dump(mode="json"))
 
 
 def _printable(text: str) -> str:

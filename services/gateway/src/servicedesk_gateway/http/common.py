@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from servicedesk_contracts import Message
+from servicedesk_contracts.envelope import Actor
 from servicedesk_gateway.auth import Caller, People
 from servicedesk_gateway.http import models
 from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, ViewQueries
@@ -71,7 +72,13 @@ def caller(
             "missing or unknown bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    request.state.who = who  # the actor of the commands this request sends
     return who
+
+
+def actor_of(request: Request) -> Actor:
+    who: Caller = request.state.who
+    return Actor(name=who.name, role=who.role, organisation=who.organisation)
 
 
 def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
@@ -110,7 +117,11 @@ async def send(
 ) -> uuid.UUID:
     state = request.app.state
     message: Message = kind.create(
-        producer=PRODUCER, subject_id=subject_id, data=data, occurred_at=state.now()
+        producer=PRODUCER,
+        subject_id=subject_id,
+        data=data,
+        occurred_at=state.now(),
+        actor=actor_of(request),
     )
     await state.publish(topic, message)
     return message.event_id

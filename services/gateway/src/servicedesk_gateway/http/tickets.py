@@ -26,6 +26,7 @@ from servicedesk_gateway.http.common import (
     AnyCaller,
     TicketKey,
     accepted,
+    actor_of,
     page_of,
     read,
     require_agreement,
@@ -103,6 +104,7 @@ async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) 
         event_id=request_id,
         data=m.TicketRequest.model_validate(body.model_dump(exclude={"received_at"})),
         occurred_at=received_at,  # intake opens the ticket as received at this instant
+        actor=actor_of(request),
     )
     await request.app.state.publish(topics.INBOUND, message)
     ticket_id = m.ticket_id_for_request(request_id)
