@@ -139,3 +139,17 @@ def test_an_event_applied_twice_counts_once(view: GatewayView) -> None:
     assert shown is not None
     assert shown.customer_replies == 1
     assert references(view, TicketFilter(text="still broken")) == ["SD-000001"]
+
+
+def test_a_view_of_another_schema_version_is_dropped_for_a_rebuild(
+    view: GatewayView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servicedesk_gateway.view import store
+
+    view.apply(opened(1))
+    assert GatewayView(view.database).queries.ticket("SD-000001") is not None  # same version
+    monkeypatch.setattr(store, "SCHEMA_VERSION", "a later one")
+    rebuilt = GatewayView(view.database)
+    assert rebuilt.queries.ticket("SD-000001") is None
+    assert rebuilt.store.positions() == {}  # read again from the topics
+    assert rebuilt.tables.version() == "a later one"

@@ -72,6 +72,7 @@ def accepted_command(store: ServiceStore, command_id: uuid.UUID) -> dict[str, An
         "status": "accepted",
         "command_type": envelope["event_type"],
         "accepted_at": envelope["occurred_at"],
+        "organisation": (envelope.get("actor") or {}).get("organisation"),
     }
 
 

@@ -159,6 +159,7 @@ async def get_evaluation(
     tags=["billing"],
     responses={
         **NOT_FOUND,
+        **FORBIDDEN,
         200: {
             "model": m.StatementIssuedData,
             "content": {"text/csv": {}, "text/html": {}},
@@ -169,10 +170,14 @@ async def get_statement(
     request: Request,
     agreement_id: uuid.UUID,
     month: m.Month,
-    _: AnyCaller,
+    who: AnyCaller,
     format: Literal["json", "csv", "html"] = "json",
 ) -> Any:
-    """The issued statement as JSON, CSV (bookkeeping) or an HTML page to send."""
+    """The issued statement as JSON, CSV (bookkeeping) or an HTML page to send. A customer
+    reads their own agreement's, and only as its billing contact."""
+    await agreement_or_404(request, agreement_id)
+    if who.is_customer and not who.billing_contact:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the billing contact reads statements")
     statement = await read(view_of(request).statement, agreement_id, month)
     if statement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")

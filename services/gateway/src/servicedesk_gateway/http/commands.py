@@ -22,15 +22,15 @@ router = APIRouter(responses=COMMON_RESPONSES)
 
 @router.get("/commands/{command_id}", tags=["commands"], responses=NOT_FOUND)
 async def get_command(
-    request: Request, command_id: uuid.UUID, _: AnyCaller
+    request: Request, command_id: uuid.UUID, who: AnyCaller
 ) -> models.CommandStatus:
     """What became of a command: `accepted` (stored, not decided yet), `applied` (with
     what it produced: ids, and a ticket's reference) or `refused` (with the reason and
-    detail the service gave; the command is also on the dead-letter topic)."""
-    decided = await read(view_of(request).command, command_id)
-    if decided is not None:
-        return models.CommandStatus(**decided)
-    accepted = await read(request.app.state.find_accepted, command_id)
-    if accepted is None:
+    detail the service gave; the command is also on the dead-letter topic). A customer
+    reads the commands of their own organisation."""
+    found = await read(view_of(request).command, command_id)
+    if found is None:
+        found = await read(request.app.state.find_accepted, command_id)
+    if found is None or (who.is_customer and found.get("organisation") != who.organisation):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
-    return models.CommandStatus(**accepted)
+    return models.CommandStatus(**found)

@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import (
@@ -128,15 +129,43 @@ async def send(
 
 
 async def ticket_or_404(request: Request, key: str) -> TicketView:
+    """The ticket, if the caller may see it: 404 alike for one that does not exist and
+    one of another organisation (a customer learns nothing of others' tickets)."""
     ticket = await read(view_of(request).ticket, key)
-    if ticket is None:
+    if ticket is None or not sees_ticket(request.state.who, ticket):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {key}")
     return ticket
 
 
+def sees_ticket(who: Caller, ticket: TicketView) -> bool:
+    if not who.is_customer:
+        return True
+    return ticket.organisation == who.organisation and who.agreement_id in (
+        None,
+        ticket.agreement_id,
+    )
+
+
+def sees_agreement(who: Caller, agreement: dict[str, Any]) -> bool:
+    """A customer sees their own agreements: the one they are bound to, or those made
+    for their organisation."""
+    if not who.is_customer:
+        return True
+    if who.agreement_id is not None:
+        return bool(str(who.agreement_id) == agreement["agreement_id"])
+    return bool(agreement.get("customer") == who.organisation)
+
+
+def scoped(who: Caller, where: TicketFilter) -> TicketFilter:
+    """`where`, narrowed to what the caller may see."""
+    if not who.is_customer:
+        return where
+    return replace(where, scope_organisation=who.organisation, scope_agreement=who.agreement_id)
+
+
 async def agreement_or_404(request: Request, agreement_id: uuid.UUID) -> dict[str, Any]:
     agreement = await read(view_of(request).agreement, agreement_id)
-    if agreement is None:
+    if agreement is None or not sees_agreement(request.state.who, agreement):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agreement {agreement_id}")
     return agreement
 
@@ -182,6 +211,7 @@ def ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> m
 async def page_of(
     request: Request, where: TicketFilter, sort: Sort, cursor: str | None, limit: int
 ) -> models.TicketPage:
+    where = scoped(request.state.who, where)  # every list, whatever it asked for
     try:
         page = await read(view_of(request).tickets, where, sort, cursor, limit)
     except BadCursor as bad:

@@ -30,6 +30,7 @@ from servicedesk_gateway.http.common import (
     page_of,
     read,
     require_agreement,
+    sees_agreement,
     send,
     ticket_json,
     ticket_or_404,
@@ -94,7 +95,10 @@ class Assignment(BaseModel):
 
 
 @router.post("/tickets", status_code=202, tags=["tickets"])
-async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) -> Accepted:
+async def submit_ticket(request: Request, body: TicketSubmission, who: AnyCaller) -> Accepted:
+    """A customer submits for their own organisation (and agreement) only: 403 otherwise."""
+    if who.is_customer:
+        await _require_own(request, who, body)
     await require_agreement(request, body.agreement_id)
     received_at = _arrival(body.received_at, request.app.state.now())
     request_id = uuid.uuid4()
@@ -109,6 +113,22 @@ async def submit_ticket(request: Request, body: TicketSubmission, _: AnyCaller) 
     await request.app.state.publish(topics.INBOUND, message)
     ticket_id = m.ticket_id_for_request(request_id)
     return accepted(ticket_id, request_id, f"/tickets/{ticket_id}")
+
+
+INTERNAL_FACTS = frozenset(
+    {"TimeLogged", "TicketAssigned", "SlaWarning", "Notification.sent", "Notification.failed"}
+)
+"""Timeline entries a customer does not see: time, assignment, warnings, the desk's mail."""
+
+
+async def _require_own(request: Request, who: Caller, body: TicketSubmission) -> None:
+    if body.organisation != who.organisation:
+        detail = f"you may submit tickets for {who.organisation} only"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
+    agreement = await read(view_of(request).agreement, body.agreement_id)
+    if agreement is None or not sees_agreement(who, agreement):
+        detail = f"agreement {body.agreement_id} is not one of {who.organisation}'s"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
 
 def _arrival(given: datetime | None, now: datetime) -> datetime:
@@ -178,14 +198,17 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", tags=["tickets"], responses=NOT_FOUND)
-async def get_ticket(request: Request, ticket_id: TicketKey, _: AnyCaller) -> models.Ticket:
+async def get_ticket(request: Request, ticket_id: TicketKey, who: AnyCaller) -> models.Ticket:
+    """With the mail sent about it (for staff: alerts go to the on-call address)."""
     ticket = await ticket_or_404(request, ticket_id)
+    if who.is_customer:
+        return ticket_json(ticket)
     notifications = await read(view_of(request).notifications, ticket.reference)
     return ticket_json(ticket, notifications)
 
 
 @router.get("/tickets/{ticket_id}/timeline", tags=["tickets"], responses=NOT_FOUND)
-async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> models.Timeline:
+async def get_timeline(request: Request, ticket_id: TicketKey, who: AnyCaller) -> models.Timeline:
     """Every fact of the ticket in order, with who and why: status, priority and
     assignment changes, messages, time, mail, and each SLA clock's start (target,
     calendar, closed days skipped), pauses, resumptions, warnings, breach and stop."""
@@ -196,7 +219,10 @@ async def get_timeline(request: Request, ticket_id: TicketKey, _: AnyCaller) -> 
         agreement = await read(view_of(request).agreement, ticket.agreement_id)
         if agreement is not None:
             calendar = m.Calendar.model_validate(agreement["calendar"], context=STORED)
-    entries = [models.TimelineEntry(**entry) for entry in timeline(facts, calendar)]
+    told = timeline(facts, calendar)
+    if who.is_customer:  # the desk's own workings stay inside
+        told = [entry for entry in told if entry["event"] not in INTERNAL_FACTS]
+    entries = [models.TimelineEntry(**entry) for entry in told]
     return models.Timeline(ticket_id=ticket.ticket_id, reference=ticket.reference, entries=entries)
 
 
@@ -209,7 +235,7 @@ async def _ticket_command(request: Request, key: str, kind: type[Message], data:
 
 @router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"], responses=NOT_FOUND)
 async def change_status(
-    request: Request, ticket_id: TicketKey, body: StatusChange, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: StatusChange, who: AgentCaller
 ) -> Accepted:
     data = m.ChangeTicketStatusData(status=body.status, changed_by=who.name, reason=body.reason)
     return await _ticket_command(request, ticket_id, m.ChangeTicketStatus, data)
@@ -219,7 +245,7 @@ async def change_status(
     "/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"], responses=NOT_FOUND
 )
 async def change_priority(
-    request: Request, ticket_id: TicketKey, body: PriorityChange, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: PriorityChange, who: AgentCaller
 ) -> Accepted:
     """Triage decides: an unknown priority, or a customer override the agreement does not
     allow, is refused (dead-lettered with the reason); the SLA clocks follow a change."""
@@ -248,6 +274,11 @@ async def _require_priority_of_matrix(request: Request, key: str, priority: str)
 async def reply(
     request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
 ) -> Accepted:
+    """An agent's answer, or a customer's reply (which reopens a waiting ticket)."""
+    if who.is_customer:
+        ticket = await ticket_or_404(request, ticket_id)
+        reply = m.AddCustomerReplyData(author_email=ticket.reporter_email, body=body.body)
+        return await _ticket_command(request, ticket_id, m.AddCustomerReply, reply)
     data = m.ReplyAsAgentData(agent=who.name, body=body.body)
     return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
 
@@ -256,7 +287,7 @@ async def reply(
     "/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"], responses=NOT_FOUND
 )
 async def log_time(
-    request: Request, ticket_id: TicketKey, body: TimeEntry, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: TimeEntry, who: AgentCaller
 ) -> Accepted:
     ends = body.started_at + timedelta(minutes=body.duration_minutes)
     if ends > request.app.state.now():
@@ -298,7 +329,7 @@ async def assign(
 
 @router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"], responses=NOT_FOUND)
 async def start_timer(
-    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: Timer, who: AgentCaller
 ) -> Accepted:
     """Starts the caller's timer on the ticket (one running timer per agent)."""
     return await _timer_command(request, ticket_id, m.StartTimer, body, who)
@@ -308,7 +339,7 @@ async def start_timer(
     "/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"], responses=NOT_FOUND
 )
 async def stop_timer(
-    request: Request, ticket_id: TicketKey, body: Timer, who: AnyCaller
+    request: Request, ticket_id: TicketKey, body: Timer, who: AgentCaller
 ) -> Accepted:
     """Stops it: the time (whole minutes, at least one) becomes a time entry."""
     return await _timer_command(request, ticket_id, m.StopTimer, body, who)

@@ -143,7 +143,8 @@ class ViewProjector:
         """A command is decided once; should two outcomes ever arrive, the first stays."""
         uow.cursor.execute(
             f"INSERT INTO {self.tables.commands} (command_id, outcome, command_type, service, "
-            "reason, detail, produced, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "reason, detail, produced, decided_at, organisation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (command_id) DO NOTHING",
             _decided_row(message),
         )
@@ -180,6 +181,7 @@ def _decided_row(message: m.CommandDecided) -> tuple[Any, ...]:
         data.detail,
         json.dumps(produced),
         micros(message.occurred_at),
+        message.actor.organisation if message.actor else None,
     )
 
 

@@ -55,6 +55,9 @@ class TicketFilter:
     text: str | None = None
     due_only: bool = False
     """Only tickets with a clock running towards a deadline."""
+    scope_organisation: str | None = None
+    scope_agreement: uuid.UUID | None = None
+    """What a customer may see: their organisation (and agreement), whatever else asked."""
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,7 @@ class ViewQueries:
 
     def _conditions(self, where: TicketFilter) -> _Where:
         found = _Where()
-        if where.open_only:
-            found.add("status <> ?", "closed")
-        if where.due_only:
-            found.add("next_due_at <> ?", NO_DEADLINE)
+        self._states(found, where)
         for column, values in (("status", where.status), ("priority", where.priority)):
             if values:
                 found.add(f"{column} IN ({', '.join('?' for _ in values)})", *values)
@@ -167,6 +167,8 @@ class ViewQueries:
             ("assigned_group", where.group),
             ("channel", where.channel),
             ("category", where.category),
+            ("organisation", where.scope_organisation),
+            ("agreement_id", str(where.scope_agreement) if where.scope_agreement else None),
         ):
             if value is not None:
                 found.add(f"{column} = ?", value)
@@ -182,6 +184,12 @@ class ViewQueries:
         if where.text and where.text.strip():
             self._matching(found, where.text)
         return found
+
+    def _states(self, found: _Where, where: TicketFilter) -> None:
+        if where.open_only:
+            found.add("status <> ?", "closed")
+        if where.due_only:
+            found.add("next_due_at <> ?", NO_DEADLINE)
 
     def _matching(self, found: _Where, text: str) -> None:
         """Tickets whose subject, description or any message has every word of `text`."""
@@ -276,14 +284,14 @@ class ViewQueries:
         """How a command was decided, with the references of tickets it produced."""
         with self.database.reading() as cursor:
             cursor.execute(
-                f"SELECT outcome, command_type, service, reason, detail, produced, decided_at "
-                f"FROM {self.tables.commands} WHERE command_id = ?",
+                "SELECT outcome, command_type, service, reason, detail, produced, decided_at, "
+                f"organisation FROM {self.tables.commands} WHERE command_id = ?",
                 (str(command_id),),
             )
             row = cursor.fetchone()
             if row is None:
                 return None
-            outcome, command_type, service, reason, detail, produced, decided_at = row
+            outcome, command_type, service, reason, detail, produced, decided_at, whose = row
             produced_list = json.loads(produced)
             for item in produced_list:
                 cursor.execute(
@@ -302,6 +310,7 @@ class ViewQueries:
             "detail": detail,
             "produced": produced_list,
             "decided_at": datetime.fromtimestamp(decided_at / 1_000_000, UTC).isoformat(),
+            "organisation": whose,
         }
 
     # --- agreements and statements ---------------------------------------------------------

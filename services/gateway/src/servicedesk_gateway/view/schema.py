@@ -37,11 +37,30 @@ class ViewTables:
         self.statements = database.table("view_statements")
         self.search = database.table("view_search")
         self.commands = database.table("view_commands")
+        self.meta = database.table("view_meta")
 
     def create(self) -> None:
         with self.database.transaction() as cursor:
             for statement in self._ddl():
                 cursor.execute(statement)
+
+    def version(self) -> str | None:
+        """The schema version the view was built with; None for a new (or pre-version) one."""
+        with self.database.transaction() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.meta} (key TEXT PRIMARY KEY, value TEXT)"
+            )
+            cursor.execute(f"SELECT value FROM {self.meta} WHERE key = 'schema_version'")
+            row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_version(self, version: str) -> None:
+        with self.database.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.meta} (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (version,),
+            )
 
     def drop(self, cursor: Cursor) -> None:
         for table in (
@@ -121,7 +140,8 @@ class ViewTables:
                 reason TEXT,
                 detail TEXT,
                 produced TEXT NOT NULL,
-                decided_at BIGINT NOT NULL)""",
+                decided_at BIGINT NOT NULL,
+                organisation TEXT)""",
             *self._search_ddl(),
         ]
 

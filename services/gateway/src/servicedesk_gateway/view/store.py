@@ -11,15 +11,28 @@ from servicedesk_gateway.view.queries import ViewQueries
 from servicedesk_gateway.view.schema import PREFIX, ViewTables
 from servicedesk_runtime.consumer import Handler
 from servicedesk_runtime.database import Database
+from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.projection import ProjectionStore
+
+log = get_logger(__name__)
+
+
+SCHEMA_VERSION = "2026-11-28.1"
+"""Changed with the view's tables: a view of another version is dropped and rebuilt from
+the topics at start (it is a projection: nothing of it is lost)."""
 
 
 class GatewayView:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.tables = ViewTables(database)
-        self.tables.create()
         self.store = ProjectionStore(database, PREFIX)
+        found = self.tables.version()
+        if found not in (None, SCHEMA_VERSION):
+            log.warning("view_schema_changed_rebuilding", found=found, now=SCHEMA_VERSION)
+            self.drop()
+        self.tables.create()
+        self.tables.set_version(SCHEMA_VERSION)
         self.projector = ViewProjector(self.tables)
         self.queries = ViewQueries(self.tables)
         self.handlers: dict[str, Handler] = self.projector.handlers()
