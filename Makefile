@@ -39,6 +39,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -u bench/statements.py
 	$(BIN)/python -u bench/notifier_mail.py
 	$(BIN)/python -u bench/gateway_accept.py
+	$(BIN)/python -u -m bench.gateway_view
 	$(BIN)/python -u bench/fault_suite.py --tickets 10000 --kills 12
 
 schemas: $(BIN)/.installed

@@ -943,6 +943,8 @@ class ProducedEvent(Data):
     """The aggregate the command changed (a ticket, an agreement...)."""
     event: str
     """The stored event's name, e.g. `Ticket.Opened`."""
+    reference: str | None = None
+    """The ticket's reference, when the event names one."""
 
 
 class CommandDecidedData(Data):

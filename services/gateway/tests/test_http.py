@@ -5,6 +5,7 @@ test drives the same API against the real broker.)"""
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -333,3 +334,15 @@ async def test_a_phone_ticket_logged_after_the_call_starts_at_the_call(
         (problem,) = refused.json()["detail"]
         assert (problem["loc"], problem["type"]) == (["body", "received_at"], kind)
     assert len(published) == 1
+
+
+async def test_swagger_ui_is_served_from_the_gateway_itself(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower()
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', page.text)
+    assert script is not None
+    assert script.group(1).startswith("/docs/static/")
+    served = await client.get(script.group(1))  # without a token, as a browser asks
+    assert served.status_code == 200
+    assert "SwaggerUIBundle" in served.text

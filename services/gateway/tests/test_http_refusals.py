@@ -275,3 +275,28 @@ async def test_a_refusal_names_the_field_without_echoing_a_huge_input(
     assert problem["loc"] == ["body", "body"]
     assert "at most 20000 characters" in problem["msg"]
     assert len(response.content) < 2000
+
+
+async def test_impact_and_urgency_are_words_of_the_agreements_matrix(
+    client: httpx.AsyncClient, published: list[tuple[str, Message]]
+) -> None:
+    body = {
+        "agreement_id": str(KNOWN),  # R's A-D matrix: incidents by impact x criticality
+        "reporter_email": "anna@acme.example",
+        "reporter_name": "Anna",
+        "organisation": "Acme",
+        "subject": "Scanner offline",
+        "body": "Hall 2",
+        "category": "incident",
+        "impact": "catastrophic",
+        "urgency": "high",
+    }
+    refused = await client.post("/tickets", json=body, headers=AGENT)
+    problem = only_problem(refused)
+    assert problem["loc"] == ["body", "impact"]
+    assert "one_user, multiple_users, whole_organisation" in problem["msg"]
+    question = {**body, "category": "question"}  # the matrix applies to incidents only
+    assert (await client.post("/tickets", json=question, headers=AGENT)).status_code == 202
+    spelled = {**body, "impact": "Whole organisation"}
+    assert (await client.post("/tickets", json=spelled, headers=AGENT)).status_code == 202
+    assert len(published) == 2

@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from structlog.testing import capture_logs
 
-from servicedesk_gateway.auth import Caller, People, parse_tokens
+from servicedesk_gateway.auth import Caller, Directory, People, parse_tokens
 from servicedesk_gateway.config import GatewaySettings
 from servicedesk_gateway.guard import RequireBearerToken
 from servicedesk_gateway.people import (
@@ -29,6 +29,7 @@ from servicedesk_gateway.people import (
     PeopleFileError,
     load_people,
     new_token,
+    parse_people,
     toml_entry,
 )
 from servicedesk_gateway.people.__main__ import main as people_cli
@@ -473,3 +474,20 @@ def test_the_demo_people_of_make_up(tmp_path: Path) -> None:
     )
     (tmp_path / "people.toml").write_text(PEOPLE_FILE_HEADER)  # the file make up starts with
     assert len(PeopleFile(tmp_path / "people.toml")) == 0
+
+
+def test_an_agents_address_comes_from_the_file_and_a_bad_one_is_refused(
+    tmp_path: Path, ole: tuple[str, str]
+) -> None:
+    token, entry = person(name="Jens Poulsen", role="agent", email="jens@provider-v.dk")
+    path = tmp_path / "people.toml"
+    write(path, entry, ole[1])
+    directory = Directory(parse_tokens("t:agent:mette"), PeopleFile(path))
+    assert directory.email_of("Jens Poulsen") == "jens@provider-v.dk"
+    assert directory.email_of("mette") is None  # the variable keeps no addresses
+    caller_of_token = directory.lookup(token)
+    assert caller_of_token is not None
+    assert caller_of_token.email == "jens@provider-v.dk"
+    _, broken = person(name="Bad Address", role="agent", email="jens at provider")
+    with pytest.raises(PeopleFileError, match="email"):
+        parse_people(broken)

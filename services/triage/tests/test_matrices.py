@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from servicedesk_triage.domain import R_MATRIX, Z_MATRIX, decide
+from servicedesk_contracts.matrices import R_MATRIX, Z_MATRIX
+from servicedesk_triage.domain import decide
 
 R_TABLE = {
     ("one user", "low"): "D",

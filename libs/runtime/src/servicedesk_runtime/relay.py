@@ -234,7 +234,8 @@ def _decided(decided: Any, service: str) -> Message:
             "reason": decided.reason,
             "detail": decided.detail,
             "produced": [
-                {"subject_id": p["subject_id"], "event": p["event"]} for p in decided.produced
+                {key: p[key] for key in ("subject_id", "event", "reference") if key in p}
+                for p in decided.produced
             ],
         },
     )

@@ -168,13 +168,15 @@ class UnitOfWork:
             if isinstance(aggregate, Received | CommandOutcome):
                 continue
             for pending in aggregate.pending_events[mark.get(key, 0) :]:
-                produced.append(
-                    {
-                        "subject_id": str(pending.originator_id),
-                        "version": pending.originator_version,
-                        "event": type(pending).__qualname__,
-                    }
-                )
+                item = {
+                    "subject_id": str(pending.originator_id),
+                    "version": pending.originator_version,
+                    "event": type(pending).__qualname__,
+                }
+                reference = getattr(pending, "reference", None)  # a ticket's SD-000123
+                if isinstance(reference, str):
+                    item["reference"] = reference
+                produced.append(item)
         return produced
 
     def record_outcome(

@@ -37,6 +37,8 @@ class Caller:
     """A customer bound to one agreement of the organisation; None: all of them."""
     billing_contact: bool = False
     """A customer who may read the organisation's statements."""
+    email: str | None = None
+    """Where the person is told things (an agent: a ticket assigned to them)."""
 
     def __post_init__(self) -> None:
         for problem in person_problems(
@@ -179,6 +181,15 @@ class Directory:
 
     def __contains__(self, token: object) -> bool:
         return isinstance(token, str) and self.lookup(token) is not None
+
+    def email_of(self, name: str) -> str | None:
+        """The address of the person of that name, from the first source that knows it."""
+        for source in self.sources:
+            find = getattr(source, "email_of", None)
+            found = find(name) if find is not None else None
+            if found:
+                return str(found)
+        return None
 
     def __getitem__(self, token: str) -> Caller:
         caller = self.lookup(token)

@@ -12,10 +12,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicedesk_gateway.auth import Caller, People, as_people
 
-PUBLIC_PATHS = frozenset(
-    {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-)
+PUBLIC_PATHS = frozenset({"/health", "/metrics", "/docs", "/openapi.json", "/portal"})
 """Operations and documentation: served without a token."""
+PUBLIC_PREFIXES = ("/docs/static/", "/portal/")
+"""Swagger UI's files; the customer portal, whose pages check their own cookie."""
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 class RequireBearerToken:
@@ -30,7 +34,7 @@ class RequireBearerToken:
         self.people = as_people(people)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or await self._known(scope):
+        if scope["type"] != "http" or _public(scope["path"]) or await self._known(scope):
             await self.app(scope, receive, send)
             return
         refusal = JSONResponse(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from functools import partial
 
 from servicedesk_contracts import messages as m
+from servicedesk_contracts.matrices import MATRICES
 from servicedesk_runtime.agreements import agreement_copy, learn_terms, terms_or_park
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import TICKETS_PARKED, TICKETS_TRIAGED, TRIAGE_LAG_SECONDS
 from servicedesk_runtime.store import ServiceStore, UnitOfWork
-from servicedesk_triage.domain import MATRICES, ParkedTickets, Triage, TriageRefused
+from servicedesk_triage.domain import ParkedTickets, Triage, TriageRefused
 
 log = get_logger(__name__)
 

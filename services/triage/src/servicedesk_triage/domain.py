@@ -1,4 +1,5 @@
-"""Priority matrices as data, and the triage decision of one ticket (pure: no I/O)."""
+"""The triage decision of one ticket with its agreement's matrix (pure: no I/O). The
+matrices themselves are data in `servicedesk_contracts.matrices`."""
 
 from __future__ import annotations
 
@@ -9,53 +10,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
-
-@dataclass(frozen=True)
-class Matrix:
-    """A priority matrix: (impact, urgency) -> priority, for the categories it applies to.
-    Other categories get `default_priority`, as do inputs outside the matrix (with a reason
-    saying so, so the decision stays traceable)."""
-
-    name: str
-    priorities: tuple[str, ...]  # highest first
-    table: dict[tuple[str, str], str]
-    default_priority: str
-    applies_to: frozenset[str] | None = None  # None: every category
-
-
-def _grid(rows: list[str], columns: list[str], cells: list[str]) -> dict[tuple[str, str], str]:
-    """Rows are impacts, columns urgencies; `cells` reads row by row."""
-    it = iter(cells)
-    return {(row, column): next(it) for row in rows for column in columns}
-
-
-# Provider R (DOMAIN.md 2): impact x process criticality, incidents only; questions and
-# change requests always D.
-R_MATRIX = Matrix(
-    name="R-ABCD",
-    priorities=("A", "B", "C", "D"),
-    table=_grid(
-        ["one_user", "multiple_users", "whole_organisation"],
-        ["low", "medium", "high"],
-        ["D", "C", "B", "D", "C", "A", "C", "B", "A"],
-    ),
-    default_priority="D",
-    applies_to=frozenset({"incident"}),
-)
-
-# Provider Z (DOMAIN.md 2): impact x urgency, every category.
-Z_MATRIX = Matrix(
-    name="Z-P1P4",
-    priorities=("P1", "P2", "P3", "P4"),
-    table=_grid(
-        ["high", "medium", "low"],
-        ["high", "medium", "low"],
-        ["P1", "P2", "P3", "P2", "P3", "P4", "P3", "P4", "P4"],
-    ),
-    default_priority="P4",
-)
-
-MATRICES = {matrix.name: matrix for matrix in (R_MATRIX, Z_MATRIX)}
+from servicedesk_contracts.matrices import Matrix, normalise
 
 
 class TriageRefused(Exception):
@@ -68,10 +23,6 @@ class TriageRefused(Exception):
 class Decision:
     priority: str
     reason: str
-
-
-def normalise(term: str) -> str:
-    return term.strip().lower().replace(" ", "_").replace("-", "_")
 
 
 def decide(

@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 
 from servicedesk_gateway.auth import People
 from servicedesk_gateway.guard import RequireBearerToken
-from servicedesk_gateway.http import agreements, commands, queues, tickets
+from servicedesk_gateway.http import agreements, commands, portal, queues, tickets
 from servicedesk_gateway.http.common import Publish
+from servicedesk_gateway.http.docs import serve_docs
 from servicedesk_gateway.view.queries import ViewQueries
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
@@ -72,14 +73,16 @@ def create_http_app(
         "read a view built from the event topics.",
         version="1",
         max_body_size=max_body_bytes,
+        docs_url=None,  # served offline by `serve_docs`
+        redoc_url=None,  # ReDoc loads from a CDN only
     )
     app.state.view = view
     app.state.publish = publish
     app.state.people = people
     app.state.now = now
     app.state.find_accepted = find_accepted
-    # The address an assignee is told at (the people directory sets it).
-    app.state.email_of = lambda name: None
+    # The address an assignee is told at: the people directory's, when it keeps one.
+    app.state.email_of = getattr(people, "email_of", lambda name: None)
     # Agreements this gateway sent for registration: tickets may name them at once.
     app.state.registering = set()
     # Whether the view has caught up with the topics (the composition root sets it).
@@ -87,6 +90,7 @@ def create_http_app(
     app.add_middleware(RequireBearerToken, people=people)  # before any body is read
     app.middleware("http")(_count_requests)
     app.exception_handler(RequestValidationError)(_validation_failed)
-    for module in (tickets, queues, agreements, commands):
+    for module in (tickets, queues, agreements, commands, portal):
         app.include_router(module.router)
+    serve_docs(app)
     return app

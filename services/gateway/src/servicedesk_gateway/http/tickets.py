@@ -14,7 +14,7 @@ from fastapi import (
 )
 from pydantic import BaseModel, Field
 
-from servicedesk_contracts import Message, topics
+from servicedesk_contracts import Message, matrices, topics
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.envelope import STORED
 from servicedesk_gateway.auth import Caller
@@ -96,10 +96,18 @@ class Assignment(BaseModel):
 
 @router.post("/tickets", status_code=202, tags=["tickets"])
 async def submit_ticket(request: Request, body: TicketSubmission, who: AnyCaller) -> Accepted:
-    """A customer submits for their own organisation (and agreement) only: 403 otherwise."""
+    """A customer submits for their own organisation (and agreement) only: 403 otherwise.
+    Impact and urgency must be words of the agreement's matrix where it applies (422
+    naming them and the words it knows)."""
+    return await submit(request, who, body)
+
+
+async def submit(request: Request, who: Caller, body: TicketSubmission) -> Accepted:
+    """A ticket request, checked and sent (the JSON API and the portal)."""
     if who.is_customer:
         await _require_own(request, who, body)
     await require_agreement(request, body.agreement_id)
+    await _require_matrix_words(request, body)
     received_at = _arrival(body.received_at, request.app.state.now())
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
@@ -129,6 +137,24 @@ async def _require_own(request: Request, who: Caller, body: TicketSubmission) ->
     if agreement is None or not sees_agreement(who, agreement):
         detail = f"agreement {body.agreement_id} is not one of {who.organisation}'s"
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
+
+
+async def _require_matrix_words(request: Request, body: TicketSubmission) -> None:
+    """Triage would give a request with words its matrix does not know the lowest priority
+    (traceably, for requests from other systems); at the door they are named instead."""
+    agreement = await read(view_of(request).agreement, body.agreement_id)
+    matrix = matrices.MATRICES.get(agreement["matrix"]) if agreement else None
+    if matrix is None or not matrix.applies(body.category):
+        return
+    problems = matrix.unknown_words(body.impact, body.urgency)
+    if problems:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {"loc": ["body", field], "msg": message, "type": "unknown_word"}
+                for field, message in problems.items()
+            ],
+        )
 
 
 def _arrival(given: datetime | None, now: datetime) -> datetime:
@@ -275,12 +301,17 @@ async def reply(
     request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
 ) -> Accepted:
     """An agent's answer, or a customer's reply (which reopens a waiting ticket)."""
+    return await answer(request, who, ticket_id, body.body)
+
+
+async def answer(request: Request, who: Caller, key: str, text: str) -> Accepted:
+    """A reply on a ticket the caller may see (the JSON API and the portal)."""
     if who.is_customer:
-        ticket = await ticket_or_404(request, ticket_id)
-        reply = m.AddCustomerReplyData(author_email=ticket.reporter_email, body=body.body)
-        return await _ticket_command(request, ticket_id, m.AddCustomerReply, reply)
-    data = m.ReplyAsAgentData(agent=who.name, body=body.body)
-    return await _ticket_command(request, ticket_id, m.ReplyAsAgent, data)
+        ticket = await ticket_or_404(request, key)
+        reply = m.AddCustomerReplyData(author_email=ticket.reporter_email, body=text)
+        return await _ticket_command(request, key, m.AddCustomerReply, reply)
+    data = m.ReplyAsAgentData(agent=who.name, body=text)
+    return await _ticket_command(request, key, m.ReplyAsAgent, data)
 
 
 @router.post(

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument(
         "--billing-contact", action="store_true", help="a customer who may read statements"
     )
+    new.add_argument("--email", help="where the person is told things (assigned tickets)")
     new.add_argument(
         "--append",
         type=Path,
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         organisation=args.organisation,
         agreement_id=args.agreement_id,
         billing_contact=args.billing_contact,
+        email=args.email,
     )
     try:
         parse_people(entry, "the new entry")  # the file would accept it

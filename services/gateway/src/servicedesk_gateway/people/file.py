@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from servicedesk_contracts.messages import Email
 from servicedesk_gateway.auth import MAX_TOKEN_CHARS, Caller, person_problems
 from servicedesk_gateway.people.tokens import HASHER, TOKEN_ID_SHAPE, token_id_of
 from servicedesk_runtime.logs import get_logger
@@ -89,6 +90,7 @@ class PersonEntry(BaseModel):
     organisation: OneLine | None = None
     agreement_id: uuid.UUID | None = None
     billing_contact: StrictBool = False
+    email: Email | None = None
 
     @model_validator(mode="after")
     def _fits_the_role(self) -> PersonEntry:
@@ -111,6 +113,7 @@ class PersonEntry(BaseModel):
             organisation=self.organisation,
             agreement_id=self.agreement_id,
             billing_contact=self.billing_contact,
+            email=self.email,
         )
 
 
@@ -228,6 +231,14 @@ class PeopleFile:
 
     def __len__(self) -> int:
         return len(self._people.entries)
+
+    def email_of(self, name: str) -> str | None:
+        """The address of the person of that name in the file (as in force now)."""
+        self._check_for_changes()
+        for entry in self._people.entries.values():
+            if entry.name == name and entry.email:
+                return entry.email
+        return None
 
     def lookup(self, token: str) -> Caller | None:
         self._check_for_changes()

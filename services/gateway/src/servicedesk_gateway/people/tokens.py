@@ -55,6 +55,7 @@ def toml_entry(
     organisation: str | None = None,
     agreement_id: uuid.UUID | None = None,
     billing_contact: bool = False,
+    email: str | None = None,
 ) -> str:
     """One `[[person]]` table of the people file (strings in TOML's basic-string syntax,
     which JSON's escapes are a subset of)."""
@@ -67,6 +68,8 @@ def toml_entry(
         fields.append(("agreement_id", str(agreement_id)))
     if billing_contact:
         fields.append(("billing_contact", True))
+    if email is not None:
+        fields.append(("email", email))
     fields += [("token_id", token_id), ("token_hash", token_hash)]
     lines = ["[[person]]"] + [
         f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in fields

@@ -293,14 +293,6 @@ class ViewQueries:
                 return None
             outcome, command_type, service, reason, detail, produced, decided_at, whose = row
             produced_list = json.loads(produced)
-            for item in produced_list:
-                cursor.execute(
-                    f"SELECT reference FROM {self.tables.tickets} WHERE ticket_id = ?",
-                    (item["subject_id"],),
-                )
-                ticket = cursor.fetchone()
-                if ticket is not None and ticket[0]:
-                    item["reference"] = ticket[0]
         return {
             "command_id": str(command_id),
             "status": outcome,
@@ -317,6 +309,13 @@ class ViewQueries:
 
     def agreement(self, agreement_id: uuid.UUID) -> dict[str, Any] | None:
         return self._doc(self.tables.agreements, "agreement_id = ?", (str(agreement_id),))
+
+    def agreements_of(self, customer: str) -> list[dict[str, Any]]:
+        """The agreements made for a customer (an organisation), oldest id first."""
+        with self.database.reading() as cursor:
+            cursor.execute(f"SELECT doc FROM {self.tables.agreements} ORDER BY agreement_id")
+            docs = [json.loads(row[0]) for row in cursor.fetchall()]
+        return [doc for doc in docs if doc.get("customer") == customer]
 
     def statement(self, agreement_id: uuid.UUID, month: str) -> dict[str, Any] | None:
         return self._doc(

@@ -59,6 +59,7 @@ def _opened(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> E
             "impact": data["impact"],
             "urgency": data["urgency"],
             "requested_priority": data.get("requested_priority"),
+            "body": data["body"],
         },
     }
 

@@ -1,0 +1,173 @@
+"""A small customer portal: server-rendered pages (Jinja2, no build step, no script) where
+a customer with a token submits a request, follows its conversation and replies.
+
+The token is given once on a login form and kept in an HttpOnly, SameSite=Strict cookie
+scoped to /portal (so another site cannot make the browser post with it). Every page works
+through the same code as the JSON API: the same checks, the same commands, the same
+isolation (a customer sees their organisation's tickets only)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from functools import cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import ValidationError
+
+from servicedesk_contracts import matrices
+from servicedesk_gateway.auth import Caller, People
+from servicedesk_gateway.http.common import read, scoped, ticket_or_404, view_of
+from servicedesk_gateway.http.tickets import TicketSubmission, answer, submit
+from servicedesk_gateway.view.queries import Sort, TicketFilter
+from servicedesk_gateway.view.timeline import timeline
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+COOKIE = "sd_portal"
+SHOWN = frozenset({"TicketOpened", "TicketStatusChanged", "AgentReplied", "CustomerReplied"})
+"""What a customer follows of their ticket: the request, the answers and the status."""
+
+
+@cache
+def _pages() -> Environment:
+    return Environment(
+        loader=PackageLoader("servicedesk_gateway", "templates/portal"),
+        autoescape=select_autoescape(default=True),
+    )
+
+
+def _page(name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    html = _pages().get_template(name).render(**values)
+    return HTMLResponse(html, status_code=status_code)
+
+
+async def _customer(request: Request) -> Caller | None:
+    """The customer the portal cookie names (checked in a thread: a first argon2 check
+    of a people-file token takes ~30 ms)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    people: People = request.app.state.people
+    who = await asyncio.to_thread(people.lookup, token)
+    if who is None or not who.is_customer:
+        return None
+    request.state.who = who  # the actor of what the pages send, the scope of what they show
+    return who
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/portal", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("")
+async def home(request: Request) -> Response:
+    who = await _customer(request)
+    if who is None:
+        return _page("login.html")
+    where = scoped(who, TicketFilter())
+    page = await read(view_of(request).tickets, where, Sort("received", True), None, 100)
+    agreements = await read(view_of(request).agreements_of, who.organisation or "")
+    if who.agreement_id is not None:
+        agreements = [a for a in agreements if a["agreement_id"] == str(who.agreement_id)]
+    return _page(
+        "home.html",
+        who=who,
+        tickets=page.tickets,
+        agreements=agreements,
+        words=matrices.MATRICES,
+    )
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form(max_length=512)]) -> Response:
+    people: People = request.app.state.people
+    who = await asyncio.to_thread(people.lookup, token.strip())
+    if who is None or not who.is_customer:
+        return _page("login.html", 401, problem="That token is not a customer's token.")
+    response = _to_login()
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        path="/portal",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = _to_login()
+    response.delete_cookie(COOKIE, path="/portal")
+    return response
+
+
+@router.post("/requests")
+async def new_request(
+    request: Request,
+    agreement_id: Annotated[uuid.UUID, Form()],
+    reporter_email: Annotated[str, Form(max_length=320)],
+    subject: Annotated[str, Form(max_length=300)],
+    body: Annotated[str, Form(max_length=20_000)],
+    category: Annotated[str, Form(max_length=60)] = "incident",
+    impact: Annotated[str, Form(max_length=60)] = "",
+    urgency: Annotated[str, Form(max_length=60)] = "",
+) -> Response:
+    who = await _customer(request)
+    if who is None:
+        return _to_login()
+    try:
+        submission = TicketSubmission(
+            agreement_id=agreement_id,
+            reporter_email=reporter_email,
+            reporter_name=who.name,
+            organisation=who.organisation or "",
+            channel="portal",
+            subject=subject,
+            body=body,
+            category=category,
+            impact=impact or "unknown",
+            urgency=urgency or "unknown",
+        )
+    except ValidationError as invalid:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in invalid.errors())
+        return _page("problem.html", 422, who=who, problem=problems)
+    try:
+        accepted = await submit(request, who, submission)
+    except HTTPException as refused:
+        return _page("problem.html", refused.status_code, who=who, problem=str(refused.detail))
+    return RedirectResponse(f"/portal/tickets/{accepted.id}", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/tickets/{key}")
+async def ticket_page(request: Request, key: str) -> Response:
+    who = await _customer(request)
+    if who is None:
+        return _to_login()
+    try:
+        ticket = await ticket_or_404(request, key)
+    except HTTPException:
+        # Just submitted: intake has not opened it yet. The page looks again shortly.
+        return _page("pending.html", who=who, key=key)
+    facts = await read(view_of(request).ticket_events, ticket)
+    entries = [entry for entry in timeline(facts, None) if entry["event"] in SHOWN]
+    sent = request.query_params.get("sent") == "1"
+    return _page("ticket.html", who=who, ticket=ticket, entries=entries, request_sent=sent)
+
+
+@router.post("/tickets/{key}/replies")
+async def reply(
+    request: Request, key: str, body: Annotated[str, Form(min_length=1, max_length=20_000)]
+) -> Response:
+    who = await _customer(request)
+    if who is None:
+        return _to_login()
+    try:
+        await answer(request, who, key, body)
+    except HTTPException as refused:
+        return _page("problem.html", refused.status_code, who=who, problem=str(refused.detail))
+    return RedirectResponse(f"/portal/tickets/{key}?sent=1", status.HTTP_303_SEE_OTHER)

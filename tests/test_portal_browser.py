@@ -1,0 +1,104 @@
+"""The customer portal in a real browser (headless Chromium, Debian's package) against the
+real stack: a customer logs in with their token, submits a request, sees it registered
+with its reference, reads the agent's answer and replies; the reply reaches the ticket."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from tests.conftest import StackFactory
+from tests.test_fault_tolerance import register
+
+from servicedesk_runtime.tansu import EmbeddedBroker
+from servicedesk_stack.demo import DEMO_AGREEMENTS, FIRST_AGREEMENT_ID
+from servicedesk_stack.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+AGENT = {"Authorization": "Bearer agent-token"}
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        message = "needs Debian's chromium and chromium-driver (apt-get install them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    session = webdriver.Chrome(service=webdriver.ChromeService(driver), options=options)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
+    make_stack: StackFactory, broker: EmbeddedBroker, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    stack = make_stack()
+    stack.start()
+    stack.wait_ready()
+    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
+    register(broker.bootstrap, FIRST_AGREEMENT_ID, DEMO_AGREEMENTS[FIRST_AGREEMENT_ID]())
+    wait_for(
+        lambda: httpx.get(f"{gateway}/agreements/{FIRST_AGREEMENT_ID}", headers=AGENT).is_success,
+        60,
+        "the agreement in the gateway's view",
+    )
+
+    def text() -> str:
+        return str(browser.find_element(By.TAG_NAME, "body").text)
+
+    browser.get(f"{gateway}/portal")
+    browser.find_element(By.NAME, "token").send_keys("wrong-token")
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+    assert "not a customer's token" in text()
+    browser.find_element(By.NAME, "token").send_keys("customer-token")
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+    assert "No requests yet" in text()
+
+    subject = f"Scanner {uuid.uuid4().hex[:6]} offline"
+    browser.find_element(By.NAME, "subject").send_keys(subject)
+    browser.find_element(By.NAME, "body").send_keys("Hall 2 <b>cannot</b> scan")
+    browser.find_element(By.NAME, "reporter_email").send_keys("anna@acme.example")
+    browser.find_element(By.CSS_SELECTOR, "form[action='/portal/requests'] button").click()
+    wait_for(lambda: "SD-" in browser.title, 60, "the request registered (the page refreshes)")
+    reference = browser.title.split(" ")[0]
+    assert "Hall 2 <b>cannot</b> scan" in text()  # shown as typed, never as markup
+
+    answer = httpx.post(
+        f"{gateway}/tickets/{reference}/replies", json={"body": "Restart it, please"}, headers=AGENT
+    )
+    assert answer.status_code == 202
+
+    def answered() -> bool:
+        browser.refresh()
+        return "Restart it, please" in text()
+
+    wait_for(answered, 60, "the agent's answer on the ticket page")
+    browser.find_element(By.NAME, "body").send_keys("Restarted: it works")
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]:not(.quiet)").click()
+    assert "Your reply was sent" in text()
+
+    def reply_applied() -> bool:
+        ticket = httpx.get(f"{gateway}/tickets/{reference}", headers=AGENT).json()
+        return bool(ticket["customer_replies"] == 1)
+
+    wait_for(reply_applied, 60, "the customer's reply on the ticket")
+    browser.refresh()
+    assert "Restarted: it works" in text()
