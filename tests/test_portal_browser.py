@@ -46,6 +46,7 @@ def browser() -> Iterator[object]:
 def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     make_stack: StackFactory, broker: EmbeddedBroker, browser: object
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -62,15 +63,24 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     )
 
     def text() -> str:
-        return str(browser.find_element(By.TAG_NAME, "body").text)
+        """The page's text; empty while a click's navigation replaces the page."""
+        try:
+            return str(browser.find_element(By.TAG_NAME, "body").text)
+        except StaleElementReferenceException:
+            return ""
+
+    def shows(words: str) -> bool:
+        return words in text()
+
+    def click(selector: str, then_shows: str) -> None:
+        browser.find_element(By.CSS_SELECTOR, selector).click()
+        wait_for(lambda: shows(then_shows), 30, f"{then_shows!r} after the click")
 
     browser.get(f"{gateway}/portal")
     browser.find_element(By.NAME, "token").send_keys("wrong-token")
-    browser.find_element(By.CSS_SELECTOR, "form button").click()
-    assert "not a customer's token" in text()
+    click("form button", then_shows="not a customer's token")
     browser.find_element(By.NAME, "token").send_keys("customer-token")
-    browser.find_element(By.CSS_SELECTOR, "form button").click()
-    assert "No requests yet" in text()
+    click("form button", then_shows="No requests yet")
 
     subject = f"Scanner {uuid.uuid4().hex[:6]} offline"
     browser.find_element(By.NAME, "subject").send_keys(subject)
@@ -79,7 +89,8 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     browser.find_element(By.CSS_SELECTOR, "form[action='/portal/requests'] button").click()
     wait_for(lambda: "SD-" in browser.title, 60, "the request registered (the page refreshes)")
     reference = browser.title.split(" ")[0]
-    assert "Hall 2 <b>cannot</b> scan" in text()  # shown as typed, never as markup
+    # Shown as typed, never as markup.
+    wait_for(lambda: shows("Hall 2 <b>cannot</b> scan"), 30, "the request as typed")
 
     answer = httpx.post(
         f"{gateway}/tickets/{reference}/replies", json={"body": "Restart it, please"}, headers=AGENT
@@ -92,8 +103,7 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
 
     wait_for(answered, 60, "the agent's answer on the ticket page")
     browser.find_element(By.NAME, "body").send_keys("Restarted: it works")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]:not(.quiet)").click()
-    assert "Your reply was sent" in text()
+    click("form button[type=submit]:not(.quiet)", then_shows="Your reply was sent")
 
     def reply_applied() -> bool:
         ticket = httpx.get(f"{gateway}/tickets/{reference}", headers=AGENT).json()
@@ -101,4 +111,4 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
 
     wait_for(reply_applied, 60, "the customer's reply on the ticket")
     browser.refresh()
-    assert "Restarted: it works" in text()
+    wait_for(lambda: shows("Restarted: it works"), 30, "the reply in the conversation")

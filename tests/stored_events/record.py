@@ -3,7 +3,8 @@
 
 Runs the whole stack on SQLite (embedded broker, a mail sink), plays a day at the desk
 through the gateway (agreements of every billing model, tickets from Kafka and HTTP,
-replies, pauses, priority changes, timers, time sheets, warnings, breaches, a reopen,
+replies, assignments, pauses, priority changes, timers, time sheets (one refused),
+warnings, breaches, a reopen,
 top-ups, a cancellation, a statement), then writes every stored event of every service to
 `tests/data/stored_events/<service>.json`.
 
@@ -128,6 +129,11 @@ def play_a_day(gateway: httpx.Client) -> None:
     post(f"/tickets/{r_ticket}/status", {"status": "in_progress"})
     for ticket in tickets:
         post(f"/tickets/{ticket}/replies", {"body": "We are on it"})
+    post(f"/tickets/{r_ticket}/assignment", {"assignee": "agent", "group": "first-line"})
+    post(
+        f"/tickets/{r_ticket}/assignment",
+        {"assignee": "mette", "group": "second-line", "reason": "knows the scanners"},
+    )
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=10, minute=0)
     month = last_month.strftime("%Y-%m")
     for ticket in (r_ticket, v_ticket, bundle_ticket):
@@ -135,6 +141,11 @@ def play_a_day(gateway: httpx.Client) -> None:
             f"/tickets/{ticket}/time-entries",
             {"started_at": last_month.isoformat(), "duration_minutes": 10},
         )
+    # The same agent's time again, overlapping: accepted at the door, refused by intake.
+    post(
+        f"/tickets/{r_ticket}/time-entries",
+        {"started_at": (last_month + timedelta(minutes=5)).isoformat(), "duration_minutes": 10},
+    )
     post(f"/tickets/{fast_ticket}/timer", {})
     time.sleep(1)
     post(f"/tickets/{fast_ticket}/timer/stop", {})
