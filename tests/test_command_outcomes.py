@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import StackFactory
+from tests.desk import agreement_in_view, phone_call
 from tests.kafka_tools import read_topic
-from tests.test_fault_tolerance import Z_PREMIUM, register
+from tests.test_fault_tolerance import Z_PREMIUM
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
-from servicedesk_stack.demo import DEMO_AGREEMENTS
 from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -44,25 +44,8 @@ def test_commands_are_answered_applied_or_refused_and_their_events_name_them(
     stack.start()
     stack.wait_ready()
     gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    register(broker.bootstrap, Z_PREMIUM, DEMO_AGREEMENTS[Z_PREMIUM]())
-    wait_for(
-        lambda: httpx.get(f"{gateway}/agreements/{Z_PREMIUM}", headers=AGENT).status_code == 200,
-        60,
-        "the agreement in the gateway's view",
-    )
-    body = {
-        "agreement_id": str(Z_PREMIUM),
-        "channel": "phone",
-        "reporter_email": "ops@nordlicht.de",
-        "reporter_name": "Jana",
-        "organisation": "Nordlicht GmbH",
-        "subject": "Backups failing",
-        "body": "Every nightly job fails",
-        "category": "incident",
-        "impact": "high",
-        "urgency": "high",
-    }
-    submitted = httpx.post(f"{gateway}/tickets", json=body, headers=AGENT).json()
+    agreement_in_view(broker.bootstrap, gateway, Z_PREMIUM)
+    submitted = httpx.post(f"{gateway}/tickets", json=phone_call(), headers=AGENT).json()
     assert submitted["command_location"] == f"/commands/{submitted['command_id']}"
     opened = wait_for(lambda: decided(gateway, submitted["command_id"]), 60, "the ticket opened")
     assert opened["status"] == "applied"

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import StackFactory
+from tests.desk import agreement_in_view, phone_call
 from tests.kafka_tools import publish_raw
-from tests.test_fault_tolerance import Z_PREMIUM, register, submit_ticket
+from tests.test_fault_tolerance import Z_PREMIUM, submit_ticket
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
-from servicedesk_stack.demo import DEMO_AGREEMENTS
 from servicedesk_stack.gateway_client import all_tickets
 from servicedesk_stack.stack import Stack
 from servicedesk_stack.waiting import wait_for
@@ -48,25 +48,8 @@ def test_an_accepted_command_survives_a_broker_restart_and_the_view_is_rebuilt(
     stack.wait_ready(WITHOUT_INTAKE)
     gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
     gateway_pid = stack.processes["gateway"].pid
-    register(broker.bootstrap, Z_PREMIUM, DEMO_AGREEMENTS[Z_PREMIUM]())
-    wait_for(
-        lambda: httpx.get(f"{gateway}/agreements/{Z_PREMIUM}", headers=AGENT).status_code == 200,
-        60,
-        "the agreement in the gateway's view",
-    )
-    body = {
-        "agreement_id": str(Z_PREMIUM),
-        "channel": "phone",
-        "reporter_email": "ops@nordlicht.de",
-        "reporter_name": "Jana",
-        "organisation": "Nordlicht GmbH",
-        "subject": "Backups failing",
-        "body": "Every nightly job fails",
-        "category": "incident",
-        "impact": "high",
-        "urgency": "high",
-    }
-    accepted = httpx.post(f"{gateway}/tickets", json=body, headers=AGENT)
+    agreement_in_view(broker.bootstrap, gateway, Z_PREMIUM)
+    accepted = httpx.post(f"{gateway}/tickets", json=phone_call(), headers=AGENT)
     assert accepted.status_code == 202
     first = accepted.json()["id"]
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.test_fault_tolerance import register
+from tests.desk import agreement_in_view
 
 from servicedesk_runtime.tansu import EmbeddedBroker
-from servicedesk_stack.demo import DEMO_AGREEMENTS, FIRST_AGREEMENT_ID
+from servicedesk_stack.demo import FIRST_AGREEMENT_ID
 from servicedesk_stack.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -55,12 +55,7 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     stack.start()
     stack.wait_ready()
     gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    register(broker.bootstrap, FIRST_AGREEMENT_ID, DEMO_AGREEMENTS[FIRST_AGREEMENT_ID]())
-    wait_for(
-        lambda: httpx.get(f"{gateway}/agreements/{FIRST_AGREEMENT_ID}", headers=AGENT).is_success,
-        60,
-        "the agreement in the gateway's view",
-    )
+    agreement_in_view(broker.bootstrap, gateway, FIRST_AGREEMENT_ID)
 
     def text() -> str:
         """The page's text; empty while a click's navigation replaces the page."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from services.gateway.tests.view_messages import statement
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
@@ -234,22 +235,8 @@ async def test_a_statement_issued_already_is_409(
     issued = {"month": "2026-10"}
     first = await client.post(f"/agreements/{KNOWN}/statements", json=issued, headers=ADMIN)
     assert first.status_code == 202
-    statement = {
-        "statement_id": str(uuid.uuid4()),
-        "agreement_id": str(KNOWN),
-        "month": "2026-10",
-        "customer": "Acme",
-        "billing_model": "monthly_invoice",
-        "currency": "EUR",
-        "hourly_rate_cents": 9500,
-        "lines": [],
-        "minutes_billed": 0,
-        "subtotal_cents": 0,
-        "vat_rate": "0.21",
-        "vat_cents": 0,
-        "total_cents": 0,
-    }
-    view.apply(m.StatementIssued.create(producer="billing", subject_id=KNOWN, data=statement))
+    issued_before = statement(KNOWN, "Acme")
+    view.apply(m.StatementIssued.create(producer="billing", subject_id=KNOWN, data=issued_before))
     again = await client.post(f"/agreements/{KNOWN}/statements", json=issued, headers=ADMIN)
     assert again.status_code == 409
     assert "issued already" in again.json()["detail"]

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from services.gateway.tests.view_messages import NOW, opened, time_logged
+from services.gateway.tests.view_messages import NOW, opened, statement, time_logged
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
@@ -32,24 +32,6 @@ TOKENS = (
 )
 AS_ACME = {"Authorization": "Bearer acme"}
 AS_JANA = {"Authorization": "Bearer nord"}
-
-
-def statement(agreement: uuid.UUID, customer: str) -> dict[str, Any]:
-    return {
-        "statement_id": str(uuid.uuid4()),
-        "agreement_id": str(agreement),
-        "month": "2026-10",
-        "customer": customer,
-        "billing_model": "monthly_invoice",
-        "currency": "EUR",
-        "hourly_rate_cents": 9500,
-        "lines": [],
-        "minutes_billed": 0,
-        "subtotal_cents": 0,
-        "vat_rate": "0.21",
-        "vat_cents": 0,
-        "total_cents": 0,
-    }
 
 
 class Desk:

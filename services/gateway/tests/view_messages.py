@@ -192,3 +192,22 @@ async def publish(bootstrap: str, *messages: Message) -> None:
             )
     finally:
         await producer.stop()
+
+
+def statement(agreement_id: uuid.UUID, customer: str, month: str = "2026-10") -> dict[str, Any]:
+    """An issued statement of nothing (the gateway only stores and shows it)."""
+    return {
+        "statement_id": str(uuid.uuid4()),
+        "agreement_id": str(agreement_id),
+        "month": month,
+        "customer": customer,
+        "billing_model": "monthly_invoice",
+        "currency": "EUR",
+        "hourly_rate_cents": 9500,
+        "lines": [],
+        "minutes_billed": 0,
+        "subtotal_cents": 0,
+        "vat_rate": "0.21",
+        "vat_cents": 0,
+        "total_cents": 0,
+    }

@@ -175,9 +175,11 @@ async def get_statement(
 ) -> Any:
     """The issued statement as JSON, CSV (bookkeeping) or an HTML page to send. A customer
     reads their own agreement's, and only as its billing contact."""
-    await agreement_or_404(request, agreement_id)
-    if who.is_customer and not who.billing_contact:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the billing contact reads statements")
+    if who.is_customer:
+        await agreement_or_404(request, agreement_id)  # their own, or 404 as for none
+        if not who.billing_contact:
+            detail = "only the billing contact reads statements"
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
     statement = await read(view_of(request).statement, agreement_id, month)
     if statement is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no statement for {month}")

@@ -1,0 +1,43 @@
+"""What the end-to-end tests do at the desk again and again: an agreement registered and
+seen by the gateway, a phone call for Z Premium."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from tests.test_fault_tolerance import Z_PREMIUM, register
+
+from servicedesk_stack.demo import DEMO_AGREEMENTS
+from servicedesk_stack.waiting import wait_for
+
+AGENT = {"Authorization": "Bearer agent-token"}
+
+
+def agreement_in_view(bootstrap: str, gateway: str, agreement_id: uuid.UUID) -> None:
+    """Registers a demo agreement on the billing-commands topic and waits until the
+    gateway's view has it."""
+    register(bootstrap, agreement_id, DEMO_AGREEMENTS[agreement_id]())
+    wait_for(
+        lambda: httpx.get(f"{gateway}/agreements/{agreement_id}", headers=AGENT).is_success,
+        60,
+        "the agreement in the gateway's view",
+    )
+
+
+def phone_call(**changes: Any) -> dict[str, Any]:
+    """A Z Premium customer's call: impact high x urgency high, P1."""
+    return {
+        "agreement_id": str(Z_PREMIUM),
+        "channel": "phone",
+        "reporter_email": "ops@nordlicht.de",
+        "reporter_name": "Jana",
+        "organisation": "Nordlicht GmbH",
+        "subject": "Backups failing",
+        "body": "Every nightly job fails",
+        "category": "incident",
+        "impact": "high",
+        "urgency": "high",
+        **changes,
+    }
