@@ -42,8 +42,6 @@ async def _validation_failed(request: Request, error: Exception) -> Response:
 
 
 ECHOED_INPUT_CHARS = 200
-
-
 """A 422 names the field and shows at most this much of what was sent there: a 900 KB
 body must not come back whole."""
 

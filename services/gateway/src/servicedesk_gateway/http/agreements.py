@@ -3,13 +3,7 @@
 import uuid
 from typing import Any, Literal
 
-from fastapi import (
-    APIRouter,
-    HTTPException,
-    Request,
-    Response,
-    status,
-)
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
 from servicedesk_contracts import calendars, plans, topics

@@ -2,19 +2,10 @@
 
 import uuid
 
-from fastapi import (
-    APIRouter,
-    HTTPException,
-    Request,
-    status,
-)
+from fastapi import APIRouter, HTTPException, Request, status
 
 from servicedesk_gateway.http import models
-from servicedesk_gateway.http.common import (
-    AnyCaller,
-    read,
-    view_of,
-)
+from servicedesk_gateway.http.common import AnyCaller, read, view_of
 from servicedesk_gateway.http.models import COMMON_RESPONSES, NOT_FOUND
 
 router = APIRouter(responses=COMMON_RESPONSES)

@@ -6,13 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import (
-    Depends,
-    HTTPException,
-    Path,
-    Request,
-    status,
-)
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -24,17 +18,9 @@ from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, View
 from servicedesk_gateway.view.tickets import TicketView
 
 Publish = Callable[[str, Message], Awaitable[None]]
-
-
 PRODUCER = "gateway"
-
-
 P = ParamSpec("P")
-
-
 R = TypeVar("R")
-
-
 TicketKey = Annotated[
     str,
     Path(
@@ -95,11 +81,7 @@ def agent(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 
 AnyCaller = Annotated[Caller, Depends(caller)]
-
-
 AgentCaller = Annotated[Caller, Depends(agent)]
-
-
 AdminCaller = Annotated[Caller, Depends(admin)]
 
 

@@ -2,31 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import (
-    APIRouter,
-    Query,
-    Request,
-)
+from fastapi import APIRouter, Query, Request
 
 from servicedesk_gateway.http import models
-from servicedesk_gateway.http.common import (
-    AgentCaller,
-    page_of,
-    read,
-    view_of,
-)
+from servicedesk_gateway.http.common import AgentCaller, page_of, read, view_of
 from servicedesk_gateway.http.models import COMMON_RESPONSES, FORBIDDEN
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 
 router = APIRouter(responses=COMMON_RESPONSES)
-
-
 NEXT_DEADLINE_FIRST = Sort("due", descending=False)
-
-
 Cursor = Annotated[str | None, Query(max_length=500)]
-
-
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 

@@ -5,13 +5,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import (
-    APIRouter,
-    HTTPException,
-    Query,
-    Request,
-    status,
-)
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from servicedesk_contracts import Message, matrices, topics
@@ -54,8 +48,6 @@ class TicketSubmission(m.TicketRequest):
 
 
 MAX_BACKDATE = timedelta(days=7)
-
-
 """How long after a call its ticket may still be logged with the call's time."""
 
 
