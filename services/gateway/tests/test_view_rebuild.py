@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
 from services.gateway.tests.view_messages import (
@@ -30,6 +31,7 @@ from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.rebuild import Progress, rebuild
+from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.kafka import ensure_topics
@@ -156,3 +158,58 @@ async def test_the_rebuilt_view_equals_the_live_one_and_the_gateway_resumes_afte
     assert after["tickets"] != live_rows["tickets"]
     store.close()
     database.close()
+
+
+async def test_two_gateway_replicas_share_the_work_and_lose_no_update(
+    broker: EmbeddedBroker, postgres_url: str
+) -> None:
+    """Two replicas in one consumer group, one PostgreSQL schema, events published while
+    both run: the partitions are split between them and every ticket comes out whole. (A
+    ticket's events share its key, so with the range assignor one replica usually has all
+    of them; the row lock makes the rare shared ticket safe, not this test.)"""
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    url = DatabaseUrl.parse(f"{postgres_url}?schema={schema}", "gateway")
+    replicas = []
+    for _ in range(2):
+        database = Database(url)
+        replicas.append((database, ServiceStore(url, "gateway"), GatewayView(database)))
+    tickets = 150
+    events = desk_events(tickets)
+    view = replicas[0][2]
+    sides = [
+        BrokerSide(
+            bootstrap=broker.bootstrap, store=store, positions=RelayPositions(database), view=v
+        )
+        for database, store, v in replicas
+    ]
+    stop = asyncio.Event()
+    running = [asyncio.create_task(side.run(stop)) for side in sides]
+
+    def complete() -> bool:
+        page = view.queries.tickets(TicketFilter(), Sort.parse("received"), limit=500)
+        return len(page.tickets) == tickets and all(t.priority and t.sla for t in page.tickets)
+
+    try:
+        await eventually(lambda: all(side.ready() for side in sides), what="both replicas")
+        shares = [side.assigned() for side in sides]
+        assert all(shares)  # each replica consumes some partitions...
+        assert not shares[0] & shares[1]  # ...and no partition twice
+        await publish(broker.bootstrap, *events)  # now, so both apply at once
+        await eventually(complete, what="every ticket whole")
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+    page = view.queries.tickets(TicketFilter(), Sort.parse("received"), limit=500)
+    replies = {t.reference: t.customer_replies for t in page.tickets}
+    assert sum(replies.values()) == tickets // 4  # every fourth ticket had one reply
+    with view.database.reading() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {view.tables.events}")
+        (stored,) = cursor.fetchone() or (0,)
+    assert stored == len([e for e in events if e.producer not in ("billing", "notifier")])
+    positions = view.store.positions()
+    assert positions  # both replicas recorded into the one table
+    for database, store, _ in replicas:
+        store.close()
+        database.close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -195,6 +195,10 @@ class TrackedConsumer:
             fetch_max_wait_ms=50,
         )
 
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions this member of the group consumes now."""
+        return set(self._consumer.assignment())
+
     def tracking_name(self, tp: TopicPartition) -> str:
         return f"{self.incarnation}:{tp.topic}:{tp.partition}"
 

@@ -86,6 +86,10 @@ class BrokerSide:
         replica or another), and its database answers."""
         return self._consumer is not None and self._consumer.ready and self._caught_up
 
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions of the followed topics this replica feeds the view from."""
+        return self._consumer.assigned() if self._consumer is not None else set()
+
     def wake_relay(self) -> None:
         """A command was stored: publish it now rather than at the next poll."""
         if self._relay is not None:
