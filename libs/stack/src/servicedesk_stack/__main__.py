@@ -104,7 +104,8 @@ def register_demo_agreements(gateway_port: int) -> None:
 
 def print_welcome(config: StackConfig, bootstrap: str) -> None:
     print(
-        f"servicedesk is up: gateway http://127.0.0.1:{config.gateway_port} (OpenAPI at /docs), "
+        f"servicedesk is up: gateway http://127.0.0.1:{config.gateway_port} (OpenAPI at /docs, "
+        f"customer portal at /portal), "
         f"Kafka {bootstrap}, SMTP sink 127.0.0.1:{config.smtp_port} (mail in "
         f"{config.data_dir}/mail), logs in {config.data_dir}/logs. Services: "
         + ", ".join(f"{s} :{config.port_of(s)}" for s in SERVICES)
