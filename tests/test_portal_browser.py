@@ -77,6 +77,9 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     browser.find_element(By.NAME, "token").send_keys("customer-token")
     click("form button", then_shows="No requests yet")
 
+    browser.get(f"{gateway}/portal/tickets/SD-999999")  # nobody's, or someone else's
+    wait_for(lambda: shows("No request SD-999999"), 30, "a plain 'no such request'")
+    browser.get(f"{gateway}/portal")
     subject = f"Scanner {uuid.uuid4().hex[:6]} offline"
     browser.find_element(By.NAME, "subject").send_keys(subject)
     browser.find_element(By.NAME, "body").send_keys("Hall 2 <b>cannot</b> scan")

@@ -182,6 +182,9 @@ async def test_acme_reads_and_answers_its_own_ticket_without_the_desks_internals
 ) -> None:
     listed = (await client.get("/tickets", headers=AS_ACME)).json()["tickets"]
     assert [t["reference"] for t in listed] == [desk.acme_ticket.data.reference]
+    assert (listed[0]["minutes_logged"], listed[0]["assignee"]) == (None, None)  # internal
+    probing = await client.get("/tickets?assignee=mette", headers=AS_ACME)
+    assert len(probing.json()["tickets"]) == 1  # not a filter a customer can use to learn
     shown = (await client.get("/tickets/SD-000001", headers=AS_ACME)).json()
     assert shown["notifications"] is None
     events = [

@@ -16,7 +16,11 @@ def add_ops_routes(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> 
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/health", tags=["operations"])
+    @app.get(
+        "/health",
+        tags=["operations"],
+        responses={503: {"description": "Starting, or its database or broker is away."}},
+    )
     def health(response: Response) -> dict[str, str]:
         """200 when the service consumes and stores; 503 while it starts."""
         ready = is_ready()

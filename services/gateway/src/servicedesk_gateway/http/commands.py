@@ -19,9 +19,9 @@ async def get_command(
     what it produced: ids, and a ticket's reference) or `refused` (with the reason and
     detail the service gave; the command is also on the dead-letter topic). A customer
     reads the commands of their own organisation."""
-    found = await read(view_of(request).command, command_id)
-    if found is None:
-        found = await read(request.app.state.find_accepted, command_id)
+    decided = await read(view_of(request).command, command_id)
+    accepted = await read(request.app.state.find_accepted, command_id)
+    found = accepted if decided is None else {**(accepted or {}), **decided}
     if found is None or (who.is_customer and found.get("organisation") != who.organisation):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
     return models.CommandStatus(**found)

@@ -139,10 +139,18 @@ def sees_agreement(who: Caller, agreement: dict[str, Any]) -> bool:
 
 
 def scoped(who: Caller, where: TicketFilter) -> TicketFilter:
-    """`where`, narrowed to what the caller may see."""
+    """`where`, narrowed to what the caller may see; a customer cannot filter on the desk's
+    internals (who has a ticket) either."""
     if not who.is_customer:
         return where
-    return replace(where, scope_organisation=who.organisation, scope_agreement=who.agreement_id)
+    return replace(
+        where,
+        scope_organisation=who.organisation,
+        scope_agreement=who.agreement_id,
+        assignee=None,
+        unassigned=None,
+        group=None,
+    )
 
 
 async def agreement_or_404(request: Request, agreement_id: uuid.UUID) -> dict[str, Any]:
@@ -186,8 +194,13 @@ async def require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
         raise unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
 
 
-def ticket_json(ticket: TicketView, notifications: list[str] | None = None) -> models.Ticket:
-    return models.Ticket(**ticket.to_doc(), notifications=notifications)
+def ticket_json(
+    ticket: TicketView, notifications: list[str] | None = None, *, for_customer: bool = False
+) -> models.Ticket:
+    shown = models.Ticket(**ticket.to_doc(), notifications=notifications)
+    if for_customer:  # the desk's internals: who has it, how long it took
+        return shown.model_copy(update={"assignee": None, "group": None, "minutes_logged": None})
+    return shown
 
 
 async def page_of(
@@ -198,6 +211,8 @@ async def page_of(
         page = await read(view_of(request).tickets, where, sort, cursor, limit)
     except BadCursor as bad:
         raise unprocessable_query("cursor", str(bad), "bad_cursor") from bad
+    customer = request.state.who.is_customer
     return models.TicketPage(
-        tickets=[ticket_json(ticket) for ticket in page.tickets], next_cursor=page.next_cursor
+        tickets=[ticket_json(t, for_customer=customer) for t in page.tickets],
+        next_cursor=page.next_cursor,
     )

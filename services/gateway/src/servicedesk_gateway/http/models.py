@@ -46,7 +46,7 @@ class Ticket(BaseModel):
     sla: dict[str, Clock]
     agent_replies: int
     customer_replies: int
-    minutes_logged: int
+    minutes_logged: int | None = Field(description="None for a customer: the desk's own.")
     notifications: list[str] | None = Field(
         default=None, description="Mail about the ticket (only on GET /tickets/{id})."
     )

@@ -140,7 +140,29 @@ async def new_request(
         accepted = await submit(request, who, submission)
     except HTTPException as refused:
         return _page("problem.html", refused.status_code, who=who, problem=str(refused.detail))
-    return RedirectResponse(f"/portal/tickets/{accepted.id}", status.HTTP_303_SEE_OTHER)
+    target = f"/portal/requests/{accepted.command_id}"
+    return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/requests/{command_id}")
+async def request_page(request: Request, command_id: uuid.UUID) -> Response:
+    """A request just sent: 'registering' (the page looks again shortly) until intake has
+    opened the ticket, then the ticket; or why it was refused."""
+    who = await _customer(request)
+    if who is None:
+        return _to_login()
+    found = await read(view_of(request).command, command_id)
+    if found is None:
+        found = await read(request.app.state.find_accepted, command_id)
+    if found is None or found.get("organisation") != who.organisation:
+        return _page("problem.html", 404, who=who, problem="No such request.")
+    if found["status"] == "refused":
+        return _page("problem.html", 422, who=who, problem=found.get("detail") or "refused")
+    opened = [p["reference"] for p in found.get("produced", []) if p.get("reference")]
+    # The outcome may arrive before the view has the ticket: wait for both.
+    if opened and await read(view_of(request).ticket, opened[0]) is not None:
+        return RedirectResponse(f"/portal/tickets/{opened[0]}", status.HTTP_303_SEE_OTHER)
+    return _page("pending.html", who=who)
 
 
 @router.get("/tickets/{key}")
@@ -151,8 +173,7 @@ async def ticket_page(request: Request, key: str) -> Response:
     try:
         ticket = await ticket_or_404(request, key)
     except HTTPException:
-        # Just submitted: intake has not opened it yet. The page looks again shortly.
-        return _page("pending.html", who=who, key=key)
+        return _page("problem.html", 404, who=who, problem=f"No request {key}.")
     facts = await read(view_of(request).ticket_events, ticket)
     entries = [entry for entry in timeline(facts, None) if entry["event"] in SHOWN]
     sent = request.query_params.get("sent") == "1"

@@ -86,7 +86,7 @@ class Assignment(BaseModel):
     """Needed when the ticket is taken from the agent who has it."""
 
 
-@router.post("/tickets", status_code=202, tags=["tickets"])
+@router.post("/tickets", status_code=202, tags=["tickets"], responses=FORBIDDEN)
 async def submit_ticket(request: Request, body: TicketSubmission, who: AnyCaller) -> Accepted:
     """A customer submits for their own organisation (and agreement) only: 403 otherwise.
     Impact and urgency must be words of the agreement's matrix where it applies (422
@@ -220,7 +220,7 @@ async def get_ticket(request: Request, ticket_id: TicketKey, who: AnyCaller) -> 
     """With the mail sent about it (for staff: alerts go to the on-call address)."""
     ticket = await ticket_or_404(request, ticket_id)
     if who.is_customer:
-        return ticket_json(ticket)
+        return ticket_json(ticket, for_customer=True)
     notifications = await read(view_of(request).notifications, ticket.reference)
     return ticket_json(ticket, notifications)
 
@@ -251,7 +251,12 @@ async def _ticket_command(request: Request, key: str, kind: type[Message], data:
     return accepted(ticket_id, sent, f"/tickets/{ticket_id}")
 
 
-@router.post("/tickets/{ticket_id}/status", status_code=202, tags=["tickets"], responses=NOT_FOUND)
+@router.post(
+    "/tickets/{ticket_id}/status",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+)
 async def change_status(
     request: Request, ticket_id: TicketKey, body: StatusChange, who: AgentCaller
 ) -> Accepted:
@@ -260,7 +265,10 @@ async def change_status(
 
 
 @router.post(
-    "/tickets/{ticket_id}/priority", status_code=202, tags=["tickets"], responses=NOT_FOUND
+    "/tickets/{ticket_id}/priority",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
 )
 async def change_priority(
     request: Request, ticket_id: TicketKey, body: PriorityChange, who: AgentCaller
@@ -307,7 +315,10 @@ async def answer(request: Request, who: Caller, key: str, text: str) -> Accepted
 
 
 @router.post(
-    "/tickets/{ticket_id}/time-entries", status_code=202, tags=["tickets"], responses=NOT_FOUND
+    "/tickets/{ticket_id}/time-entries",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
 )
 async def log_time(
     request: Request, ticket_id: TicketKey, body: TimeEntry, who: AgentCaller
@@ -350,7 +361,12 @@ async def assign(
     return await _ticket_command(request, str(ticket.ticket_id), m.AssignTicket, data)
 
 
-@router.post("/tickets/{ticket_id}/timer", status_code=202, tags=["tickets"], responses=NOT_FOUND)
+@router.post(
+    "/tickets/{ticket_id}/timer",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+)
 async def start_timer(
     request: Request, ticket_id: TicketKey, body: Timer, who: AgentCaller
 ) -> Accepted:
@@ -359,7 +375,10 @@ async def start_timer(
 
 
 @router.post(
-    "/tickets/{ticket_id}/timer/stop", status_code=202, tags=["tickets"], responses=NOT_FOUND
+    "/tickets/{ticket_id}/timer/stop",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
 )
 async def stop_timer(
     request: Request, ticket_id: TicketKey, body: Timer, who: AgentCaller
