@@ -180,18 +180,30 @@ def unprocessable_query(parameter: str, message: str, kind: str) -> HTTPExceptio
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [problem])
 
 
-async def require_agreement(request: Request, agreement_id: uuid.UUID) -> None:
+def require_agreement(
+    request: Request, agreement_id: uuid.UUID, known: dict[str, Any] | None
+) -> None:
     """Refuses a ticket for an agreement nobody registered: it could never be triaged.
     Only once the view has caught up with the topics (before that an agreement may be on
     its way), and never for one this gateway has just accepted (on its way to billing).
     Tickets from Kafka are parked by triage instead, visibly."""
     state = request.app.state
-    if agreement_id in state.registering:
-        return
-    if await read(view_of(request).agreement, agreement_id) is not None:
+    if known is not None or agreement_id in state.registering:
         return
     if state.view_ready():
         raise unprocessable("agreement_id", f"no such agreement {agreement_id}", "unknown")
+
+
+async def command_or_404(request: Request, command_id: uuid.UUID) -> dict[str, Any]:
+    """What became of a command, as the view (decided) and the outbox (accepted) know it;
+    404 alike for an unknown command and another organisation's (for a customer)."""
+    who: Caller = request.state.who
+    decided = await read(view_of(request).command, command_id)
+    accepted = await read(request.app.state.find_accepted, command_id)
+    found = accepted if decided is None else {**(accepted or {}), **decided}
+    if found is None or (who.is_customer and found.get("organisation") != who.organisation):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
+    return found
 
 
 def ticket_json(

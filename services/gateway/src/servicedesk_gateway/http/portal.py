@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from servicedesk_contracts import matrices
 from servicedesk_gateway.auth import Caller, People
-from servicedesk_gateway.http.common import read, scoped, ticket_or_404, view_of
+from servicedesk_gateway.http.common import command_or_404, read, scoped, ticket_or_404, view_of
 from servicedesk_gateway.http.tickets import TicketSubmission, answer, submit
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.timeline import timeline
@@ -151,10 +151,9 @@ async def request_page(request: Request, command_id: uuid.UUID) -> Response:
     who = await _customer(request)
     if who is None:
         return _to_login()
-    found = await read(view_of(request).command, command_id)
-    if found is None:
-        found = await read(request.app.state.find_accepted, command_id)
-    if found is None or found.get("organisation") != who.organisation:
+    try:
+        found = await command_or_404(request, command_id)
+    except HTTPException:
         return _page("problem.html", 404, who=who, problem="No such request.")
     if found["status"] == "refused":
         return _page("problem.html", 422, who=who, problem=found.get("detail") or "refused")

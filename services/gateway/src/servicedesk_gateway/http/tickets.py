@@ -96,10 +96,11 @@ async def submit_ticket(request: Request, body: TicketSubmission, who: AnyCaller
 
 async def submit(request: Request, who: Caller, body: TicketSubmission) -> Accepted:
     """A ticket request, checked and sent (the JSON API and the portal)."""
+    agreement = await read(view_of(request).agreement, body.agreement_id)  # once, for all
     if who.is_customer:
-        await _require_own(request, who, body)
-    await require_agreement(request, body.agreement_id)
-    await _require_matrix_words(request, body)
+        _require_own(who, body, agreement)
+    require_agreement(request, body.agreement_id, agreement)
+    _require_matrix_words(body, agreement)
     received_at = _arrival(body.received_at, request.app.state.now())
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
@@ -121,20 +122,18 @@ INTERNAL_FACTS = frozenset(
 """Timeline entries a customer does not see: time, assignment, warnings, the desk's mail."""
 
 
-async def _require_own(request: Request, who: Caller, body: TicketSubmission) -> None:
+def _require_own(who: Caller, body: TicketSubmission, agreement: dict[str, Any] | None) -> None:
     if body.organisation != who.organisation:
         detail = f"you may submit tickets for {who.organisation} only"
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
-    agreement = await read(view_of(request).agreement, body.agreement_id)
     if agreement is None or not sees_agreement(who, agreement):
         detail = f"agreement {body.agreement_id} is not one of {who.organisation}'s"
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
 
-async def _require_matrix_words(request: Request, body: TicketSubmission) -> None:
+def _require_matrix_words(body: TicketSubmission, agreement: dict[str, Any] | None) -> None:
     """Triage would give a request with words its matrix does not know the lowest priority
     (traceably, for requests from other systems); at the door they are named instead."""
-    agreement = await read(view_of(request).agreement, body.agreement_id)
     matrix = matrices.MATRICES.get(agreement["matrix"]) if agreement else None
     if matrix is None or not matrix.applies(body.category):
         return
