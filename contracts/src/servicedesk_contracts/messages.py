@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from servicedesk_contracts import calendars
+from servicedesk_contracts import calendars, matrices
 from servicedesk_contracts.envelope import Data, Message, Rfc3339Datetime, reading_stored
 
 # --- vocabulary --------------------------------------------------------------------------
@@ -45,6 +45,8 @@ ClockKind = Literal["response", "resolution"]
 MatrixName = Literal["R-ABCD", "Z-P1P4"]
 BillingModel = Literal["monthly_invoice", "prepaid_bundle", "retainer", "billed_per_use"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Language = Literal["en", "da", "nl"]
+"""The languages mail to customers is written in (English, Danish, Dutch)."""
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -89,6 +91,22 @@ Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 UtcDatetime = Rfc3339Datetime
 
 
+MessageId = Annotated[str, OneLine, Field(min_length=3, max_length=998)]
+"""An RFC 5322 Message-ID with its angle brackets: `<id@host>` (one header line at most)."""
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A blob's content address: the SHA-256 of its bytes, lower-case hex."""
+
+
+class Attachment(Data):
+    """A file that came with a message, recorded by name, type, size and content hash; its
+    content is kept in the blob store (`servicedesk_runtime.blobs`), never in events."""
+
+    filename: Annotated[str, OneLine, Field(max_length=300)]
+    content_type: Annotated[str, OneLine, Field(min_length=3, max_length=200)]
+    size: Annotated[int, Field(ge=0)]
+    sha256: Sha256
+
+
 class CustomField(Data):
     """A typed custom field (e.g. the customer's software version): its value must match
     its declared type."""
@@ -129,6 +147,11 @@ class TicketRequest(Data):
     urgency: Label
     requested_priority: str | None = None
     custom_fields: list[CustomField] = Field(default_factory=list)
+    message_id: MessageId | None = None
+    """The Message-ID of the mail that opened the ticket (replies refer to it)."""
+    attachments: list[Attachment] = Field(default_factory=list)
+    language: Language | None = None
+    """The reporter's language for mail to them; None: the agreement's."""
 
 
 class SubmitTicket(Message):
@@ -210,6 +233,8 @@ class TicketPriorityChangeRequested(Message):
 class ReplyAsAgentData(Data):
     agent: Name
     body: Text
+    next_status: TicketStatus | None = None
+    """The status the ticket goes to with this reply (e.g. `awaiting_reply`)."""
 
 
 class ReplyAsAgent(Message):
@@ -218,11 +243,27 @@ class ReplyAsAgent(Message):
     data: ReplyAsAgentData
 
 
+class MailThread(Data):
+    """What a mail to the reporter needs to be threaded in their mail program: intake owns
+    the conversation, so it puts this on the events the notifier mails."""
+
+    reporter_email: Email
+    reporter_name: str
+    subject: str
+    """The ticket's subject (without the reference)."""
+    in_reply_to: MessageId | None = None
+    """The customer's last mail on the ticket."""
+    references: list[MessageId] = Field(default_factory=list)
+    language: Language = "en"
+
+
 class AgentRepliedData(Data):
     reference: str
     agent: Name
     body: Text
     replied_at: UtcDatetime
+    thread: MailThread | None = None
+    """Set on tickets opened from now on: the notifier mails the reply to the reporter."""
 
 
 class AgentReplied(Message):
@@ -283,12 +324,104 @@ class CustomerRepliedData(Data):
     author_email: Email
     body: Text
     replied_at: UtcDatetime
+    channel: Channel | None = None
+    message_id: MessageId | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 class CustomerReplied(Message):
     TYPE: ClassVar[str] = "CustomerReplied"
     event_type: Literal["CustomerReplied"] = "CustomerReplied"
     data: CustomerRepliedData
+
+
+class AddInternalNoteData(Data):
+    author: Name
+    body: Text
+
+
+class AddInternalNote(Message):
+    """An agent's note on a ticket: never sent, never shown to customers."""
+
+    TYPE: ClassVar[str] = "AddInternalNote"
+    event_type: Literal["AddInternalNote"] = "AddInternalNote"
+    data: AddInternalNoteData
+
+
+class InternalNoteAddedData(AddInternalNoteData):
+    reference: str
+    added_at: UtcDatetime
+
+
+class InternalNoteAdded(Message):
+    TYPE: ClassVar[str] = "InternalNoteAdded"
+    event_type: Literal["InternalNoteAdded"] = "InternalNoteAdded"
+    data: InternalNoteAddedData
+
+
+# --- mail in -----------------------------------------------------------------------------
+
+
+class ReceiveMailData(Data):
+    """A mail as it reached us, before anything was decided about it: its raw bytes are in
+    the blob store under `sha256`."""
+
+    source: Literal["smtp", "imap"]
+    sha256: Sha256
+    size: Annotated[int, Field(ge=0)]
+    envelope_from: Annotated[str, OneLine, Field(max_length=998)] = ""
+    """SMTP's MAIL FROM (empty for a bounce, `<>`); the IMAP mailbox for polled mail."""
+    envelope_to: list[Annotated[str, OneLine, Field(max_length=998)]] = Field(default_factory=list)
+    message_id: MessageId | None = None
+    received_at: UtcDatetime
+    """When the mail reached our listener (or the IMAP server): a new ticket's clock starts
+    here."""
+
+
+class ReceiveMail(Message):
+    """Intake's own command to itself (`subject_id`: the mail): file this received mail on a
+    ticket, open one, or set it aside. The listener stores the mail before it answers 250,
+    and intake's relay publishes this from there."""
+
+    TYPE: ClassVar[str] = "ReceiveMail"
+    event_type: Literal["ReceiveMail"] = "ReceiveMail"
+    data: ReceiveMailData
+
+
+SetAsideReason = Literal[
+    "automatic",
+    "rate_limited",
+    "unmatched",
+    "not_a_support_contact",
+    "channel_not_allowed",
+    "unreadable",
+]
+
+
+class MailSetAsideData(Data):
+    """A mail that opened or changed no ticket, kept (with its raw record) and visible."""
+
+    mail_id: uuid.UUID
+    reason: SetAsideReason
+    detail: str
+    sha256: Sha256
+    sender: str
+    subject: str
+    message_id: MessageId | None = None
+    received_at: UtcDatetime
+    agreement_id: uuid.UUID | None = None
+    reference: str | None = None
+    """The ticket the mail named, if any."""
+    answer_to: Email | None = None
+    """Who is told why (a refused person); None: nobody is answered (loops, bulk mail)."""
+    allowed_contacts: list[Email] = Field(default_factory=list)
+    language: Language = "en"
+
+
+class MailSetAside(Message):
+    TYPE: ClassVar[str] = "MailSetAside"
+    event_type: Literal["MailSetAside"] = "MailSetAside"
+    data: MailSetAsideData
 
 
 class LogTimeData(Data):
@@ -658,6 +791,45 @@ class Target(Data):
         return self
 
 
+def _domain(value: str) -> str:
+    domain = value.strip().lower().removeprefix("@")
+    if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", domain):
+        raise ValueError(f"{value!r} is not a mail domain (e.g. nordlicht.de)")
+    return domain
+
+
+MailDomain = Annotated[str, AfterValidator(_domain)]
+
+
+class MailTerms(Data):
+    """How the desk takes mail for one agreement (DOMAIN.md 1)."""
+
+    email_domains: list[MailDomain] = Field(default_factory=list)
+    """Mail from these domains belongs to this agreement's customer."""
+    contacts: list[Email] = Field(default_factory=list)
+    """Known people of the customer (with other domains too)."""
+    support_contacts_only: bool = False
+    """Only `contacts` may open tickets (provider V); others are answered with a refusal."""
+    closed_ticket_replies: Literal["reopen", "new_linked", "new_after_days"] = "reopen"
+    """A mail to a closed ticket: reopens it (provider E), opens a new ticket linked to it,
+    or reopens within `reopen_within_days` of closing and opens a new one after."""
+    reopen_within_days: Annotated[int, Field(ge=0, le=3650)] = 14
+    category: Label = "incident"
+    impact: Label
+    urgency: Label
+    """What a mailed request is triaged as until an agent says otherwise (words of the
+    agreement's matrix)."""
+    language: Language = "en"
+    on_call_email: Email | None = None
+    """Who gets this agreement's warnings and breaches (else the notifier's ALERT_EMAIL)."""
+
+    @model_validator(mode="after")
+    def _designated_contacts(self) -> MailTerms:
+        if self.support_contacts_only and not self.contacts:
+            raise ValueError("support_contacts_only needs at least one contact")
+        return self
+
+
 class BillingTerms(Data):
     model: BillingModel = "monthly_invoice"
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
@@ -709,6 +881,10 @@ class AgreementTerms(Data):
     )
     """Fractions of a target at which a warning goes out before the breach."""
     billing: BillingTerms
+    channels: list[Channel] | None = None
+    """The channels requests may come in by (provider V Basic: portal and e-mail, no phone);
+    None: every channel."""
+    mail: MailTerms | None = None
 
     @field_validator("targets")
     @classmethod
@@ -745,6 +921,18 @@ class AgreementTerms(Data):
             if missing:
                 raise ValueError(f"targets lack priorities {sorted(missing)} of {matrix}")
         return trial
+
+    @field_validator("mail")
+    @classmethod
+    def _mail_words_of_matrix(
+        cls, mail: MailTerms | None, info: ValidationInfo
+    ) -> MailTerms | None:
+        matrix = info.data.get("matrix")
+        if mail is not None and matrix is not None and not reading_stored(info):
+            problems = matrices.MATRICES[matrix].unknown_words(mail.impact, mail.urgency)
+            if problems:
+                raise ValueError("; ".join(problems.values()))
+        return mail
 
 
 MATRIX_PRIORITIES: dict[str, frozenset[str]] = {
@@ -787,6 +975,8 @@ class PlanSelection(Data):
     hyper_care_months: Literal[3, 6] = 3
     """3 for standard solutions, 6 for enterprise solutions (provider V)."""
     billing: BillingTerms
+    channels: list[Channel] | None = None
+    mail: MailTerms | None = None
 
 
 class RegisterPlanAgreement(Message):
@@ -911,7 +1101,14 @@ class StatementIssued(Message):
 
 class NotificationData(Data):
     notification_id: uuid.UUID
-    kind: Literal["ticket_confirmation", "sla_breach", "sla_warning", "ticket_assigned"]
+    kind: Literal[
+        "ticket_confirmation",
+        "sla_breach",
+        "sla_warning",
+        "ticket_assigned",
+        "agent_reply",
+        "mail_refused",
+    ]
     channel: Literal["email"] = "email"
     recipient: Email
     subject_line: str
@@ -982,6 +1179,10 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     AgentReplied,
     AddCustomerReply,
     CustomerReplied,
+    AddInternalNote,
+    InternalNoteAdded,
+    ReceiveMail,
+    MailSetAside,
     AssignTicket,
     TicketAssigned,
     StartTimer,

@@ -296,6 +296,8 @@ def _resolve(plan: Plan, selection: PlanSelection) -> AgreementTerms:
         paused_statuses=plan.paused_statuses,
         warning_thresholds=plan.warning_thresholds,
         billing=_billing(plan, selection),
+        channels=selection.channels,
+        mail=selection.mail,
     )
 
 

@@ -62,6 +62,12 @@ def agreement_copy(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementCopy:
     return uow.get_or_create(AgreementCopy, agreement_id=agreement_id)
 
 
+def known_terms(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementTerms | None:
+    """The agreement's terms if this service has learnt them (reading makes no copy)."""
+    agreement = uow.get(agreement_id, AgreementCopy)
+    return agreement.terms if agreement is not None else None
+
+
 def terms_or_park(
     uow: UnitOfWork, agreement_id: uuid.UUID, waiting: Aggregate
 ) -> AgreementTerms | None:

@@ -77,6 +77,17 @@ TICKETS_OPENED = Counter(
     "Tickets opened, by the channel they came in through.",
     ["channel"],
 )
+MAILS_RECEIVED = Counter(
+    "servicedesk_mails_received_total",
+    "SMTP deliveries to the desk's listener, by outcome: stored, duplicate (a Message-ID "
+    "seen before), deferred (451: could not be stored), refused_recipient (550).",
+    ["outcome"],
+)
+MAILS_DECIDED = Counter(
+    "servicedesk_mails_decided_total",
+    "Received mails decided by intake: new_ticket, reply, or the reason it was set aside.",
+    ["outcome"],
+)
 TICKET_REQUESTS_REJECTED = Counter(
     "servicedesk_ticket_requests_rejected_total",
     "Requests to intake that were refused, by reason.",

@@ -24,6 +24,11 @@ class ServiceSettings(BaseSettings):
     consumer_batch_max: int = Field(default=500, ge=1)
     relay_batch_max: int = Field(default=500, ge=1)
     poll_interval_seconds: float = Field(default=0.05, gt=0)
+    blob_dir: str = Field(
+        default="var/data/blobs",
+        description="The content-addressed blob store (raw mail, attachments), shared by "
+        "intake (writes) and the gateway (reads)",
+    )
 
     def database_url_for(self, service: str) -> str:
         return self.database_url or f"sqlite:///var/data/{service}.db"

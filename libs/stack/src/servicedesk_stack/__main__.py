@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--demo", action="store_true", help="register the demo agreements")
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--kafka-port", type=int, default=9092)
-    parser.add_argument("--smtp-port", type=int, default=8025)
+    parser.add_argument("--smtp-port", type=int, default=8025, help="outgoing mail's catcher")
+    parser.add_argument(
+        "--mail-port", type=int, default=2525, help="the desk's SMTP listener (mail in)"
+    )
     parser.add_argument("--gateway-port", type=int, default=8080)
     args = parser.parse_args(argv)
 
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         database_url=os.environ.get("DATABASE_URL", ""),
         smtp_port=args.smtp_port,
+        mail_port=args.mail_port,
         gateway_port=args.gateway_port,
         gateway_tokens=os.environ.get("GATEWAY_TOKENS", DEMO_TOKENS),
         people_file=people_file(args.data_dir),
@@ -106,10 +110,10 @@ def print_welcome(config: StackConfig, bootstrap: str) -> None:
     print(
         f"servicedesk is up: gateway http://127.0.0.1:{config.gateway_port} (OpenAPI at /docs, "
         f"customer portal at /portal), "
-        f"Kafka {bootstrap}, SMTP sink 127.0.0.1:{config.smtp_port} (mail in "
-        f"{config.data_dir}/mail), logs in {config.data_dir}/logs. Services: "
-        + ", ".join(f"{s} :{config.port_of(s)}" for s in SERVICES)
-        + ". Ctrl-C stops.",
+        f"Kafka {bootstrap}, mail to the desk ({config.mail_from}) by SMTP to "
+        f"127.0.0.1:{config.mail_port}, mail from the desk caught at 127.0.0.1:"
+        f"{config.smtp_port} (in {config.data_dir}/mail), logs in {config.data_dir}/logs. "
+        "Services: " + ", ".join(f"{s} :{config.port_of(s)}" for s in SERVICES) + ". Ctrl-C stops.",
         flush=True,
     )
     if config.gateway_tokens == DEMO_TOKENS:

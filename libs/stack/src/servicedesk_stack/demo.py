@@ -20,6 +20,13 @@ def provider_r_medium(customer: str = "Acme Logistics") -> dict[str, Any]:
         customer=customer,
         plan="R Medium",
         billing={"model": "monthly_invoice", "hourly_rate_cents": 9500, "vat_rate": "0.21"},
+        mail={
+            "email_domains": ["acme-logistics.nl"],
+            "category": "question",
+            "impact": "one_user",
+            "urgency": "low",
+            "language": "nl",
+        },
     )
 
 
@@ -30,6 +37,12 @@ def provider_z_premium(customer: str = "Nordlicht GmbH") -> dict[str, Any]:
         customer=customer,
         plan="Z Premium",
         billing={"model": "monthly_invoice", "hourly_rate_cents": 12000, "vat_rate": "0.19"},
+        mail={
+            "email_domains": ["nordlicht.de"],
+            "impact": "medium",
+            "urgency": "medium",
+            "on_call_email": "oncall@nordlicht-support.example",
+        },
     )
 
 
@@ -44,6 +57,17 @@ def provider_v_danish(customer: str = "Hygge Software ApS") -> dict[str, Any]:
             "hourly_rate_cents": 11000,
             "minimum_minutes_per_request": 15,
             "vat_rate": "0.25",
+        },
+        mail={
+            "email_domains": ["hygge.dk"],
+            "contacts": ["mette@hygge.dk", "lars@hygge.dk"],
+            "support_contacts_only": True,
+            "closed_ticket_replies": "new_after_days",
+            "reopen_within_days": 14,
+            "category": "support",
+            "impact": "medium",
+            "urgency": "medium",
+            "language": "da",
         },
     )
 

@@ -30,6 +30,10 @@ class StackConfig:
     """Empty: a SQLite file per service in data_dir; else a PostgreSQL URL, one schema per
     service."""
     smtp_port: int = 8025
+    """Where the notifier sends mail (the embedded run's catcher)."""
+    mail_port: int | None = None
+    """The desk's own SMTP listener (intake); None: none (tests that need no mail in)."""
+    mail_from: str = "servicedesk@example.com"
     gateway_port: int = 8080
     gateway_tokens: str = DEMO_TOKENS
     people_file: Path | None = None
@@ -64,6 +68,11 @@ class StackConfig:
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(self.smtp_port),
             "ALERT_EMAIL": self.alert_email,
+            "MAIL_FROM": self.mail_from,
+            "BLOB_DIR": str(self.data_dir / "data" / "blobs"),
+            **(
+                {"MAIL_PORT": str(self.mail_port)} if self.mail_port and service == "intake" else {}
+            ),
             "GATEWAY_TOKENS": self.gateway_tokens,
             **({"GATEWAY_PEOPLE_FILE": str(self.people_file)} if self.people_file else {}),
             # Every service stores events, the gateway too (the commands it accepted).

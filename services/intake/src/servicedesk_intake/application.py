@@ -10,20 +10,14 @@ from datetime import datetime, timedelta
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import derived_id, ticket_id_for_request
-from servicedesk_intake.domain import (
-    AgentDay,
-    AgentTimer,
-    ReferenceSequence,
-    Ticket,
-    TicketRuleBroken,
-    days_touched,
-)
+from servicedesk_intake.domain import AgentDay, AgentTimer, Ticket, TicketRuleBroken, days_touched
+from servicedesk_intake.mail_desk import open_ticket
+from servicedesk_runtime.agreements import known_terms
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.metrics import (
     TICKET_REQUESTS_REJECTED,
     TICKET_STATUS_CHANGES,
-    TICKETS_OPENED,
 )
 from servicedesk_runtime.store import UnitOfWork
 
@@ -41,6 +35,7 @@ class Intake:
                 handles(m.SubmitTicket, self.submit_ticket),
                 handles(m.ChangeTicketStatus, self.change_status),
                 handles(m.ReplyAsAgent, self.reply_as_agent),
+                handles(m.AddInternalNote, self.add_internal_note),
                 handles(m.ChangeTicketPriority, self.change_priority),
                 handles(m.AssignTicket, self.assign),
                 handles(m.AddCustomerReply, self.add_customer_reply),
@@ -60,17 +55,12 @@ class Intake:
                 "future_timestamp",
                 f"occurred_at {command.occurred_at.isoformat()} is in the future",
             )
-        sequence = uow.get(ReferenceSequence.ID, ReferenceSequence) or ReferenceSequence()
-        ticket = Ticket(
-            ticket_id=ticket_id,
-            reference=sequence.next_reference(),
-            request=command.data.model_dump(mode="json"),
-            received_at=command.occurred_at,
-            request_id=command.event_id,
-        )
-        uow.add(sequence)
-        uow.add(ticket)
-        uow.after_commit(TICKETS_OPENED.labels(command.data.channel).inc)
+        request = command.data
+        if request.language is None:
+            terms = known_terms(uow, request.agreement_id)
+            if terms is not None and terms.mail is not None:
+                request = request.model_copy(update={"language": terms.mail.language})
+        open_ticket(uow, request, command.occurred_at, command.event_id)
 
     def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
@@ -105,8 +95,14 @@ class Intake:
 
     def reply_as_agent(self, command: m.ReplyAsAgent, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
+        data = command.data
         with _refusals(uow):
-            ticket.reply_as_agent(command.data.agent, command.data.body, command.occurred_at)
+            ticket.reply_as_agent(data.agent, data.body, command.occurred_at, data.next_status)
+        uow.add(ticket)
+
+    def add_internal_note(self, command: m.AddInternalNote, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        ticket.add_internal_note(command.data.author, command.data.body, command.occurred_at)
         uow.add(ticket)
 
     def add_customer_reply(self, command: m.AddCustomerReply, uow: UnitOfWork) -> None:

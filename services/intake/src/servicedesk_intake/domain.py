@@ -54,10 +54,14 @@ class Ticket(Aggregate):
     TimeLogged: ClassVar[type[Any]]
     PriorityChangeRequested: ClassVar[type[Any]]
     Assigned: ClassVar[type[Any]]
+    InternalNoteAdded: ClassVar[type[Any]]
 
     # Tickets opened before assignment existed have never been assigned.
     assignee: str | None = None
     group: str | None = None
+    # The customer's Message-IDs on this ticket, oldest first (the mail conversation).
+    customer_mail_ids: tuple[str, ...] = ()
+    closed_at: datetime | None = None
 
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
@@ -77,6 +81,8 @@ class Ticket(Aggregate):
         self.received_at = received_at
         self.status = "open"
         self.agent_replies = 0
+        if request.get("message_id"):
+            self.customer_mail_ids = (request["message_id"],)
 
     @property
     def agreement_id(self) -> uuid.UUID:
@@ -85,6 +91,18 @@ class Ticket(Aggregate):
     @property
     def category(self) -> str:
         return str(self.request["category"])
+
+    def mail_thread(self) -> dict[str, Any]:
+        """How a mail to the reporter is threaded (`MailThread`): in reply to their last
+        mail, referring to every mail of theirs on the ticket."""
+        return {
+            "reporter_email": self.request["reporter_email"],
+            "reporter_name": self.request["reporter_name"],
+            "subject": self.request["subject"],
+            "in_reply_to": self.customer_mail_ids[-1] if self.customer_mail_ids else None,
+            "references": list(self.customer_mail_ids[-20:]),
+            "language": self.request.get("language") or "en",
+        }
 
     def change_status(self, to_status: str, changed_by: str, reason: str, at: datetime) -> None:
         if to_status == self.status:
@@ -111,6 +129,7 @@ class Ticket(Aggregate):
         changed_at: datetime,
     ) -> None:
         self.status = to_status
+        self.closed_at = changed_at if to_status == CLOSED else None
 
     def request_priority_change(
         self, priority: str, changed_by: str, by_customer: bool, reason: str, at: datetime
@@ -185,16 +204,54 @@ class Ticket(Aggregate):
         self.assignee = assignee
         self.group = group
 
-    def reply_as_agent(self, agent: str, body: str, replied_at: datetime) -> None:
+    def reply_as_agent(
+        self, agent: str, body: str, replied_at: datetime, next_status: str | None = None
+    ) -> None:
+        """A public reply (mailed to the reporter); `next_status` moves the ticket on with
+        it, e.g. to awaiting_reply when the reply asks the customer something."""
         if self.status == CLOSED:
             raise TicketRuleBroken("ticket_closed", f"{self.reference} is closed: reopen it first")
-        self._agent_replied(reference=self.reference, agent=agent, body=body, replied_at=replied_at)
+        self._agent_replied(
+            reference=self.reference,
+            agent=agent,
+            body=body,
+            replied_at=replied_at,
+            thread=self.mail_thread(),
+        )
+        if next_status is not None and next_status != self.status:
+            self.change_status(next_status, agent, "with a reply", replied_at)
 
     @event("AgentReplied")
-    def _agent_replied(self, reference: str, agent: str, body: str, replied_at: datetime) -> None:
+    def _agent_replied(
+        self,
+        reference: str,
+        agent: str,
+        body: str,
+        replied_at: datetime,
+        thread: dict[str, Any] | None = None,
+    ) -> None:
         self.agent_replies += 1
 
-    def add_customer_reply(self, author_email: str, body: str, replied_at: datetime) -> None:
+    def add_internal_note(self, author: str, body: str, at: datetime) -> None:
+        """A note for agents: never mailed, never shown to customers. Allowed on a closed
+        ticket too (what was found out after closing is worth keeping)."""
+        self._internal_note_added(reference=self.reference, author=author, body=body, added_at=at)
+
+    @event("InternalNoteAdded")
+    def _internal_note_added(
+        self, reference: str, author: str, body: str, added_at: datetime
+    ) -> None:
+        pass
+
+    def add_customer_reply(
+        self,
+        author_email: str,
+        body: str,
+        replied_at: datetime,
+        channel: str | None = None,
+        message_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> None:
         """A customer's reply to a closed ticket reopens it (DOMAIN.md 1). A reply to a
         ticket awaiting it puts the ticket back on us: in progress (an agent was working on
         it, or would not have asked), which is never a status a clock pauses in, so a
@@ -205,6 +262,9 @@ class Ticket(Aggregate):
             author_email=author_email,
             body=body,
             replied_at=replied_at,
+            channel=channel,
+            message_id=message_id,
+            attachments=attachments or [],
         )
         back_on_us = {
             CLOSED: ("open", "customer replied to a closed ticket"),
@@ -223,9 +283,17 @@ class Ticket(Aggregate):
 
     @event("CustomerReplied")
     def _customer_replied(
-        self, reference: str, author_email: str, body: str, replied_at: datetime
+        self,
+        reference: str,
+        author_email: str,
+        body: str,
+        replied_at: datetime,
+        channel: str | None = None,
+        message_id: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> None:
-        pass
+        if message_id:
+            self.customer_mail_ids = (*self.customer_mail_ids, message_id)
 
     def log_time(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_intake.domain import Ticket
+from servicedesk_intake.inbox import InboundMail
 from servicedesk_runtime.relay import message_for
 
 PRODUCER = "intake"
@@ -19,6 +20,7 @@ _MESSAGES: dict[type[Any], type[Message]] = {
     Ticket.CustomerReplied: m.CustomerReplied,
     Ticket.TimeLogged: m.TimeLogged,
     Ticket.Assigned: m.TicketAssigned,
+    Ticket.InternalNoteAdded: m.InternalNoteAdded,
 }
 
 
@@ -33,6 +35,20 @@ def translate(event: Any) -> tuple[str, Message] | None:
             received_at=event.received_at,
         )
         return topics.TICKETS, opened.model_copy(update={"correlation_id": event.request_id})
+    if isinstance(event, InboundMail.Received):
+        # Intake's command to itself: decide this stored mail (on its own partition key).
+        return topics.INBOUND, message_for(event, m.ReceiveMail, PRODUCER)
+    if isinstance(event, InboundMail.SetAside):
+        set_aside = message_for(
+            event,
+            m.MailSetAside,
+            PRODUCER,
+            **event.facts,
+            mail_id=event.originator_id,
+            reason=event.reason,
+            detail=event.detail,
+        )
+        return topics.TICKETS, set_aside
     message = _MESSAGES.get(type(event))
     if message is None:
         return None  # reference numbers and receipts stay inside intake

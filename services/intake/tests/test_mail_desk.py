@@ -1,0 +1,330 @@
+"""Mail in, over a real SMTP exchange (smtplib against intake's aiosmtpd listener) on a real
+SQLite event store: stored before 250, decided once, threaded, looped mail set aside.
+
+The relay and the broker are left out here (tests/test_mail_end_to_end.py has them): the
+test plays the relay by translating the stored events and handing `ReceiveMail` and
+`AgreementRegistered` to intake's handlers, as the consumer would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servicedesk_contracts import Message
+from servicedesk_contracts import messages as m
+from servicedesk_intake.application import Intake
+from servicedesk_intake.inbox import InboundMail
+from servicedesk_intake.mail_desk import MailDesk, MailPolicy
+from servicedesk_intake.smtp_listener import ListenerConfig, MailListener
+from servicedesk_intake.translate import translate
+from servicedesk_runtime.blobs import BlobStore
+from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_runtime.store import ServiceStore
+from servicedesk_stack.demo import provider_v_danish, provider_z_premium
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+DESK = "support@desk.example"
+NORDLICHT = uuid.UUID("00000000-0000-4000-8000-00000000000b")
+HYGGE = uuid.UUID("00000000-0000-4000-8000-00000000000c")
+
+
+@dataclass
+class Desk:
+    store: ServiceStore
+    blobs: BlobStore
+    clock: ManualClock
+    handlers: dict[str, Any]
+    port: int
+    position: int = 0
+
+    def send(self, mail: EmailMessage | bytes, sender: str = "jana@nordlicht.de") -> None:
+        # On the wire every line ends in CRLF (smtplib sends bytes as they are).
+        raw = mail if isinstance(mail, bytes) else mail.as_bytes(policy=policy.SMTP)
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            client.sendmail(sender, [DESK], raw)
+
+    def published(self) -> list[tuple[str, Message]]:
+        """What the relay would publish since the last call (and feeds intake's own
+        ReceiveMail commands to its handler, as the consumer would)."""
+        out = []
+        while True:
+            notifications = self.store.process_recorder.select_notifications(self.position + 1, 100)
+            if not notifications:
+                return out
+            for notification in notifications:
+                self.position = notification.id
+                routed = translate(self.store.mapper.to_domain_event(notification))
+                if routed is not None:
+                    out.append(routed)
+                    if isinstance(routed[1], m.ReceiveMail):
+                        self.apply(routed[1])
+
+    def apply(self, message: Message) -> None:
+        uow = self.store.unit_of_work()
+        self.handlers[message.event_type](message, uow)
+        uow.commit()
+
+    def events(self, kind: type[Message]) -> list[Any]:
+        return [message for _, message in self.published() if isinstance(message, kind)]
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    store = ServiceStore(DatabaseUrl.parse(f"sqlite:///{tmp_path}/intake.db", "intake"), "intake")
+    blobs = BlobStore(tmp_path / "blobs")
+    clock = ManualClock(NOW)
+    policy = MailPolicy(our_domain="desk.example", per_sender_per_hour=5)
+    handlers = {**Intake(clock).handlers(), **MailDesk(blobs, policy).handlers()}
+    config = ListenerConfig("127.0.0.1", 0, frozenset({DESK}), max_bytes=25 * 1024 * 1024)
+    listener = MailListener(store, blobs, clock, config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    await listener.listening.wait()
+    assert listener.port is not None
+    desk = Desk(store, blobs, clock, handlers, listener.port)
+    for agreement_id, terms in ((NORDLICHT, provider_z_premium()), (HYGGE, provider_v_danish())):
+        desk.apply(
+            m.AgreementRegistered.create(producer="billing", subject_id=agreement_id, data=terms)
+        )
+    yield desk
+    stop.set()
+    await task
+
+
+def mail(
+    subject: str,
+    body: str = "The nightly backup failed again.",
+    sender: str = "Jana Weber <jana@nordlicht.de>",
+    message_id: str | None = "<a1@mail.nordlicht.de>",
+    **headers: str,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = DESK
+    message["Subject"] = subject
+    if message_id:
+        message["Message-ID"] = message_id
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+async def send(
+    desk: Desk, message: EmailMessage | bytes, sender: str = "jana@nordlicht.de"
+) -> None:
+    await asyncio.to_thread(desk.send, message, sender)
+
+
+async def test_a_mail_from_a_known_domain_opens_a_ticket_when_it_reached_the_listener(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Backups failing"))
+    desk.clock.advance(timedelta(minutes=30))  # intake decides later: the clock started before
+    [opened] = desk.events(m.TicketOpened)
+    data = opened.data
+    assert (data.agreement_id, data.channel, data.subject) == (
+        NORDLICHT,
+        "email",
+        "Backups failing",
+    )
+    assert (data.reporter_email, data.reporter_name) == ("jana@nordlicht.de", "Jana Weber")
+    assert (data.impact, data.urgency) == ("medium", "medium")  # the agreement's mail terms
+    assert data.received_at == NOW
+    assert data.message_id == "<a1@mail.nordlicht.de>"
+    assert data.body == "The nightly backup failed again."
+
+
+async def test_the_same_message_id_twice_opens_one_ticket(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    await send(desk, mail("Backups failing"))
+    assert len(desk.events(m.TicketOpened)) == 1
+
+
+async def test_a_reply_with_the_reference_lands_on_the_ticket_and_reopens_a_closed_one(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    reference = opened.data.reference
+    desk.apply(
+        m.ChangeTicketStatus.create(
+            producer="gateway",
+            subject_id=opened.subject_id,
+            data={"status": "closed", "changed_by": "mette"},
+        )
+    )
+    reply = mail(
+        f"AW: Re: [{reference}] Backups failing",
+        "Still broken.\n\nOn Mon, 23 Nov 2026 at 10:02, Desk <support@desk.example> wrote:\n> old",
+        message_id="<a2@mail.nordlicht.de>",
+    )
+    await send(desk, reply)
+    published = [message for _, message in desk.published()]
+    [replied] = [p for p in published if isinstance(p, m.CustomerReplied)]
+    assert replied.subject_id == opened.subject_id
+    assert replied.data.body == "Still broken."  # the quoted history is trimmed
+    assert (replied.data.channel, replied.data.message_id) == ("email", "<a2@mail.nordlicht.de>")
+    changes = [p for p in published if isinstance(p, m.TicketStatusChanged)]
+    assert [(s.data.from_status, s.data.to_status) for s in changes][-1] == ("closed", "open")
+    assert not [p for p in published if isinstance(p, m.TicketOpened)]
+
+
+async def test_a_reply_threads_by_in_reply_to_without_the_reference(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    colleague = mail(
+        "Re: Backups failing",
+        "Same here.",
+        sender="Tom <tom@nordlicht.de>",
+        message_id="<b1@mail.nordlicht.de>",
+        In_Reply_To="<a1@mail.nordlicht.de>",
+    )
+    await send(desk, colleague, sender="tom@nordlicht.de")
+    [replied] = desk.events(m.CustomerReplied)
+    assert (replied.subject_id, replied.data.author_email) == (
+        opened.subject_id,
+        "tom@nordlicht.de",
+    )
+
+
+async def test_a_reply_to_our_own_message_id_finds_the_ticket_by_its_reference(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    ours = f"<{uuid.uuid4()}.{opened.data.reference}@desk.example>"
+    await send(desk, mail("Re: your mail", "Thanks", message_id="<a3@x.de>", In_Reply_To=ours))
+    [replied] = desk.events(m.CustomerReplied)
+    assert replied.subject_id == opened.subject_id
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"Auto_Submitted": "auto-replied"}, "Auto-Submitted"),
+        ({"Precedence": "bulk"}, "Precedence"),
+        ({"X_Auto_Response_Suppress": "All"}, "X-Auto-Response-Suppress"),
+        ({"List_Id": "<ops.lists.nordlicht.de>"}, "mailing list"),
+    ],
+)
+async def test_machine_mail_never_opens_or_reopens_a_ticket_and_is_kept_visible(
+    desk: Desk, headers: dict[str, str], why: str
+) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    auto = mail(f"Out of office: [{opened.data.reference}]", message_id="<oof@x.de>", **headers)
+    await send(desk, auto)
+    published = [message for _, message in desk.published()]
+    [aside] = [p for p in published if isinstance(p, m.MailSetAside)]
+    assert (aside.data.reason, aside.data.answer_to) == ("automatic", None)
+    assert why in aside.data.detail
+    assert aside.data.reference == opened.data.reference
+    assert desk.blobs.contains(aside.data.sha256)  # the raw mail is kept
+    assert not [p for p in published if isinstance(p, m.CustomerReplied | m.TicketOpened)]
+
+
+async def test_a_bounce_with_an_empty_envelope_sender_is_set_aside(desk: Desk) -> None:
+    await send(desk, mail("Undeliverable: Backups failing", message_id="<dsn@x.de>"), sender="")
+    [aside] = desk.events(m.MailSetAside)
+    assert aside.data.reason == "automatic"
+
+
+async def test_our_own_mail_coming_back_is_set_aside(desk: Desk) -> None:
+    await send(desk, mail("Hello", message_id=f"<{uuid.uuid4()}@desk.example>"))
+    [aside] = desk.events(m.MailSetAside)
+    assert "our own" in aside.data.detail
+
+
+async def test_a_runaway_sender_is_stopped_after_the_hourly_limit(desk: Desk) -> None:
+    for number in range(7):
+        await send(desk, mail(f"Alert {number}", message_id=f"<alert{number}@x.de>"))
+    published = [message for _, message in desk.published()]
+    assert len([p for p in published if isinstance(p, m.TicketOpened)]) == 5
+    limited = [p for p in published if isinstance(p, m.MailSetAside)]
+    assert [a.data.reason for a in limited] == ["rate_limited", "rate_limited"]
+
+
+async def test_an_unknown_sender_is_set_aside_as_unmatched(desk: Desk) -> None:
+    await send(
+        desk, mail("Hi", sender="x@unknown.example", message_id="<u@x>"), "x@unknown.example"
+    )
+    [aside] = desk.events(m.MailSetAside)
+    assert (aside.data.reason, aside.data.sender) == ("unmatched", "x@unknown.example")
+
+
+async def test_only_designated_contacts_may_open_tickets_on_a_v_agreement(desk: Desk) -> None:
+    await send(desk, mail("Hjælp", sender="Ole <ole@hygge.dk>", message_id="<o@h>"), "ole@hygge.dk")
+    [aside] = desk.events(m.MailSetAside)
+    assert aside.data.reason == "not_a_support_contact"
+    assert aside.data.answer_to == "ole@hygge.dk"
+    assert aside.data.allowed_contacts == ["mette@hygge.dk", "lars@hygge.dk"]
+    assert aside.data.language == "da"
+    await send(desk, mail("Hjælp", sender="Mette <mette@hygge.dk>", message_id="<me@h>"))
+    [opened] = desk.events(m.TicketOpened)
+    assert (opened.data.agreement_id, opened.data.language) == (HYGGE, "da")
+
+
+async def test_after_the_reopen_window_a_reply_opens_a_new_ticket_that_follows_up(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Hjælp", sender="Mette <mette@hygge.dk>", message_id="<me@h>"))
+    [opened] = desk.events(m.TicketOpened)
+    desk.apply(
+        m.ChangeTicketStatus.create(
+            producer="gateway",
+            subject_id=opened.subject_id,
+            occurred_at=NOW,
+            data={"status": "closed", "changed_by": "lars"},
+        )
+    )
+    desk.clock.advance(timedelta(days=15))  # V reopens within 14 days only
+    late = mail(f"SV: [{opened.data.reference}] Hjælp", "Igen", "mette@hygge.dk", "<me2@h>")
+    await send(desk, late)
+    [follow_up] = desk.events(m.TicketOpened)
+    assert follow_up.subject_id != opened.subject_id
+    assert follow_up.data.agreement_id == HYGGE
+    assert f"Follows up closed ticket {opened.data.reference}" in follow_up.data.body
+
+
+async def test_mail_for_another_address_is_refused_in_the_dialogue(desk: Desk) -> None:
+    def send_elsewhere() -> None:
+        with smtplib.SMTP("127.0.0.1", desk.port, timeout=10) as client:
+            client.sendmail("a@b.de", ["someone@else.example"], b"Subject: x\r\n\r\nx")
+
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await asyncio.to_thread(send_elsewhere)
+    assert desk.published() == []
+
+
+async def test_attachments_are_kept_as_blobs_and_recorded_by_hash(desk: Desk) -> None:
+    message = mail("Screenshot")
+    content = bytes(range(256)) * 4000
+    message.add_attachment(content, maintype="image", subtype="png", filename="fejl.png")
+    await send(desk, message)
+    [opened] = desk.events(m.TicketOpened)
+    [attachment] = opened.data.attachments
+    assert (attachment.filename, attachment.content_type) == ("fejl.png", "image/png")
+    assert attachment.size == len(content)
+    assert desk.blobs.get(attachment.sha256) == content
+
+
+async def test_a_stored_mail_is_decided_once_even_when_its_command_comes_twice(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    [receive] = [c for _, c in desk.published() if isinstance(c, m.ReceiveMail)]
+    desk.apply(receive)  # the consumer got it again (a retried batch)
+    assert desk.events(m.TicketOpened) == []
+    mail_id = receive.subject_id
+    stored = desk.store.repository.get(mail_id)
+    assert isinstance(stored, InboundMail)
+    assert stored.outcome == "new_ticket"
