@@ -48,7 +48,12 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Language = Literal["en", "da", "nl"]
 """The languages mail to customers is written in (English, Danish, Dutch)."""
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_EMAIL = re.compile(
+    # RFC 5322's dot-atom local part @ a domain of non-empty labels and a top-level name:
+    # no empty label (`x@nordlicht..de`), no leading or trailing dot or hyphen.
+    rf"{_ATOM}(?:\.{_ATOM})*@(?:[^\W_](?:(?:[^\W_]|-){{0,61}}[^\W_])?\.)+[^\W\d_]{{2,63}}"
+)
 _LINE_BREAK = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 """Control characters (Unicode Cc: CR, LF, TAB, NEL U+0085...) and the line and paragraph
 separators U+2028 / U+2029: whatever can end a line of a mail header or a log line."""
@@ -187,6 +192,20 @@ class ChangeTicketStatus(Message):
     data: ChangeTicketStatusData
 
 
+class MailThread(Data):
+    """What a mail to the reporter needs to be threaded in their mail program: intake owns
+    the conversation, so it puts this on the events the notifier mails."""
+
+    reporter_email: Email
+    reporter_name: str
+    subject: str
+    """The ticket's subject (without the reference)."""
+    in_reply_to: MessageId | None = None
+    """The customer's last mail on the ticket."""
+    references: list[MessageId] = Field(default_factory=list)
+    language: Language = "en"
+
+
 class TicketStatusChangedData(Data):
     reference: str
     from_status: TicketStatus
@@ -195,6 +214,8 @@ class TicketStatusChangedData(Data):
     reason: str = ""
     changed_at: UtcDatetime | None = None
     """When the change was made (the command's time); SLA pauses count from here."""
+    thread: MailThread | None = None
+    """How to tell the reporter (the notifier mails them when their ticket is closed)."""
 
 
 class TicketStatusChanged(Message):
@@ -241,20 +262,6 @@ class ReplyAsAgent(Message):
     TYPE: ClassVar[str] = "ReplyAsAgent"
     event_type: Literal["ReplyAsAgent"] = "ReplyAsAgent"
     data: ReplyAsAgentData
-
-
-class MailThread(Data):
-    """What a mail to the reporter needs to be threaded in their mail program: intake owns
-    the conversation, so it puts this on the events the notifier mails."""
-
-    reporter_email: Email
-    reporter_name: str
-    subject: str
-    """The ticket's subject (without the reference)."""
-    in_reply_to: MessageId | None = None
-    """The customer's last mail on the ticket."""
-    references: list[MessageId] = Field(default_factory=list)
-    language: Language = "en"
 
 
 class AgentRepliedData(Data):
@@ -1107,6 +1114,7 @@ class NotificationData(Data):
         "sla_warning",
         "ticket_assigned",
         "agent_reply",
+        "ticket_closed",
         "mail_refused",
     ]
     channel: Literal["email"] = "email"

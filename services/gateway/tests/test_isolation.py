@@ -110,6 +110,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/tickets/{ticket_id}/status": {"status": "in_progress"},
     "/tickets/{ticket_id}/priority": {"priority": "P1", "reason": "down"},
     "/tickets/{ticket_id}/replies": {"body": "hello"},
+    "/tickets/{ticket_id}/notes": {"body": "note"},
     "/tickets/{ticket_id}/time-entries": {
         "started_at": "2026-11-24T08:00:00Z",
         "duration_minutes": 5,
@@ -130,6 +131,8 @@ def aimed_at_nordlicht(path: str, desk: Desk, by_reference: bool) -> str:
         "agreement_id": str(NORDLICHT),
         "month": "2026-10",
         "command_id": str(desk.nord_command),
+        "sha256": "0" * 64,
+        "mail_id": str(uuid.uuid4()),
     }
     return re.sub(r"\{(\w+)\}", lambda found: values[found.group(1)], path)
 

@@ -328,3 +328,36 @@ async def test_a_stored_mail_is_decided_once_even_when_its_command_comes_twice(d
     stored = desk.store.repository.get(mail_id)
     assert isinstance(stored, InboundMail)
     assert stored.outcome == "new_ticket"
+
+
+async def test_an_agent_reply_is_threaded_under_the_customers_last_mail_and_sets_a_status(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    await send(desk, mail(f"Re: [{opened.data.reference}] x", "More", message_id="<a9@n.de>"))
+    desk.published()
+    desk.apply(
+        m.ReplyAsAgent.create(
+            producer="gateway",
+            subject_id=opened.subject_id,
+            data={"agent": "Lars", "body": "Which job?", "next_status": "awaiting_reply"},
+        )
+    )
+    desk.apply(
+        m.AddInternalNote.create(
+            producer="gateway",
+            subject_id=opened.subject_id,
+            data={"author": "Lars", "body": "Probably the NAS again"},
+        )
+    )
+    published = [message for _, message in desk.published()]
+    [replied] = [p for p in published if isinstance(p, m.AgentReplied)]
+    assert replied.data.thread is not None
+    assert replied.data.thread.in_reply_to == "<a9@n.de>"
+    assert replied.data.thread.references == ["<a1@mail.nordlicht.de>", "<a9@n.de>"]
+    assert replied.data.thread.subject == "Backups failing"
+    [status] = [p for p in published if isinstance(p, m.TicketStatusChanged)]
+    assert (status.data.to_status, status.data.changed_by) == ("awaiting_reply", "Lars")
+    [note] = [p for p in published if isinstance(p, m.InternalNoteAdded)]
+    assert (note.data.author, note.data.body) == ("Lars", "Probably the NAS again")

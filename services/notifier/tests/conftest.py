@@ -147,3 +147,10 @@ class RunningNotifier:
             translate=translate,
             loops=[dispatcher_for(service, self.settings).run],
         )
+
+
+def mail_id_of(store: ServiceStore, delivery_id: uuid.UUID) -> str:
+    """The Message-ID a delivery's mail carries (from servicedesk@example.com)."""
+    delivery = store.repository.get(delivery_id)
+    assert isinstance(delivery, Delivery)
+    return delivery.message_id("example.com")

@@ -14,7 +14,7 @@ from eventsourcing.persistence import OperationalError
 
 from servicedesk_contracts import Message, topics
 from servicedesk_notifier.config import NotifierSettings
-from servicedesk_notifier.domain import Delivery, message_id
+from servicedesk_notifier.domain import Delivery
 from servicedesk_runtime.consumer import Handler
 from servicedesk_runtime.kafka import ensure_topics
 from servicedesk_runtime.service import Service
@@ -22,7 +22,7 @@ from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.mail_sink import MailSink
 
-from .conftest import RunningNotifier, message_ids, outcomes, ticket_opened, wait_for
+from .conftest import RunningNotifier, mail_id_of, message_ids, outcomes, ticket_opened, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,7 @@ def test_a_batch_applied_again_sends_no_mail_twice(
     finally:
         notifier.stop()
     assert notifier.failure is None
-    assert message_ids(sink) == {message_id(d): 1 for d in expected}
+    assert message_ids(sink) == {mail_id_of(store, d): 1 for d in expected}
 
 
 def test_the_same_event_delivered_again_at_another_offset_sends_one_mail(
@@ -146,4 +146,4 @@ def test_the_same_event_delivered_again_at_another_offset_sends_one_mail(
     finally:
         notifier.stop()
     assert notifier.failure is None
-    assert message_ids(sink) == {message_id(d): 1 for d in expected}
+    assert message_ids(sink) == {mail_id_of(store, d): 1 for d in expected}

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from servicedesk_notifier.application import Notifier
 from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
-from servicedesk_notifier.domain import Delivery, message_id
+from servicedesk_notifier.domain import Delivery
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
@@ -20,7 +20,7 @@ from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.waiting import eventually
 
-from .conftest import message_ids, outcomes, ticket_opened
+from .conftest import mail_id_of, message_ids, outcomes, ticket_opened
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ async def test_each_requested_mail_goes_out_once_after_commit_with_a_stable_mess
         "five outcomes recorded",
     )
     assert outcomes(store) == {d: ["sent"] for d in deliveries}
-    assert message_ids(sink) == {message_id(d): 1 for d in deliveries}
+    assert message_ids(sink) == {mail_id_of(store, d): 1 for d in deliveries}
     assert counted("servicedesk_notifications_sent_total") - sent_before == 5
     # Read the whole log again (as after a lost position): recorded, so nothing goes out.
     positions = DispatchLog(database)
@@ -120,7 +120,10 @@ async def test_a_crash_between_sending_and_recording_resends_once_with_the_same_
     )
     with pytest.raises(Crash):
         await crashing.run(asyncio.Event())
-    assert message_ids(sink) == {message_id(deliveries[0]): 1, message_id(deliveries[1]): 1}
+    assert message_ids(sink) == {
+        mail_id_of(store, deliveries[0]): 1,
+        mail_id_of(store, deliveries[1]): 1,
+    }
 
     # The next start (a fresh store object on the same database, as after a restart).
     restarted = ServiceStore(DatabaseUrl.parse(database_url, "notifier"), "notifier")
@@ -136,9 +139,9 @@ async def test_a_crash_between_sending_and_recording_resends_once_with_the_same_
     # both times with its own Message-ID.
     assert outcomes(store) == {d: ["sent"] for d in deliveries}
     assert message_ids(sink) == {
-        message_id(deliveries[0]): 1,
-        message_id(deliveries[1]): 2,
-        message_id(deliveries[2]): 1,
+        mail_id_of(store, deliveries[0]): 1,
+        mail_id_of(store, deliveries[1]): 2,
+        mail_id_of(store, deliveries[2]): 1,
     }
     assert counted("servicedesk_notifications_resent_total") - resent_before == 1
 
@@ -165,7 +168,7 @@ async def test_mail_waits_for_a_server_that_is_down_and_each_arrives_once_when_i
         await task
         late_sink.stop()
     assert outcomes(store) == {d: ["sent"] for d in deliveries}
-    assert message_ids(late_sink) == {message_id(d): 1 for d in deliveries}
+    assert message_ids(late_sink) == {mail_id_of(store, d): 1 for d in deliveries}
 
 
 async def test_past_its_bounds_or_when_unsendable_a_mail_is_recorded_failed_and_the_rest_go(
@@ -187,7 +190,7 @@ async def test_past_its_bounds_or_when_unsendable_a_mail_is_recorded_failed_and_
         "three outcomes recorded",
     )
     assert outcomes(store)[unsendable.id] == ["failed"]
-    assert message_ids(sink) == {message_id(d): 1 for d in deliveries}
+    assert message_ids(sink) == {mail_id_of(store, d): 1 for d in deliveries}
 
     # A server that stays away: failed after the last of its attempts, never blocked.
     away = free_port()

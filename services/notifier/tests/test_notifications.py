@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from servicedesk_contracts import messages as m
+from servicedesk_intake.inbox import reference_in_our_id
 from servicedesk_notifier.domain import (
     Delivery,
+    TicketAbout,
+    agent_reply,
     assignment_notice,
+    closed_notice,
+    mail_refusal,
     message_id,
     sla_breach_alert,
     sla_warning_alert,
@@ -27,7 +32,9 @@ from servicedesk_notifier.translate import translate
 DUE = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)
 
 
-def opened(subject: str = "Backups failing", email: str = "jana@nordlicht.de") -> m.TicketOpened:
+def opened(
+    subject: str = "Backups failing", email: str = "jana@nordlicht.de", **more: Any
+) -> m.TicketOpened:
     return m.TicketOpened.create(
         producer="intake",
         subject_id=uuid.uuid4(),
@@ -44,6 +51,7 @@ def opened(subject: str = "Backups failing", email: str = "jana@nordlicht.de") -
             "urgency": "high",
             "reference": "SD-000042",
             "received_at": DUE,
+            **more,
         },
     )
 
@@ -102,15 +110,140 @@ def test_a_subject_line_stays_one_line_whatever_the_reporter_typed(breaking: str
     assert " ".join(parsed["Subject"].split()) == notification.subject_line  # folded at most
 
 
-def test_the_message_id_is_derived_from_the_delivery_alone() -> None:
+def test_the_message_id_is_derived_from_the_delivery_and_names_the_ticket() -> None:
     cause = uuid.uuid4()
     delivery_id = Delivery.create_id(cause, "ticket_confirmation")
     assert delivery_id == Delivery.create_id(cause, "ticket_confirmation")
     assert delivery_id != Delivery.create_id(cause, "sla_breach")
-    assert message_id(delivery_id) == f"<{delivery_id}@servicedesk>"
-    first = build_mail(ticket_confirmation(opened()), "sd@example.com", message_id(delivery_id))
-    again = build_mail(ticket_confirmation(opened()), "sd@example.com", message_id(delivery_id))
-    assert first["Message-ID"] == again["Message-ID"] == f"<{delivery_id}@servicedesk>"
+    ours = message_id(delivery_id, "SD-000042", "example.com")
+    assert ours == f"<{delivery_id}.SD-000042@example.com>"
+    first = build_mail(ticket_confirmation(opened()), "sd@example.com", ours)
+    again = build_mail(ticket_confirmation(opened()), "sd@example.com", ours)
+    assert first["Message-ID"] == again["Message-ID"] == ours
+    # intake reads the reference back out of it (a reply that lost our subject line)
+    assert reference_in_our_id(ours, "example.com") == "SD-000042"
+    assert reference_in_our_id(ours, "elsewhere.example") is None
+
+
+def test_a_mailed_request_is_confirmed_in_its_thread_as_an_automatic_reply() -> None:
+    request = opened(message_id="<CAF=1@mail.nordlicht.de>")
+    mail = build_mail(ticket_confirmation(request), "sd@example.com", "<x@example.com>")
+    assert mail["In-Reply-To"] == "<CAF=1@mail.nordlicht.de>"
+    assert mail["References"] == "<CAF=1@mail.nordlicht.de>"
+    assert mail["Auto-Submitted"] == "auto-replied"
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", "We received your request"),
+        ("da", "Vi har modtaget din henvendelse"),
+        ("nl", "We hebben uw verzoek ontvangen"),
+    ],
+)
+def test_the_confirmation_speaks_the_reporters_language(language: str, words: str) -> None:
+    request = opened("Løn", language=language)
+    notification = ticket_confirmation(request)
+    assert notification.subject_line == f"[SD-000042] {words}: Løn"
+    assert "SD-000042" in notification.body
+
+
+def thread(**more: Any) -> dict[str, Any]:
+    return {
+        "reporter_email": "mette@hygge.dk",
+        "reporter_name": "Mette",
+        "subject": "Login fejler",
+        "in_reply_to": "<m2@hygge.dk>",
+        "references": ["<m1@hygge.dk>", "<m2@hygge.dk>"],
+        "language": "da",
+        **more,
+    }
+
+
+def test_an_agent_reply_goes_to_the_reporter_threaded_under_their_last_mail() -> None:
+    replied = m.AgentReplied.create(
+        producer="intake",
+        subject_id=uuid.uuid4(),
+        data={
+            "reference": "SD-000042",
+            "agent": "Lars",
+            "body": "Prøv at logge ind igen.",
+            "replied_at": DUE,
+            "thread": thread(),
+        },
+    )
+    notification = agent_reply(replied)
+    assert notification is not None
+    mail = build_mail(notification, "sd@example.com", "<x@example.com>")
+    assert (mail["To"], mail["Subject"]) == ("mette@hygge.dk", "Re: [SD-000042] Login fejler")
+    assert mail["In-Reply-To"] == "<m2@hygge.dk>"
+    assert mail["References"] == "<m1@hygge.dk> <m2@hygge.dk>"
+    assert mail["Auto-Submitted"] is None  # a person wrote it
+    assert "Prøv at logge ind igen." in notification.body
+    assert "behold SD-000042 i emnelinjen" in notification.body
+
+
+def test_a_closed_ticket_is_told_to_its_reporter_unless_they_closed_it() -> None:
+    def closed(by: str) -> m.TicketStatusChanged:
+        return m.TicketStatusChanged.create(
+            producer="intake",
+            subject_id=uuid.uuid4(),
+            data={
+                "reference": "SD-000042",
+                "from_status": "in_progress",
+                "to_status": "closed",
+                "changed_by": by,
+                "thread": thread(language="nl"),
+            },
+        )
+
+    notice = closed_notice(closed("Lars"))
+    assert notice is not None
+    assert notice.subject_line == "[SD-000042] Uw verzoek is afgehandeld: Login fejler"
+    assert closed_notice(closed("mette@hygge.dk")) is None
+
+
+def set_aside(**more: Any) -> m.MailSetAside:
+    return m.MailSetAside.create(
+        producer="intake",
+        subject_id=uuid.uuid4(),
+        data={
+            "mail_id": uuid.uuid4(),
+            "reason": "not_a_support_contact",
+            "detail": "ole@hygge.dk is not a support contact of Hygge Software ApS",
+            "sha256": "0" * 64,
+            "sender": "ole@hygge.dk",
+            "subject": "Hjælp",
+            "message_id": "<o1@hygge.dk>",
+            "received_at": DUE,
+            "answer_to": "ole@hygge.dk",
+            "allowed_contacts": ["mette@hygge.dk", "lars@hygge.dk"],
+            "language": "da",
+            **more,
+        },
+    )
+
+
+def test_a_refused_person_is_answered_naming_who_may_submit_and_a_machine_never() -> None:
+    refusal = mail_refusal(set_aside())
+    assert refusal is not None
+    assert refusal.recipient == "ole@hygge.dk"
+    assert "mette@hygge.dk, lars@hygge.dk" in refusal.body
+    assert refusal.headers["Auto-Submitted"] == "auto-replied"
+    assert refusal.headers["In-Reply-To"] == "<o1@hygge.dk>"
+    assert mail_refusal(set_aside(reason="automatic", answer_to=None)) is None
+
+
+def test_an_alert_names_subject_customer_priority_and_deadline() -> None:
+    breached = m.SlaBreached.create(
+        producer="sla-timer", subject_id=uuid.uuid4(), data=clock_data(breached_at=DUE)
+    )
+    about = TicketAbout("Backups failing", "Nordlicht GmbH")
+    alert = sla_breach_alert(breached, "oncall@nordlicht-support.example", about)
+    assert alert.recipient == "oncall@nordlicht-support.example"
+    assert alert.subject_line == "[SD-000042] Nordlicht GmbH: SLA response target breached (P1)"
+    for fact in ("Backups failing", "Nordlicht GmbH", "P1", DUE.isoformat()):
+        assert fact in alert.body
 
 
 def test_the_mail_carries_the_notification_as_built_by_the_email_package() -> None:

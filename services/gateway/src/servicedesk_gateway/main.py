@@ -13,6 +13,7 @@ from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.outbox import accepted_command, store_command
 from servicedesk_gateway.people import load_people
 from servicedesk_gateway.view.store import GatewayView
+from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.logs import configure_logging, get_logger
@@ -58,6 +59,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
         clock.now,
         settings.gateway_max_body_bytes,
         find_accepted=lambda command_id: accepted_command(store, command_id),
+        blobs=BlobStore(settings.blob_dir),
     )
     broker = BrokerSide(
         bootstrap=settings.kafka_bootstrap_servers,

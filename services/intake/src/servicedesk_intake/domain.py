@@ -92,13 +92,16 @@ class Ticket(Aggregate):
     def category(self) -> str:
         return str(self.request["category"])
 
-    def mail_thread(self) -> dict[str, Any]:
+    def mail_thread(self) -> dict[str, Any] | None:
         """How a mail to the reporter is threaded (`MailThread`): in reply to their last
-        mail, referring to every mail of theirs on the ticket."""
+        mail, referring to every mail of theirs on the ticket. None for a request without a
+        reporter's address (never from the contract; tests build such tickets)."""
+        if "reporter_email" not in self.request:
+            return None
         return {
             "reporter_email": self.request["reporter_email"],
-            "reporter_name": self.request["reporter_name"],
-            "subject": self.request["subject"],
+            "reporter_name": self.request.get("reporter_name", ""),
+            "subject": self.request.get("subject", ""),
             "in_reply_to": self.customer_mail_ids[-1] if self.customer_mail_ids else None,
             "references": list(self.customer_mail_ids[-20:]),
             "language": self.request.get("language") or "en",
@@ -114,6 +117,7 @@ class Ticket(Aggregate):
             changed_by=changed_by,
             reason=reason,
             changed_at=at,
+            thread=self.mail_thread(),
         )
 
     # Every event names the ticket's reference (and what else its message needs), so the
@@ -127,6 +131,7 @@ class Ticket(Aggregate):
         changed_by: str,
         reason: str,
         changed_at: datetime,
+        thread: dict[str, Any] | None = None,
     ) -> None:
         self.status = to_status
         self.closed_at = changed_at if to_status == CLOSED else None

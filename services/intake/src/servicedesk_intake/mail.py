@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import policy
 from email.message import EmailMessage, Message
@@ -26,6 +26,8 @@ _MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|fwd?|wg|vs|tr)\s*(\[\d+\])?\s*:\s*)+", re.I)
 MAX_BODY_CHARS = 20_000
 """A ticket message's text is cut here (the whole mail stays in the raw record)."""
+TOO_DEEP = "RecursionError"
+"""The defect of a mail nested (MIME parts, header comments) deeper than Python's stack."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,37 @@ class ParsedMail:
 
 
 def parse(raw: bytes) -> ParsedMail:
-    mail = BytesParser(policy=policy.default).parsebytes(raw)
+    # The standard parser recurses once per MIME level and per nested header comment, so a
+    # few kilobytes of hostile nesting exhaust the stack: then the headers alone are read
+    # (the body stays in the raw record), and if even they are too deep, nothing is.
+    try:
+        return _read(_message(raw, headers_only=False))
+    except RecursionError:
+        pass
+    try:
+        return replace(_read(_message(raw, headers_only=True)), defects=[TOO_DEEP])
+    except RecursionError:
+        return ParsedMail(
+            sender_email=None,
+            sender_name="",
+            subject="",
+            text="",
+            quoted="",
+            message_id=None,
+            in_reply_to=[],
+            references=[],
+            date=None,
+            defects=[TOO_DEEP],
+        )
+
+
+def _message(raw: bytes, *, headers_only: bool) -> EmailMessage:
+    mail = BytesParser(policy=policy.default).parsebytes(raw, headersonly=headers_only)
     assert isinstance(mail, EmailMessage)  # the default policy's message class
+    return mail
+
+
+def _read(mail: EmailMessage) -> ParsedMail:
     sender_name, sender_email = _sender(mail)
     text, quoted = split_quoted(_body_text(mail))
     return ParsedMail(
@@ -205,8 +236,8 @@ def _content(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know
-        return payload.decode("utf-8", errors="replace")
+    except (LookupError, UnicodeError):  # a charset Python does not know, or a codec that
+        return payload.decode("utf-8", errors="replace")  # cannot replace (idna, undefined)
 
 
 def _attachments(mail: EmailMessage) -> list[MailFile]:
@@ -230,8 +261,12 @@ def _attachments(mail: EmailMessage) -> list[MailFile]:
 
 _ATTRIBUTION = re.compile(
     # Gmail, Apple Mail, Thunderbird: "On <date>, <name> wrote:" in English, Danish, Dutch
-    # and German (the line often wraps, so two lines are tried together).
-    r"^(On|Den|Op|Am)\s.{0,300}?(wrote|skrev|schreef|geschrieben)\s*:$",
+    # and German (the line often wraps, so two lines are tried together). In Danish, Dutch
+    # and German the verb comes before the name ("Den <date> skrev <name> <address>:",
+    # "Am <date> schrieb <name>:"). The date's digit is required so that a sentence opening
+    # with "Den" or "Am" is not taken for one.
+    r"^(On|Den|Op|Am)\s\D{0,300}?\d.{0,300}?"
+    r"(\b(wrote|geschrieben)\s*|\b(skrev|schreef|schrieb)\b.{0,300}):$",
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(
@@ -273,9 +308,11 @@ def _cut(lines: list[str], at: int) -> tuple[str, str]:
 
 
 class _TextOfHtml(HTMLParser):
-    """HTML to readable text: block elements become line breaks, scripts and styles go."""
+    """HTML to readable text: block elements become line breaks, table cells are spaced,
+    scripts and styles go."""
 
     _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "table"})
+    _CELLS = frozenset({"td", "th"})
     _HIDDEN = frozenset({"script", "style", "head", "title"})
 
     def __init__(self) -> None:
@@ -284,10 +321,14 @@ class _TextOfHtml(HTMLParser):
         self._hidden = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._HIDDEN:
+        if tag == "body":  # </head> is optional in HTML: a head left open ends here
+            self._hidden = 0
+        elif tag in self._HIDDEN:
             self._hidden += 1
         elif tag in self._BLOCKS:
             self.parts.append("\n")
+        elif tag in self._CELLS:  # "<td>Navn:</td><td>Jens</td>" reads "Navn: Jens"
+            self.parts.append(" ")
         elif tag == "blockquote":
             self.parts.append("\n> ")
 
@@ -298,8 +339,14 @@ class _TextOfHtml(HTMLParser):
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
+        # Runs of white space become one space but are kept at the edges: in
+        # "Printeren <b>virker</b> ikke" the spaces are in the text around the tag
+        # (html_to_text trims and collapses each line afterwards).
         if not self._hidden:
-            self.parts.append(" ".join(data.split()) if data.strip() else " ")
+            self.parts.append(_WHITE_SPACE.sub(" ", data))
+
+
+_WHITE_SPACE = re.compile(r"\s+")
 
 
 def html_to_text(html: str) -> str:

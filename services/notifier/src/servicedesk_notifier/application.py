@@ -13,11 +13,16 @@ from servicedesk_contracts import messages as m
 from servicedesk_notifier.domain import (
     Delivery,
     Notification,
+    TicketFacts,
+    agent_reply,
     assignment_notice,
+    closed_notice,
+    mail_refusal,
     sla_breach_alert,
     sla_warning_alert,
     ticket_confirmation,
 )
+from servicedesk_runtime.agreements import known_terms, learn_terms
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.store import UnitOfWork
 
@@ -30,25 +35,69 @@ class Notifier:
         return dict(
             [
                 handles(m.TicketOpened, self.confirm_ticket),
+                handles(m.AgentReplied, self.mail_reply),
+                handles(m.TicketStatusChanged, self.tell_closed),
+                handles(m.MailSetAside, self.answer_refused_mail),
                 handles(m.SlaBreached, self.alert_breach),
                 handles(m.SlaWarning, self.warn_before_breach),
                 handles(m.TicketAssigned, self.tell_assignee),
+                handles(m.AgreementRegistered, self.learn_agreement),
             ]
         )
 
     def confirm_ticket(self, opened: m.TicketOpened, uow: UnitOfWork) -> None:
+        data = opened.data
+        uow.get_or_create(
+            TicketFacts,
+            reference=data.reference,
+            subject=data.subject,
+            customer=data.organisation,
+            agreement_id=data.agreement_id,
+        )
         _request(opened, ticket_confirmation(opened), uow)
 
+    def mail_reply(self, replied: m.AgentReplied, uow: UnitOfWork) -> None:
+        _request_if(replied, agent_reply(replied), uow)
+
+    def tell_closed(self, changed: m.TicketStatusChanged, uow: UnitOfWork) -> None:
+        _request_if(changed, closed_notice(changed), uow)
+
+    def answer_refused_mail(self, set_aside: m.MailSetAside, uow: UnitOfWork) -> None:
+        _request_if(set_aside, mail_refusal(set_aside), uow)
+
     def alert_breach(self, breached: m.SlaBreached, uow: UnitOfWork) -> None:
-        _request(breached, sla_breach_alert(breached, self.alert_email), uow)
+        facts = self._facts(breached.data.reference, uow)
+        recipient = self._on_call(facts, uow)
+        about = facts.about if facts else None
+        _request(breached, sla_breach_alert(breached, recipient, about), uow)
 
     def warn_before_breach(self, warning: m.SlaWarning, uow: UnitOfWork) -> None:
-        _request(warning, sla_warning_alert(warning, self.alert_email), uow)
+        facts = self._facts(warning.data.reference, uow)
+        recipient = self._on_call(facts, uow)
+        about = facts.about if facts else None
+        _request(warning, sla_warning_alert(warning, recipient, about), uow)
 
     def tell_assignee(self, assigned: m.TicketAssigned, uow: UnitOfWork) -> None:
-        notice = assignment_notice(assigned)
-        if notice is not None:
-            _request(assigned, notice, uow)
+        _request_if(assigned, assignment_notice(assigned), uow)
+
+    def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
+        list(learn_terms(uow, registered, TicketFacts))  # nothing parks on it here
+
+    def _facts(self, reference: str, uow: UnitOfWork) -> TicketFacts | None:
+        return uow.get(TicketFacts.create_id(reference), TicketFacts)
+
+    def _on_call(self, facts: TicketFacts | None, uow: UnitOfWork) -> str:
+        """The agreement's on-call address, else the desk's ALERT_EMAIL (also when the
+        alert came before the ticket's opening reached the notifier)."""
+        terms = known_terms(uow, facts.agreement_id) if facts else None
+        if terms is not None and terms.mail is not None and terms.mail.on_call_email:
+            return terms.mail.on_call_email
+        return self.alert_email
+
+
+def _request_if(cause: Message, notification: Notification | None, uow: UnitOfWork) -> None:
+    if notification is not None:
+        _request(cause, notification, uow)
 
 
 def _request(cause: Message, notification: Notification, uow: UnitOfWork) -> None:
@@ -61,4 +110,6 @@ def _request(cause: Message, notification: Notification, uow: UnitOfWork) -> Non
         recipient=notification.recipient,
         subject_line=notification.subject_line,
         body=notification.body,
+        reference=notification.reference,
+        headers=notification.headers,
     )

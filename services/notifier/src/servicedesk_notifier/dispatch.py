@@ -10,7 +10,7 @@ NotificationFailed.
 Delivery is at-least-once, and a repeat is recognisable: when the notifier stops (a crash,
 kill -9, a lost database) after the mail server accepted a mail but before `Dispatched` was
 recorded, the next round sends that mail once more, with the same Message-ID
-(`<delivery id@servicedesk>`). To count such resends, a delivery is marked as started in
+(`<delivery id.reference@our domain>`). To count such resends, a delivery is marked as started in
 `notifier_dispatch_started` before its mail goes out and unmarked once its outcome is
 recorded; finding the mark on a delivery still open means it may have been sent before
 (`servicedesk_notifications_resent_total`).
@@ -169,7 +169,9 @@ class Dispatcher:
             return
         if await asyncio.to_thread(self.log.start, delivery_id):
             NOTIFICATIONS_RESENT.labels(delivery.kind).inc()
-            log.warning("notification_resent", kind=delivery.kind, message_id=delivery.message_id)
+            log.warning(
+                "notification_resent", kind=delivery.kind, message_id=self._message_id(delivery)
+            )
         try:
             outcome = await self._send(delivery, stop)
         except _Stopping:
@@ -186,7 +188,7 @@ class Dispatcher:
 
     async def _send(self, delivery: Delivery, stop: asyncio.Event) -> _Outcome:
         try:
-            mail = build_mail(delivery.notification, self.mailer.sender, delivery.message_id)
+            mail = build_mail(delivery.notification, self.mailer.sender, self._message_id(delivery))
         except Unsendable as unsendable:
             return _Outcome(0, str(unsendable))
         attempts = 0
@@ -217,6 +219,9 @@ class Dispatcher:
             return _Outcome(attempts, _describe(failure))
         return _Outcome(attempts, None)
 
+    def _message_id(self, delivery: Delivery) -> str:
+        return delivery.message_id(self.mailer.domain)
+
     def _record(self, delivery: Delivery) -> None:
         kind, outcome = delivery.kind, delivery.outcome
         try:
@@ -228,7 +233,7 @@ class Dispatcher:
             NOTIFICATIONS_SENT.labels(kind).inc()
         else:
             NOTIFICATIONS_FAILED.labels(kind).inc()
-            log.warning("notification_failed", kind=kind, message_id=delivery.message_id)
+            log.warning("notification_failed", kind=kind, message_id=self._message_id(delivery))
 
 
 def _worth_another_round(error: BaseException) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
@@ -19,6 +19,51 @@ class Notification:
     recipient: str
     subject_line: str
     body: str
+    reference: str | None = None
+    """The ticket the mail is about: it goes into our Message-ID, so a reply that lost
+    the subject still finds its ticket."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Threading (In-Reply-To, References) and Auto-Submitted."""
+
+
+AUTO_REPLY = {"Auto-Submitted": "auto-replied"}
+"""RFC 3834: an automatic answer to a person's mail (their auto-responders stay quiet)."""
+AUTO_GENERATED = {"Auto-Submitted": "auto-generated"}
+"""RFC 3834: mail no one's message caused (alerts, notices to agents)."""
+
+_SUBJECTS: dict[str, dict[str, str]] = {
+    "ticket_confirmation": {
+        "en": "[{reference}] We received your request: {subject}",
+        "da": "[{reference}] Vi har modtaget din henvendelse: {subject}",
+        "nl": "[{reference}] We hebben uw verzoek ontvangen: {subject}",
+    },
+    "agent_reply": dict.fromkeys(("en", "da", "nl"), "Re: [{reference}] {subject}"),
+    "ticket_closed": {
+        "en": "[{reference}] Your request has been resolved: {subject}",
+        "da": "[{reference}] Din henvendelse er løst: {subject}",
+        "nl": "[{reference}] Uw verzoek is afgehandeld: {subject}",
+    },
+    "mail_refused": {
+        "en": "Your request could not be registered: {subject}",
+        "da": "Din henvendelse kunne ikke registreres: {subject}",
+        "nl": "Uw verzoek kon niet worden geregistreerd: {subject}",
+    },
+}
+"""Subject lines of mail to customers, in their language (English, Danish, Dutch)."""
+
+
+def _to_customer(kind: str, language: str, **values: Any) -> tuple[str, str]:
+    """(subject line, body) of a mail to a customer in their language."""
+    subject = _SUBJECTS[kind].get(language, _SUBJECTS[kind]["en"]).format(**values)
+    template = _templates().select_template([f"{language}/{kind}.txt", f"en/{kind}.txt"])
+    return one_line(subject), template.render(**values)
+
+
+def threading(in_reply_to: str | None, references: list[str]) -> dict[str, str]:
+    """In-Reply-To / References headers that put our mail in the customer's thread."""
+    ids = list(dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]))
+    headers = {"In-Reply-To": in_reply_to} if in_reply_to else {}
+    return {**headers, "References": " ".join(ids)} if ids else headers
 
 
 @cache
@@ -32,61 +77,163 @@ def _templates() -> Environment:
 
 
 def ticket_confirmation(opened: m.TicketOpened) -> Notification:
-    """The reference travels in the subject line, so replies land on the same ticket."""
+    """The reference travels in the subject line, so replies land on the same ticket. A
+    mailed request is answered in its thread."""
     data = opened.data
-    body = (
-        _templates()
-        .get_template("ticket_confirmation.txt")
-        .render(name=data.reporter_name, reference=data.reference, subject=data.subject)
+    subject, body = _to_customer(
+        "ticket_confirmation",
+        data.language or "en",
+        name=data.reporter_name,
+        reference=data.reference,
+        subject=data.subject,
     )
+    thread = threading(data.message_id, [data.message_id] if data.message_id else [])
     return Notification(
         kind="ticket_confirmation",
         recipient=data.reporter_email,
-        subject_line=one_line(f"[{data.reference}] We received your request: {data.subject}"),
+        subject_line=subject,
         body=body,
+        reference=data.reference,
+        headers={**thread, **AUTO_REPLY},
     )
 
 
-def sla_breach_alert(breached: m.SlaBreached, alert_email: str) -> Notification:
-    data = breached.data
-    body = (
-        _templates()
-        .get_template("sla_breach.txt")
-        .render(
-            kind=data.kind,
-            reference=data.reference,
-            priority=data.priority,
-            due_at=data.due_at.isoformat(),
-            breached_at=data.breached_at.isoformat(),
-        )
+def agent_reply(replied: m.AgentReplied) -> Notification | None:
+    """An agent's public reply, to the reporter, in the thread of their last mail."""
+    data, thread = replied.data, replied.data.thread
+    if thread is None:
+        return None  # a ticket from before replies were mailed: intake named no reporter
+    subject, body = _to_customer(
+        "agent_reply",
+        thread.language,
+        name=thread.reporter_name,
+        reference=data.reference,
+        subject=thread.subject,
+        agent=data.agent,
+        text=data.body,
     )
     return Notification(
-        kind="sla_breach",
-        recipient=alert_email,
-        subject_line=f"[{data.reference}] SLA {data.kind} target breached ({data.priority})",
+        kind="agent_reply",
+        recipient=thread.reporter_email,
+        subject_line=subject,
         body=body,
+        reference=data.reference,
+        headers=threading(thread.in_reply_to, thread.references),
     )
 
 
-def sla_warning_alert(warning: m.SlaWarning, alert_email: str) -> Notification:
+def closed_notice(changed: m.TicketStatusChanged) -> Notification | None:
+    """Tells the reporter their ticket was closed (and how to reopen it)."""
+    data, thread = changed.data, changed.data.thread
+    if thread is None or data.to_status != "closed" or data.changed_by == thread.reporter_email:
+        return None
+    subject, body = _to_customer(
+        "ticket_closed",
+        thread.language,
+        name=thread.reporter_name,
+        reference=data.reference,
+        subject=thread.subject,
+    )
+    return Notification(
+        kind="ticket_closed",
+        recipient=thread.reporter_email,
+        subject_line=subject,
+        body=body,
+        reference=data.reference,
+        headers={**threading(thread.in_reply_to, thread.references), **AUTO_GENERATED},
+    )
+
+
+def mail_refusal(set_aside: m.MailSetAside) -> Notification | None:
+    """Answers a person whose mail was refused (never a machine: `answer_to` is None
+    for those), naming who may submit requests."""
+    data = set_aside.data
+    if data.answer_to is None:
+        return None
+    subject, body = _to_customer(
+        "mail_refused",
+        data.language,
+        subject=data.subject or "(no subject)",
+        reason=data.reason,
+        contacts=data.allowed_contacts,
+    )
+    return Notification(
+        kind="mail_refused",
+        recipient=data.answer_to,
+        subject_line=subject,
+        body=body,
+        headers={**threading(data.message_id, []), **AUTO_REPLY},
+    )
+
+
+@dataclass(frozen=True)
+class TicketAbout:
+    """What an alert names besides the clock: the ticket's subject and customer."""
+
+    subject: str
+    customer: str
+
+
+def sla_breach_alert(
+    breached: m.SlaBreached, recipient: str, about: TicketAbout | None = None
+) -> Notification:
+    data = breached.data
+    return _alert(
+        "sla_breach",
+        f"SLA {data.kind} target breached ({data.priority})",
+        data,
+        recipient,
+        about,
+        breached_at=data.breached_at.isoformat(),
+    )
+
+
+def sla_warning_alert(
+    warning: m.SlaWarning, recipient: str, about: TicketAbout | None = None
+) -> Notification:
     data = warning.data
     percent = f"{data.threshold:.0%}"
+    return _alert(
+        "sla_warning",
+        f"SLA {data.kind} target {percent} used ({data.priority})",
+        data,
+        recipient,
+        about,
+        percent=percent,
+    )
+
+
+def _alert(
+    kind: str,
+    headline: str,
+    data: m.SlaBreachedData | m.SlaWarningData,
+    recipient: str,
+    about: TicketAbout | None,
+    **values: str,
+) -> Notification:
+    """An alert to the on-call address, naming the ticket's subject, customer, priority and
+    deadline (when the notifier has seen the ticket open)."""
     body = (
         _templates()
-        .get_template("sla_warning.txt")
+        .get_template(f"{kind}.txt")
         .render(
             kind=data.kind,
             reference=data.reference,
             priority=data.priority,
-            percent=percent,
             due_at=data.due_at.isoformat(),
+            subject=about.subject if about else None,
+            customer=about.customer if about else None,
+            **values,
         )
     )
+    customer = f" {about.customer}:" if about else ""
     return Notification(
-        kind="sla_warning",
-        recipient=alert_email,
-        subject_line=f"[{data.reference}] SLA {data.kind} target {percent} used ({data.priority})",
+        kind=kind,
+        recipient=recipient,
+        subject_line=one_line(f"[{data.reference}]{customer} {headline}"),
         body=body,
+        reference=data.reference,
+        headers=AUTO_GENERATED,
     )
 
 
@@ -112,6 +259,8 @@ def assignment_notice(assigned: m.TicketAssigned) -> Notification | None:
         recipient=data.assignee_email,
         subject_line=one_line(f"[{data.reference}] Assigned to you by {data.assigned_by}"),
         body=body,
+        reference=data.reference,
+        headers=AUTO_GENERATED,
     )
 
 
@@ -121,11 +270,27 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def message_id(delivery_id: uuid.UUID) -> str:
+def message_id(delivery_id: uuid.UUID, reference: str | None, domain: str) -> str:
     """The Message-ID of a delivery's mail: the same for every send of that delivery, so a
     resend after a crash is recognisable as the same mail (never `make_msgid`, which adds
-    time, pid and a random number)."""
-    return f"<{delivery_id}@servicedesk>"
+    time, pid and a random number). It names the ticket (`<delivery.SD-000123@domain>`):
+    intake finds the ticket of a reply from its In-Reply-To even without the subject."""
+    local = f"{delivery_id}.{reference}" if reference else str(delivery_id)
+    return f"<{local}@{domain}>"
+
+
+class TicketFacts(Aggregate):
+    """What the notifier remembers of a ticket from its opening, so that an alert can name
+    its subject and customer and go to its agreement's on-call address."""
+
+    @staticmethod
+    def create_id(reference: str, **_: Any) -> uuid.UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"servicedesk:ticket-facts:{reference}")
+
+    @event("Recorded")
+    def __init__(self, reference: str, subject: str, customer: str, agreement_id: uuid.UUID):
+        self.about = TicketAbout(subject, customer)
+        self.agreement_id = agreement_id
 
 
 class Delivery(Aggregate):
@@ -157,22 +322,32 @@ class Delivery(Aggregate):
 
     @event("Requested")
     def __init__(
-        self, caused_by: uuid.UUID, kind: str, recipient: str, subject_line: str, body: str = ""
+        self,
+        caused_by: uuid.UUID,
+        kind: str,
+        recipient: str,
+        subject_line: str,
+        body: str = "",
+        reference: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.caused_by = caused_by
         self.kind = kind
         self.recipient = recipient
         self.subject_line = subject_line
         self.body = body
+        self.reference = reference
+        self.headers = headers or {}
         self.outcome: str | None = None  # "sent" or "failed"
 
     @property
     def notification(self) -> Notification:
-        return Notification(self.kind, self.recipient, self.subject_line, self.body)
+        return Notification(
+            self.kind, self.recipient, self.subject_line, self.body, self.reference, self.headers
+        )
 
-    @property
-    def message_id(self) -> str:
-        return message_id(self.id)
+    def message_id(self, domain: str) -> str:
+        return message_id(self.id, self.reference, domain)
 
     @property
     def done(self) -> bool:

@@ -25,6 +25,7 @@ def build_mail(notification: Notification, sender: str, message_id: str) -> Emai
         "Subject": notification.subject_line,
         "Date": formatdate(usegmt=True),
         "Message-ID": message_id,
+        **notification.headers,
     }
     mail = EmailMessage()
     try:
@@ -54,6 +55,11 @@ class SmtpMailer:
         self.port = port
         self.sender = sender
         self.timeout = timeout
+
+    @property
+    def domain(self) -> str:
+        """Our domain, in every Message-ID we make (intake knows our mail by it)."""
+        return self.sender.rsplit("@", 1)[-1].strip(">").lower()
 
     def send(self, mail: EmailMessage) -> None:
         """Raises `OSError` / `smtplib.SMTPException` when the server refuses or is away."""

@@ -16,10 +16,11 @@ from fastapi.exceptions import RequestValidationError
 
 from servicedesk_gateway.auth import People
 from servicedesk_gateway.guard import RequireBearerToken
-from servicedesk_gateway.http import agreements, commands, portal, queues, tickets
+from servicedesk_gateway.http import agreements, commands, mail, portal, queues, tickets
 from servicedesk_gateway.http.common import Publish
 from servicedesk_gateway.http.docs import serve_docs
 from servicedesk_gateway.view.queries import ViewQueries
+from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 
 
@@ -61,6 +62,7 @@ def create_http_app(
     now: Callable[[], datetime],
     max_body_bytes: int = 1 << 20,
     find_accepted: Callable[[uuid.UUID], dict[str, Any] | None] = lambda _: None,
+    blobs: BlobStore | None = None,
 ) -> FastAPI:
     """`max_body_bytes`: larger request bodies are refused with 413 as they arrive (by
     Content-Length, or counted while a chunked body streams in), never buffered."""
@@ -79,6 +81,7 @@ def create_http_app(
     app.state.people = people
     app.state.now = now
     app.state.find_accepted = find_accepted
+    app.state.blobs = blobs  # attachments and raw mail (intake writes them)
     # The address an assignee is told at: the people directory's, when it keeps one.
     app.state.email_of = getattr(people, "email_of", lambda name: None)
     # Agreements this gateway sent for registration: tickets may name them at once.
@@ -88,7 +91,7 @@ def create_http_app(
     app.add_middleware(RequireBearerToken, people=people)  # before any body is read
     app.middleware("http")(_count_requests)
     app.exception_handler(RequestValidationError)(_validation_failed)
-    for module in (tickets, queues, agreements, commands, portal):
+    for module in (tickets, queues, agreements, commands, mail, portal):
         app.include_router(module.router)
     serve_docs(app)
     return app

@@ -5,8 +5,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Annotated, Any, ParamSpec, TypeVar
+from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
@@ -16,6 +17,7 @@ from servicedesk_gateway.auth import Caller, People
 from servicedesk_gateway.http import models
 from servicedesk_gateway.view.queries import BadCursor, Sort, TicketFilter, ViewQueries
 from servicedesk_gateway.view.tickets import TicketView
+from servicedesk_runtime.blobs import BlobNotFound, BlobStore
 
 Publish = Callable[[str, Message], Awaitable[None]]
 PRODUCER = "gateway"
@@ -108,6 +110,23 @@ async def send(
     )
     await state.publish(topic, message)
     return message.event_id
+
+
+async def blob_response(
+    request: Request, sha256: str, content_type: str, filename: str
+) -> Response:
+    """A stored blob (an attachment, a raw mail) as a download: never rendered inline, so
+    an HTML attachment cannot run in the desk's origin."""
+    blobs: BlobStore | None = request.app.state.blobs
+    try:
+        if blobs is None:
+            raise BlobNotFound(sha256)
+        content = await asyncio.to_thread(blobs.get, sha256)
+    except BlobNotFound as missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no stored content {sha256}") from missing
+    disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+    headers = {"Content-Disposition": disposition, "X-Content-Type-Options": "nosniff"}
+    return Response(content, media_type=content_type, headers=headers)
 
 
 async def ticket_or_404(request: Request, key: str) -> TicketView:

@@ -75,6 +75,51 @@ class Timeline(BaseModel):
     entries: list[TimelineEntry]
 
 
+class Attachment(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    sha256: str = Field(description="Download: GET /tickets/{id}/attachments/{sha256}.")
+
+
+class ConversationMessage(BaseModel):
+    kind: Literal["request", "customer_reply", "agent_reply", "internal_note"]
+    event_id: str | None
+    at: str | None = Field(description="When it reached the desk (or was written there).")
+    author: str
+    channel: str | None = Field(description="How a customer's words came in.")
+    body: str
+    attachments: list[Attachment]
+    message_id: str | None = Field(description="The mail's Message-ID, for mail.")
+
+
+class Conversation(BaseModel):
+    ticket_id: uuid.UUID
+    reference: str
+    subject: str
+    custom_fields: list[dict[str, Any]]
+    messages: list[ConversationMessage]
+
+
+class SetAsideMail(BaseModel):
+    mail_id: uuid.UUID
+    reason: str
+    detail: str
+    sender: str
+    subject: str
+    message_id: str | None
+    received_at: str
+    agreement_id: uuid.UUID | None
+    reference: str | None
+    answer_to: str | None
+    sha256: str = Field(description="The raw mail: GET /mail/{mail_id}/raw.")
+
+
+class SetAsideMailPage(BaseModel):
+    mail: list[SetAsideMail]
+    next_cursor: str | None
+
+
 class Produced(BaseModel):
     subject_id: uuid.UUID
     event: str

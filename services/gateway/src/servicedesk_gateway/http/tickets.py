@@ -5,8 +5,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from servicedesk_contracts import Message, matrices, topics
 from servicedesk_contracts import messages as m
@@ -21,6 +22,7 @@ from servicedesk_gateway.http.common import (
     TicketKey,
     accepted,
     actor_of,
+    blob_response,
     page_of,
     read,
     require_agreement,
@@ -32,6 +34,7 @@ from servicedesk_gateway.http.common import (
     view_of,
 )
 from servicedesk_gateway.http.models import COMMON_RESPONSES, CONFLICT, FORBIDDEN, NOT_FOUND
+from servicedesk_gateway.view.conversation import attachments_of, conversation
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.timeline import timeline
 
@@ -40,6 +43,9 @@ router = APIRouter(responses=COMMON_RESPONSES)
 
 class TicketSubmission(m.TicketRequest):
     channel: m.Channel = "portal"
+    # Set by intake's mail desk only: a caller may not name mail or blobs of its own.
+    message_id: SkipJsonSchema[None] = None
+    attachments: SkipJsonSchema[list[None]] = Field(default_factory=list, max_length=0)  # type: ignore[assignment]
     received_at: m.UtcDatetime | None = Field(
         default=None,
         description="When the request came in, for one logged afterwards (a phone call): "
@@ -64,6 +70,15 @@ class PriorityChange(BaseModel):
 
 
 class AgentReply(BaseModel):
+    body: m.Text
+    next_status: m.TicketStatus | None = Field(
+        default=None,
+        description="Moves the ticket on with the reply (agents only), e.g. awaiting_reply "
+        "when the reply asks the customer something (the SLA clock pauses there).",
+    )
+
+
+class InternalNote(BaseModel):
     body: m.Text
 
 
@@ -117,9 +132,17 @@ async def submit(request: Request, who: Caller, body: TicketSubmission) -> Accep
 
 
 INTERNAL_FACTS = frozenset(
-    {"TimeLogged", "TicketAssigned", "SlaWarning", "Notification.sent", "Notification.failed"}
+    {
+        "TimeLogged",
+        "TicketAssigned",
+        "SlaWarning",
+        "Notification.sent",
+        "Notification.failed",
+        "InternalNoteAdded",
+    }
 )
-"""Timeline entries a customer does not see: time, assignment, warnings, the desk's mail."""
+"""Timeline entries a customer does not see: time, assignment, warnings, the desk's mail,
+internal notes."""
 
 
 def _require_own(who: Caller, body: TicketSubmission, agreement: dict[str, Any] | None) -> None:
@@ -299,18 +322,75 @@ async def _require_priority_of_matrix(request: Request, key: str, priority: str)
 async def reply(
     request: Request, ticket_id: TicketKey, body: AgentReply, who: AnyCaller
 ) -> Accepted:
-    """An agent's answer, or a customer's reply (which reopens a waiting ticket)."""
-    return await answer(request, who, ticket_id, body.body)
+    """An agent's answer, mailed to the reporter in their thread (it may set the next
+    status), or a customer's reply (which reopens a waiting ticket)."""
+    return await answer(request, who, ticket_id, body.body, body.next_status)
 
 
-async def answer(request: Request, who: Caller, key: str, text: str) -> Accepted:
+async def answer(
+    request: Request, who: Caller, key: str, text: str, next_status: str | None = None
+) -> Accepted:
     """A reply on a ticket the caller may see (the JSON API and the portal)."""
     if who.is_customer:
+        if next_status is not None:
+            raise unprocessable("next_status", "customers cannot set a status", "agents_only")
         ticket = await ticket_or_404(request, key)
         reply = m.AddCustomerReplyData(author_email=ticket.reporter_email, body=text)
         return await _ticket_command(request, key, m.AddCustomerReply, reply)
-    data = m.ReplyAsAgentData(agent=who.name, body=text)
+    data = m.ReplyAsAgentData(agent=who.name, body=text, next_status=next_status)
     return await _ticket_command(request, key, m.ReplyAsAgent, data)
+
+
+@router.post(
+    "/tickets/{ticket_id}/notes",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+)
+async def add_note(
+    request: Request, ticket_id: TicketKey, body: InternalNote, who: AgentCaller
+) -> Accepted:
+    """An internal note: for agents only, never mailed, never shown to customers."""
+    data = m.AddInternalNoteData(author=who.name, body=body.body)
+    return await _ticket_command(request, ticket_id, m.AddInternalNote, data)
+
+
+@router.get("/tickets/{ticket_id}/conversation", tags=["tickets"], responses=NOT_FOUND)
+async def get_conversation(
+    request: Request, ticket_id: TicketKey, who: AnyCaller
+) -> models.Conversation:
+    """The request (with its custom fields) and every reply in order, with author,
+    channel, time and attachments; agents also see internal notes."""
+    ticket = await ticket_or_404(request, ticket_id)
+    facts = await read(view_of(request).ticket_events, ticket)
+    messages = conversation(facts, for_customer=who.is_customer)
+    opened = next((message for kind, message in facts if kind == "TicketOpened"), None)
+    custom_fields = opened["data"].get("custom_fields", []) if opened else []
+    return models.Conversation(
+        ticket_id=ticket.ticket_id,
+        reference=ticket.reference,
+        subject=ticket.subject,
+        custom_fields=custom_fields,
+        messages=[models.ConversationMessage(**message) for message in messages],
+    )
+
+
+@router.get(
+    "/tickets/{ticket_id}/attachments/{sha256}",
+    tags=["tickets"],
+    responses=NOT_FOUND,
+    response_class=Response,
+)
+async def get_attachment(
+    request: Request, ticket_id: TicketKey, sha256: str, who: AnyCaller
+) -> Response:
+    """An attachment of a message the caller may see on this ticket, by its hash."""
+    ticket = await ticket_or_404(request, ticket_id)
+    facts = await read(view_of(request).ticket_events, ticket)
+    attachment = attachments_of(conversation(facts, for_customer=who.is_customer)).get(sha256)
+    if attachment is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no attachment {sha256} on this ticket")
+    return await blob_response(request, sha256, attachment["content_type"], attachment["filename"])
 
 
 @router.post(

@@ -37,6 +37,7 @@ class ViewProjector:
                     handles(m.NotificationSent, self._notification_sent),
                     handles(m.NotificationFailed, self._notification_failed),
                     handles(m.CommandDecided, self._command_decided),
+                    handles(m.MailSetAside, self._mail_set_aside),
                 ]
             ),
         }
@@ -147,6 +148,20 @@ class ViewProjector:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (command_id) DO NOTHING",
             _decided_row(message),
+        )
+
+    def _mail_set_aside(self, message: m.MailSetAside, uow: ProjectionUnitOfWork) -> None:
+        data = message.data
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.mail} (mail_id, received_at, reason, agreement_id, doc) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (mail_id) DO NOTHING",
+            (
+                str(data.mail_id),
+                micros(data.received_at),
+                data.reason,
+                str(data.agreement_id) if data.agreement_id else None,
+                json.dumps(data.model_dump(mode="json")),
+            ),
         )
 
     def _notification(

@@ -317,6 +317,29 @@ class ViewQueries:
             docs = [json.loads(row[0]) for row in cursor.fetchall()]
         return [doc for doc in docs if doc.get("customer") == customer]
 
+    def set_aside_mail(
+        self, limit: int, before: tuple[int, str] | None = None, reason: str | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Mail set aside, newest first: (received_at micros, MailSetAside data), after
+        the (micros, mail_id) cursor `before` when given."""
+        where, params = ["1 = 1"], []
+        if before is not None:
+            where.append("(received_at < ? OR (received_at = ? AND mail_id < ?))")
+            params += [before[0], before[0], before[1]]
+        if reason is not None:
+            where.append("reason = ?")
+            params.append(reason)
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT received_at, doc FROM {self.tables.mail} WHERE {' AND '.join(where)} "
+                "ORDER BY received_at DESC, mail_id DESC LIMIT ?",
+                (*params, limit),
+            )
+            return [(at, json.loads(doc)) for at, doc in cursor.fetchall()]
+
+    def mail_set_aside(self, mail_id: uuid.UUID) -> dict[str, Any] | None:
+        return self._doc(self.tables.mail, "mail_id = ?", (str(mail_id),))
+
     def statement(self, agreement_id: uuid.UUID, month: str) -> dict[str, Any] | None:
         return self._doc(
             self.tables.statements, "agreement_id = ? AND month = ?", (str(agreement_id), month)

@@ -14,7 +14,16 @@ from servicedesk_runtime.database import Cursor, Database
 PREFIX = "view"
 NO_DEADLINE = (1 << 63) - 1
 """Stored as the next deadline of a ticket with none: sorts after every real one."""
-TABLES = ("tickets", "events", "notifications", "agreements", "statements", "search", "commands")
+TABLES = (
+    "tickets",
+    "events",
+    "notifications",
+    "agreements",
+    "statements",
+    "search",
+    "commands",
+    "mail",
+)
 
 
 def micros(iso_or_time: str | datetime | None) -> int | None:
@@ -37,6 +46,8 @@ class ViewTables:
         self.statements = database.table("view_statements")
         self.search = database.table("view_search")
         self.commands = database.table("view_commands")
+        self.mail = database.table("view_mail")
+        """Mail set aside (machines, unmatched senders, refusals): kept and visible."""
         self.meta = database.table("view_meta")
 
     def create(self) -> None:
@@ -71,6 +82,7 @@ class ViewTables:
             self.statements,
             self.search,
             self.commands,
+            self.mail,
         ):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -128,6 +140,14 @@ class ViewTables:
                 subject_line TEXT NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {index('notifications_reference')} "
             f"ON {self.notifications} (reference, occurred_at)",
+            f"""CREATE TABLE IF NOT EXISTS {self.mail} (
+                mail_id TEXT PRIMARY KEY,
+                received_at BIGINT NOT NULL,
+                reason TEXT NOT NULL,
+                agreement_id TEXT,
+                doc TEXT NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {index('mail_received')} "
+            f"ON {self.mail} (received_at, mail_id)",
             f"CREATE TABLE IF NOT EXISTS {self.agreements} "
             "(agreement_id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.statements} (agreement_id TEXT NOT NULL, "

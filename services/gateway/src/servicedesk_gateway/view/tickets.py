@@ -118,6 +118,9 @@ class TicketView:
     def _on_CustomerReplied(self, message: m.CustomerReplied) -> None:  # noqa: N802
         self.customer_replies += 1
 
+    def _on_InternalNoteAdded(self, message: m.InternalNoteAdded) -> None:  # noqa: N802
+        pass  # kept in the ticket's events (the conversation), never counted for customers
+
     def _on_TimeLogged(self, message: m.TimeLogged) -> None:  # noqa: N802
         self.minutes_logged += message.data.duration_minutes
 

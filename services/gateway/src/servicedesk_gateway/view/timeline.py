@@ -113,6 +113,15 @@ def _customer_replied(data: dict[str, Any], _: Calendar | None, __: dict[str, En
     }
 
 
+def _internal_note(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
+    return {
+        "who": data["author"],
+        "what": "added an internal note",
+        "why": None,
+        "details": {"body": data["body"]},
+    }
+
+
 def _time_logged(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
     billable = "billable" if data.get("billable", True) else "not billable"
     return {
@@ -234,6 +243,7 @@ _TELLERS = {
     "TicketAssigned": _assigned,
     "AgentReplied": _agent_replied,
     "CustomerReplied": _customer_replied,
+    "InternalNoteAdded": _internal_note,
     "TimeLogged": _time_logged,
     "SlaClockStarted": _clock_started,
     "SlaClockPaused": _clock_paused,

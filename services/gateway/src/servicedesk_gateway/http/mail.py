@@ -1,0 +1,61 @@
+"""Mail that opened or changed no ticket: set aside (sent by machines, unmatched senders,
+refused people), kept and visible to agents, with the raw message."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+
+from servicedesk_contracts import messages as m
+from servicedesk_gateway.http import models
+from servicedesk_gateway.http.common import (
+    AgentCaller,
+    blob_response,
+    read,
+    unprocessable_query,
+    view_of,
+)
+from servicedesk_gateway.http.models import COMMON_RESPONSES, FORBIDDEN, NOT_FOUND
+
+router = APIRouter(responses=COMMON_RESPONSES)
+
+
+@router.get("/mail/set-aside", tags=["mail"], responses=FORBIDDEN)
+async def set_aside_mail(
+    request: Request,
+    _: AgentCaller,
+    reason: m.SetAsideReason | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> models.SetAsideMailPage:
+    """Mail set aside, newest first: out-of-office replies, bounces, lists, runaway
+    senders, senders no agreement knows (`unmatched`), refused people."""
+    found = await read(view_of(request).set_aside_mail, limit + 1, _cursor(cursor), reason)
+    page, more = found[:limit], len(found) > limit
+    next_cursor = f"{page[-1][0]}.{page[-1][1]['mail_id']}" if more else None
+    mail = [models.SetAsideMail(**doc) for _, doc in page]
+    return models.SetAsideMailPage(mail=mail, next_cursor=next_cursor)
+
+
+@router.get(
+    "/mail/{mail_id}/raw",
+    tags=["mail"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+    response_class=Response,
+)
+async def raw_mail(request: Request, mail_id: uuid.UUID, _: AgentCaller) -> Response:
+    """The set-aside mail exactly as it arrived (message/rfc822)."""
+    found = await read(view_of(request).mail_set_aside, mail_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no set-aside mail {mail_id}")
+    return await blob_response(request, found["sha256"], "message/rfc822", f"{mail_id}.eml")
+
+
+def _cursor(cursor: str | None) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    micros, _, mail_id = cursor.partition(".")
+    try:
+        return int(micros), str(uuid.UUID(mail_id))
+    except ValueError as garbled:
+        raise unprocessable_query("cursor", "not a cursor of this list", "bad_cursor") from garbled

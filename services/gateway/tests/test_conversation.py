@@ -1,0 +1,195 @@
+"""The conversation through the gateway: the request and every reply in order, internal
+notes for agents only, attachments downloadable by whoever sees their message, set-aside
+mail listed for agents with its raw record."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from services.gateway.tests.view_messages import NOW, customer_reply, opened
+
+from servicedesk_contracts import Message
+from servicedesk_contracts import messages as m
+from servicedesk_gateway.auth import parse_tokens
+from servicedesk_gateway.http import create_http_app
+from servicedesk_gateway.view.store import GatewayView
+from servicedesk_runtime.blobs import BlobStore
+
+AGENT = {"Authorization": "Bearer a-token"}
+CUSTOMER = {"Authorization": "Bearer c-token"}
+TOKENS = "a-token:agent:mette,c-token:customer:Anna:Acme"
+SCREENSHOT = b"\x89PNG fake screenshot bytes"
+NOTE = "Probably the scanner firmware (do not tell the customer yet)"
+Desk = tuple[httpx.AsyncClient, list[Message], m.TicketOpened, BlobStore]
+
+
+@pytest.fixture
+async def desk(view: GatewayView, tmp_path: Path) -> AsyncIterator[Desk]:
+    blobs = BlobStore(tmp_path / "blobs")
+    sha = blobs.put(SCREENSHOT)
+    attachment = {"filename": "fejl ø.png", "content_type": "image/png", "size": 27, "sha256": sha}
+    ticket = opened(
+        3,
+        message_id="<a1@acme.example>",
+        attachments=[attachment],
+        custom_fields=[{"name": "version", "type": "version", "value": "4.2.1"}],
+    )
+    note = m.InternalNoteAdded.create(
+        producer="intake",
+        subject_id=ticket.subject_id,
+        data={"author": "mette", "body": NOTE, "reference": "SD-000003", "added_at": NOW},
+        occurred_at=NOW + timedelta(minutes=5),
+    )
+    reply = m.AgentReplied.create(
+        producer="intake",
+        subject_id=ticket.subject_id,
+        data={"reference": "SD-000003", "agent": "mette", "body": "Which hall?", "replied_at": NOW},
+        occurred_at=NOW + timedelta(minutes=6),
+    )
+    view.apply(ticket, note, reply, customer_reply(ticket, "Hall 2", NOW + timedelta(hours=1)))
+    published: list[Message] = []
+
+    async def publish(topic: str, message: Message) -> None:
+        published.append(message)
+
+    app = create_http_app(view.queries, publish, parse_tokens(TOKENS), lambda: NOW, blobs=blobs)
+    app.state.view_ready = lambda: True
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gw"
+    ) as client:
+        yield client, published, ticket, blobs
+
+
+async def test_agents_read_the_whole_conversation_in_order(desk: Desk) -> None:
+    client, _, ticket, _ = desk
+    answer = await client.get("/tickets/SD-000003/conversation", headers=AGENT)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["custom_fields"] == [{"name": "version", "type": "version", "value": "4.2.1"}]
+    messages = body["messages"]
+    assert [message["kind"] for message in messages] == [
+        "request",
+        "internal_note",
+        "agent_reply",
+        "customer_reply",
+    ]
+    request = messages[0]
+    assert request["body"] == ticket.data.body
+    assert request["author"] == "Anna <anna@acme.example>"
+    assert (request["channel"], request["message_id"]) == ("email", "<a1@acme.example>")
+    assert request["attachments"][0]["filename"] == "fejl ø.png"
+    assert messages[1]["body"] == NOTE
+
+
+async def test_customers_never_see_internal_notes(desk: Desk) -> None:
+    client, _, _, _ = desk
+    conversation = await client.get("/tickets/SD-000003/conversation", headers=CUSTOMER)
+    timeline = await client.get("/tickets/SD-000003/timeline", headers=CUSTOMER)
+    assert conversation.status_code == timeline.status_code == 200
+    kinds = [message["kind"] for message in conversation.json()["messages"]]
+    assert kinds == ["request", "agent_reply", "customer_reply"]
+    assert NOTE not in conversation.text
+    assert NOTE not in timeline.text
+    agents_timeline = await client.get("/tickets/SD-000003/timeline", headers=AGENT)
+    assert NOTE in agents_timeline.text
+
+
+async def test_an_attachment_downloads_as_an_attachment_for_those_who_see_it(
+    desk: Desk,
+) -> None:
+    client, _, _, blobs = desk
+    sha = blobs.put(SCREENSHOT)
+    got = await client.get(f"/tickets/SD-000003/attachments/{sha}", headers=CUSTOMER)
+    assert got.status_code == 200
+    assert got.content == SCREENSHOT
+    assert got.headers["content-type"] == "image/png"
+    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''fejl%20%C3%B8.png"
+    # A blob that is in the store but not on this ticket is not served through it.
+    other = blobs.put(b"someone else's file")
+    refused = await client.get(f"/tickets/SD-000003/attachments/{other}", headers=AGENT)
+    assert refused.status_code == 404
+
+
+async def test_agents_add_notes_and_replies_that_set_the_next_status(desk: Desk) -> None:
+    client, published, ticket, _ = desk
+    note = await client.post("/tickets/SD-000003/notes", json={"body": "call back"}, headers=AGENT)
+    reply = await client.post(
+        "/tickets/SD-000003/replies",
+        json={"body": "Could you send a photo?", "next_status": "awaiting_reply"},
+        headers=AGENT,
+    )
+    assert note.status_code == reply.status_code == 202
+    added, replied = published
+    assert isinstance(added, m.AddInternalNote)
+    assert isinstance(replied, m.ReplyAsAgent)
+    assert (added.subject_id, added.data.author) == (ticket.subject_id, "mette")
+    assert replied.data.next_status == "awaiting_reply"
+    refused = await client.post("/tickets/SD-000003/notes", json={"body": "x"}, headers=CUSTOMER)
+    assert refused.status_code == 403
+    customer = await client.post(
+        "/tickets/SD-000003/replies", json={"body": "x", "next_status": "closed"}, headers=CUSTOMER
+    )
+    assert customer.status_code == 422
+    assert len(published) == 2
+
+
+async def test_a_submission_cannot_name_mail_or_blobs_of_its_own(desk: Desk) -> None:
+    client, published, _, blobs = desk
+    body = {
+        "agreement_id": str(uuid.UUID(int=1)),
+        "reporter_email": "anna@acme.example",
+        "reporter_name": "Anna",
+        "organisation": "Acme",
+        "subject": "Printer",
+        "body": "jams",
+        "category": "incident",
+        "impact": "one user",
+        "urgency": "low",
+        "attachments": [
+            {"filename": "x", "content_type": "a/b", "size": 1, "sha256": blobs.put(b"x")}
+        ],
+    }
+    answer = await client.post("/tickets", json=body, headers=AGENT)
+    assert answer.status_code == 422
+    assert published == []
+
+
+async def test_set_aside_mail_is_listed_for_agents_with_its_raw_record(
+    view: GatewayView,
+    desk: Desk,
+) -> None:
+    client, _, _, blobs = desk
+    raw = b"From: MAILER-DAEMON@x.example\r\nSubject: Undeliverable\r\n\r\nbounced"
+    asides = []
+    for n, reason in enumerate(("automatic", "unmatched", "automatic")):
+        mail_id = uuid.uuid4()
+        asides.append(mail_id)
+        data = {
+            "mail_id": mail_id,
+            "reason": reason,
+            "detail": "a delivery report",
+            "sha256": blobs.put(raw),
+            "sender": "mailer-daemon@x.example",
+            "subject": f"Undeliverable {n}",
+            "received_at": NOW + timedelta(minutes=n),
+        }
+        view.apply(m.MailSetAside.create(producer="intake", subject_id=mail_id, data=data))
+    first = await client.get("/mail/set-aside?limit=2", headers=AGENT)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [mail["subject"] for mail in page["mail"]] == ["Undeliverable 2", "Undeliverable 1"]
+    rest = await client.get(f"/mail/set-aside?limit=2&cursor={page['next_cursor']}", headers=AGENT)
+    assert [mail["subject"] for mail in rest.json()["mail"]] == ["Undeliverable 0"]
+    assert rest.json()["next_cursor"] is None
+    automatic = await client.get("/mail/set-aside?reason=automatic", headers=AGENT)
+    assert len(automatic.json()["mail"]) == 2
+    got = await client.get(f"/mail/{asides[0]}/raw", headers=AGENT)
+    assert (got.status_code, got.content) == (200, raw)
+    assert got.headers["content-type"] == "message/rfc822"
+    assert (await client.get("/mail/set-aside", headers=CUSTOMER)).status_code == 403
+    assert (await client.get(f"/mail/{asides[0]}/raw", headers=CUSTOMER)).status_code == 403
