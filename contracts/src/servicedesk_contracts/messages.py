@@ -366,6 +366,110 @@ class InternalNoteAdded(Message):
     data: InternalNoteAddedData
 
 
+LinkKind = Literal[
+    "relates_to",
+    "blocks",
+    "blocked_by",
+    "duplicate_of",
+    "has_duplicate",
+    "split_from",
+    "split_into",
+    "follows_up",
+    "followed_up_by",
+]
+"""How one ticket stands to another (DOMAIN.md 7: dependencies between tickets)."""
+LINK_INVERSE: dict[str, str] = {
+    "relates_to": "relates_to",
+    "blocks": "blocked_by",
+    "blocked_by": "blocks",
+    "duplicate_of": "has_duplicate",
+    "has_duplicate": "duplicate_of",
+    "split_from": "split_into",
+    "split_into": "split_from",
+    "follows_up": "followed_up_by",
+    "followed_up_by": "follows_up",
+}
+"""What a link says from the other ticket's side."""
+
+
+LinkAsked = Literal["relates_to", "blocks", "blocked_by", "duplicate_of"]
+"""The links an agent makes (the others follow from them, or from a split or follow-up)."""
+
+
+class LinkTicketsData(Data):
+    kind: LinkAsked
+    other_ticket_id: uuid.UUID
+    linked_by: Name
+
+
+class LinkTickets(Message):
+    """Links the ticket (`subject_id`) to another; the other gets the inverse link."""
+
+    TYPE: ClassVar[str] = "LinkTickets"
+    event_type: Literal["LinkTickets"] = "LinkTickets"
+    data: LinkTicketsData
+
+
+class TicketLinkedData(Data):
+    reference: str
+    kind: LinkKind
+    other_ticket_id: uuid.UUID
+    other_reference: str
+    linked_by: Name
+    linked_at: UtcDatetime
+
+
+class TicketLinked(Message):
+    """A link seen from one ticket (`subject_id`): each link is two of these, one per side."""
+
+    TYPE: ClassVar[str] = "TicketLinked"
+    event_type: Literal["TicketLinked"] = "TicketLinked"
+    data: TicketLinkedData
+
+
+class SplitTicketData(Data):
+    """One subject of a request that raised several: it becomes a ticket of its own, with
+    the original's reporter, agreement and receipt time (its SLA clocks start there)."""
+
+    subject: Subject
+    body: Text
+    category: Label | None = None
+    impact: Label | None = None
+    urgency: Label | None = None
+    """None: as the original ticket."""
+    split_by: Name
+
+
+class SplitTicket(Message):
+    """`subject_id`: the original ticket. The new ticket's id is derived from `event_id`
+    (`ticket_id_for_request`), like a submitted request's."""
+
+    TYPE: ClassVar[str] = "SplitTicket"
+    event_type: Literal["SplitTicket"] = "SplitTicket"
+    data: SplitTicketData
+
+
+class ContactRegisteredData(Data):
+    """A person of a customer the desk had not heard from before, registered on their
+    first request (DOMAIN.md 1)."""
+
+    email: Email
+    name: str
+    organisation: str
+    agreement_id: uuid.UUID
+    channel: Channel
+    first_reference: str
+    registered_at: UtcDatetime
+
+
+class ContactRegistered(Message):
+    """`subject_id`: the contact (derived from the address)."""
+
+    TYPE: ClassVar[str] = "ContactRegistered"
+    event_type: Literal["ContactRegistered"] = "ContactRegistered"
+    data: ContactRegisteredData
+
+
 # --- mail in -----------------------------------------------------------------------------
 
 
@@ -1191,6 +1295,10 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     InternalNoteAdded,
     ReceiveMail,
     MailSetAside,
+    LinkTickets,
+    TicketLinked,
+    SplitTicket,
+    ContactRegistered,
     AssignTicket,
     TicketAssigned,
     StartTimer,

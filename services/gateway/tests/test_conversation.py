@@ -193,3 +193,92 @@ async def test_set_aside_mail_is_listed_for_agents_with_its_raw_record(
     assert got.headers["content-type"] == "message/rfc822"
     assert (await client.get("/mail/set-aside", headers=CUSTOMER)).status_code == 403
     assert (await client.get(f"/mail/{asides[0]}/raw", headers=CUSTOMER)).status_code == 403
+
+
+async def test_agents_link_and_split_tickets_and_the_view_shows_links(
+    view: GatewayView,
+    desk: Desk,
+) -> None:
+    client, published, ticket, _ = desk
+    other = opened(4)
+    view.apply(other)
+    linked = await client.post(
+        "/tickets/SD-000003/links", json={"kind": "blocks", "other": "sd-000004"}, headers=AGENT
+    )
+    assert linked.status_code == 202, linked.text
+    [link] = published
+    assert isinstance(link, m.LinkTickets)
+    assert (link.subject_id, link.data.other_ticket_id) == (ticket.subject_id, other.subject_id)
+    unknown = await client.post(
+        "/tickets/SD-000003/links", json={"kind": "blocks", "other": "SD-999999"}, headers=AGENT
+    )
+    assert unknown.status_code == 422
+    assert "SD-999999" in unknown.text
+
+    split = await client.post(
+        "/tickets/SD-000003/split",
+        json={"subject": "Printer 2 jams", "body": "And printer 2 jams too"},
+        headers=AGENT,
+    )
+    assert split.status_code == 202
+    command = published[-1]
+    assert isinstance(command, m.SplitTicket)
+    assert command.subject_id == ticket.subject_id
+    assert split.json()["id"] == str(m.ticket_id_for_request(command.event_id))
+    customer = await client.post(
+        "/tickets/SD-000003/split", json={"subject": "x", "body": "y"}, headers=CUSTOMER
+    )
+    assert customer.status_code == 403
+
+    # intake's answer, as the view gets it: both sides show the link
+    for subject, mine, theirs, kind in (
+        (ticket, "SD-000003", other, "blocks"),
+        (other, "SD-000004", ticket, "blocked_by"),
+    ):
+        view.apply(
+            m.TicketLinked.create(
+                producer="intake",
+                subject_id=subject.subject_id,
+                data={
+                    "reference": mine,
+                    "kind": kind,
+                    "other_ticket_id": theirs.subject_id,
+                    "other_reference": theirs.data.reference,
+                    "linked_by": "mette",
+                    "linked_at": NOW,
+                },
+            )
+        )
+    shown = (await client.get("/tickets/SD-000004", headers=CUSTOMER)).json()
+    assert shown["links"] == [
+        {"kind": "blocked_by", "ticket_id": str(ticket.subject_id), "reference": "SD-000003"}
+    ]
+    timeline = (await client.get("/tickets/SD-000003/timeline", headers=AGENT)).json()
+    assert "blocks SD-000004" in [entry["what"] for entry in timeline["entries"]]
+
+
+async def test_contacts_registered_on_first_requests_are_listed(
+    view: GatewayView,
+    desk: Desk,
+) -> None:
+    client, _, _, _ = desk
+    for email, organisation in (("anna@acme.example", "Acme"), ("jana@nordlicht.de", "Nordlicht")):
+        view.apply(
+            m.ContactRegistered.create(
+                producer="intake",
+                subject_id=uuid.uuid4(),
+                data={
+                    "email": email,
+                    "name": email.split("@")[0].title(),
+                    "organisation": organisation,
+                    "agreement_id": uuid.UUID(int=1),
+                    "channel": "email",
+                    "first_reference": "SD-000003",
+                    "registered_at": NOW,
+                },
+            )
+        )
+    everyone = (await client.get("/contacts", headers=AGENT)).json()
+    assert [c["email"] for c in everyone] == ["anna@acme.example", "jana@nordlicht.de"]
+    own = (await client.get("/contacts?organisation=Nordlicht", headers=CUSTOMER)).json()
+    assert [c["email"] for c in own] == ["anna@acme.example"]  # a customer sees their own

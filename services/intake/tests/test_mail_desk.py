@@ -24,20 +24,39 @@ import pytest
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_intake.application import Intake
+from servicedesk_intake.config import IntakeSettings
 from servicedesk_intake.inbox import InboundMail
 from servicedesk_intake.mail_desk import MailDesk, MailPolicy
 from servicedesk_intake.smtp_listener import ListenerConfig, MailListener
 from servicedesk_intake.translate import translate
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_stack.demo import provider_v_danish, provider_z_premium
+
+CORPUS = Path(__file__).parents[3] / "tests" / "data" / "mail"
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 DESK = "support@desk.example"
 NORDLICHT = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 HYGGE = uuid.UUID("00000000-0000-4000-8000-00000000000c")
+KUNDE = uuid.UUID("00000000-0000-4000-8000-0000000000dd")
+
+
+def kunde_terms() -> dict[str, Any]:
+    """A Danish customer that takes mail from anyone at kunde.dk."""
+    terms = provider_v_danish("Kunde A/S")
+    return {
+        **terms,
+        "mail": {
+            **terms["mail"],
+            "email_domains": ["kunde.dk"],
+            "contacts": [],
+            "support_contacts_only": False,
+        },
+    }
 
 
 @dataclass
@@ -87,14 +106,21 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     clock = ManualClock(NOW)
     policy = MailPolicy(our_domain="desk.example", per_sender_per_hour=5)
     handlers = {**Intake(clock).handlers(), **MailDesk(blobs, policy).handlers()}
-    config = ListenerConfig("127.0.0.1", 0, frozenset({DESK}), max_bytes=25 * 1024 * 1024)
+    config = ListenerConfig(
+        "127.0.0.1", 0, frozenset({DESK}), max_bytes=IntakeSettings().mail_max_bytes
+    )
     listener = MailListener(store, blobs, clock, config)
     stop = asyncio.Event()
     task = asyncio.create_task(listener.run(stop))
     await listener.listening.wait()
     assert listener.port is not None
     desk = Desk(store, blobs, clock, handlers, listener.port)
-    for agreement_id, terms in ((NORDLICHT, provider_z_premium()), (HYGGE, provider_v_danish())):
+    agreements = (
+        (NORDLICHT, provider_z_premium()),
+        (HYGGE, provider_v_danish()),
+        (KUNDE, kunde_terms()),
+    )
+    for agreement_id, terms in agreements:
         desk.apply(
             m.AgreementRegistered.create(producer="billing", subject_id=agreement_id, data=terms)
         )
@@ -291,10 +317,12 @@ async def test_after_the_reopen_window_a_reply_opens_a_new_ticket_that_follows_u
     desk.clock.advance(timedelta(days=15))  # V reopens within 14 days only
     late = mail(f"SV: [{opened.data.reference}] Hjælp", "Igen", "mette@hygge.dk", "<me2@h>")
     await send(desk, late)
-    [follow_up] = desk.events(m.TicketOpened)
+    published = [message for _, message in desk.published()]
+    [follow_up] = [p for p in published if isinstance(p, m.TicketOpened)]
     assert follow_up.subject_id != opened.subject_id
-    assert follow_up.data.agreement_id == HYGGE
-    assert f"Follows up closed ticket {opened.data.reference}" in follow_up.data.body
+    assert (follow_up.data.agreement_id, follow_up.data.body) == (HYGGE, "Igen")
+    links = {(p.subject_id, p.data.kind) for p in published if isinstance(p, m.TicketLinked)}
+    assert links == {(follow_up.subject_id, "follows_up"), (opened.subject_id, "followed_up_by")}
 
 
 async def test_mail_for_another_address_is_refused_in_the_dialogue(desk: Desk) -> None:
@@ -361,3 +389,99 @@ async def test_an_agent_reply_is_threaded_under_the_customers_last_mail_and_sets
     assert (status.data.to_status, status.data.changed_by) == ("awaiting_reply", "Lars")
     [note] = [p for p in published if isinstance(p, m.InternalNoteAdded)]
     assert (note.data.author, note.data.body) == ("Lars", "Probably the NAS again")
+
+
+def corpus_mail(name: str, reference: str) -> bytes:
+    """A corpus mail as it goes over SMTP (CRLF lines), naming this desk's ticket."""
+    raw = (CORPUS / name).read_bytes().replace(b"SD-000123", reference.encode())
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+async def test_the_mail_corpus_over_smtp_files_replies_opens_requests_and_sets_machines_aside(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Printer virker ikke", sender="Søren <soeren.oestergaard@kunde.dk>"))
+    [opened] = desk.events(m.TicketOpened)
+    reference = opened.data.reference
+    for name in ("outlook_reply.eml", "gmail_reply.eml", "apple_mail_reply.eml"):
+        await send(desk, corpus_mail(name, reference))
+    for name in ("bounce_dsn.eml", "out_of_office.eml", "mailing_list.eml"):
+        await send(desk, corpus_mail(name, reference))
+    for name in ("danish_qp_subject.eml", "html_only.eml"):
+        await send(desk, corpus_mail(name, reference))
+    published = [message for _, message in desk.published()]
+
+    replies = [p for p in published if isinstance(p, m.CustomerReplied)]
+    assert len(replies) == 3
+    assert {r.subject_id for r in replies} == {opened.subject_id}
+    assert all(r.data.body and ">" not in r.data.body.splitlines()[0] for r in replies)
+    assert not any("wrote:" in r.data.body or "skrev" in r.data.body for r in replies)
+    aside = [p for p in published if isinstance(p, m.MailSetAside)]
+    assert sorted(a.data.reason for a in aside) == ["automatic"] * 3
+    assert all(a.data.answer_to is None for a in aside)  # a machine is never answered
+    new = [p for p in published if isinstance(p, m.TicketOpened)]
+    subjects = {t.data.subject for t in new}
+    assert "Fejl i lønkørsel: ferietillæg mangler på lønsedlen" in subjects
+    assert "Ny henvendelse: VPN falder ud" in subjects
+    html = next(t for t in new if t.data.subject.startswith("Ny henvendelse"))
+    assert "<" not in html.data.body
+    assert all(t.data.agreement_id == KUNDE for t in new)
+
+
+async def test_a_mail_without_message_id_is_kept_once_by_its_content(desk: Desk) -> None:
+    raw = corpus_mail("no_message_id.eml", "SD-000001").replace(b"hansen-vvs.dk", b"kunde.dk")
+    await send(desk, raw, sender="ole@kunde.dk")
+    await send(desk, raw, sender="ole@kunde.dk")  # the sender's server tried again
+    [opened] = desk.events(m.TicketOpened)
+    assert opened.data.message_id is None
+    assert opened.data.subject == "Kan ikke logge ind i portalen"
+
+
+async def test_a_20_mb_attachment_arrives_whole(desk: Desk) -> None:
+    big = mail("Faktura kan ikke åbnes", sender="Hanne <hanne@kunde.dk>")
+    content = (bytes(range(256)) * 4096)[: 1 << 20] * 20  # 20 MiB
+    big.add_attachment(content, maintype="application", subtype="pdf", filename="Faktura.pdf")
+    await send(desk, big, sender="hanne@kunde.dk")
+    [opened] = desk.events(m.TicketOpened)
+    [attachment] = opened.data.attachments
+    assert (attachment.size, attachment.content_type) == (20 << 20, "application/pdf")
+    assert desk.blobs.get(attachment.sha256) == content
+
+
+async def test_a_first_request_registers_its_reporter_as_a_contact_once(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    await send(desk, mail("Another thing", message_id="<a7@mail.nordlicht.de>"))
+    [contact] = desk.events(m.ContactRegistered)
+    assert (contact.data.email, contact.data.name) == ("jana@nordlicht.de", "Jana Weber")
+    assert (contact.data.agreement_id, contact.data.channel) == (NORDLICHT, "email")
+
+
+async def test_split_and_link(desk: Desk) -> None:
+    await send(desk, mail("Backups failing and VPN down"))
+    [original] = desk.events(m.TicketOpened)
+    desk.clock.advance(timedelta(hours=3))
+    split = m.SplitTicket.create(
+        producer="gateway",
+        subject_id=original.subject_id,
+        data={"subject": "VPN down", "body": "VPN drops every hour", "split_by": "Lars"},
+    )
+    desk.apply(split)
+    desk.apply(split)  # the same command again: one new ticket
+    published = [message for _, message in desk.published()]
+    [part] = [p for p in published if isinstance(p, m.TicketOpened)]
+    assert part.subject_id == m.ticket_id_for_request(split.event_id)
+    assert (part.data.subject, part.data.reporter_email) == ("VPN down", "jana@nordlicht.de")
+    assert part.data.received_at == original.data.received_at  # the original receipt time
+    linked = {(p.subject_id, p.data.kind) for p in published if isinstance(p, m.TicketLinked)}
+    assert linked == {(part.subject_id, "split_from"), (original.subject_id, "split_into")}
+    link = m.LinkTickets.create(
+        producer="gateway",
+        subject_id=original.subject_id,
+        data={"kind": "blocks", "other_ticket_id": part.subject_id, "linked_by": "Lars"},
+    )
+    desk.apply(link)
+    published = [message for _, message in desk.published()]
+    linked = {(p.subject_id, p.data.kind) for p in published if isinstance(p, m.TicketLinked)}
+    assert linked == {(original.subject_id, "blocks"), (part.subject_id, "blocked_by")}
+    with pytest.raises(Rejected):
+        desk.apply(link)  # the same link again changes nothing

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
+from servicedesk_contracts.envelope import STORED
 from servicedesk_contracts.messages import derived_id, ticket_id_for_request
 from servicedesk_intake.domain import AgentDay, AgentTimer, Ticket, TicketRuleBroken, days_touched
-from servicedesk_intake.mail_desk import open_ticket
+from servicedesk_intake.mail_desk import link_both, open_ticket
 from servicedesk_runtime.agreements import known_terms
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.consumer import Handler, Rejected, handles
@@ -36,6 +37,8 @@ class Intake:
                 handles(m.ChangeTicketStatus, self.change_status),
                 handles(m.ReplyAsAgent, self.reply_as_agent),
                 handles(m.AddInternalNote, self.add_internal_note),
+                handles(m.LinkTickets, self.link_tickets),
+                handles(m.SplitTicket, self.split_ticket),
                 handles(m.ChangeTicketPriority, self.change_priority),
                 handles(m.AssignTicket, self.assign),
                 handles(m.AddCustomerReply, self.add_customer_reply),
@@ -109,6 +112,39 @@ class Intake:
         ticket = _ticket(command, uow)
         ticket.add_customer_reply(command.data.author_email, command.data.body, command.occurred_at)
         uow.add(ticket)
+
+    def link_tickets(self, command: m.LinkTickets, uow: UnitOfWork) -> None:
+        ticket = _ticket(command, uow)
+        data = command.data
+        other = uow.get(data.other_ticket_id, Ticket)
+        if other is None:
+            uow.after_commit(TICKET_REQUESTS_REJECTED.labels("unknown_ticket").inc)
+            raise Rejected("unknown_ticket", f"no ticket {data.other_ticket_id} to link to")
+        with _refusals(uow):
+            link_both(ticket, data.kind, other, data.linked_by, command.occurred_at)
+        uow.add(ticket)
+        uow.add(other)
+
+    def split_ticket(self, command: m.SplitTicket, uow: UnitOfWork) -> None:
+        """A new ticket for one subject of the original's request: same reporter,
+        agreement and receipt time, linked both ways."""
+        if uow.get(ticket_id_for_request(command.event_id), Ticket) is not None:
+            return  # the same split again
+        original = _ticket(command, uow)
+        data = command.data
+        changes = {"subject": data.subject, "body": data.body, "message_id": None}
+        for term in ("category", "impact", "urgency"):
+            if getattr(data, term) is not None:
+                changes[term] = getattr(data, term)
+        request = {**original.request, **changes, "attachments": []}
+        part = open_ticket(
+            uow,
+            m.TicketRequest.model_validate(request, context=STORED),
+            original.received_at,
+            command.event_id,
+        )
+        link_both(part, "split_from", original, data.split_by, command.occurred_at)
+        uow.add(original)
 
     def log_time(self, command: m.LogTime, uow: UnitOfWork) -> None:
         data = command.data

@@ -55,6 +55,7 @@ class Ticket(Aggregate):
     PriorityChangeRequested: ClassVar[type[Any]]
     Assigned: ClassVar[type[Any]]
     InternalNoteAdded: ClassVar[type[Any]]
+    Linked: ClassVar[type[Any]]
 
     # Tickets opened before assignment existed have never been assigned.
     assignee: str | None = None
@@ -62,6 +63,8 @@ class Ticket(Aggregate):
     # The customer's Message-IDs on this ticket, oldest first (the mail conversation).
     customer_mail_ids: tuple[str, ...] = ()
     closed_at: datetime | None = None
+    links: tuple[tuple[str, uuid.UUID], ...] = ()
+    """(kind, other ticket id) of every link of this ticket."""
 
     @staticmethod
     def create_id(ticket_id: uuid.UUID, **_: Any) -> uuid.UUID:
@@ -236,6 +239,35 @@ class Ticket(Aggregate):
         thread: dict[str, Any] | None = None,
     ) -> None:
         self.agent_replies += 1
+
+    def link(
+        self, kind: str, other_id: uuid.UUID, other_reference: str, by: str, at: datetime
+    ) -> None:
+        """One side of a link (the other ticket records the inverse)."""
+        if other_id == self.id:
+            raise TicketRuleBroken("self_link", f"{self.reference} cannot be linked to itself")
+        if (kind, other_id) in self.links:
+            raise TicketRuleBroken("no_change", f"{self.reference} {kind} {other_reference}")
+        self._linked(
+            reference=self.reference,
+            kind=kind,
+            other_ticket_id=other_id,
+            other_reference=other_reference,
+            linked_by=by,
+            linked_at=at,
+        )
+
+    @event("Linked")
+    def _linked(
+        self,
+        reference: str,
+        kind: str,
+        other_ticket_id: uuid.UUID,
+        other_reference: str,
+        linked_by: str,
+        linked_at: datetime,
+    ) -> None:
+        self.links = (*self.links, (kind, other_ticket_id))
 
     def add_internal_note(self, author: str, body: str, at: datetime) -> None:
         """A note for agents: never mailed, never shown to customers. Allowed on a closed

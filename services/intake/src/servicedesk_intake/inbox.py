@@ -136,3 +136,28 @@ class SenderHour(Aggregate):
     @event("Counted")
     def count_one(self) -> None:
         self.count += 1
+
+
+class Contact(Aggregate):
+    """A person of a customer who has asked the desk something: registered on their first
+    request, by any channel."""
+
+    Registered: ClassVar[type[Any]]
+
+    @staticmethod
+    def create_id(email: str, **_: Any) -> uuid.UUID:
+        return derived_id("contact", email.lower())
+
+    @event("Registered")
+    def __init__(
+        self,
+        email: str,
+        name: str,
+        organisation: str,
+        agreement_id: uuid.UUID,
+        channel: str,
+        first_reference: str,
+        registered_at: datetime,
+    ) -> None:
+        self.email = email
+        self.agreement_id = agreement_id

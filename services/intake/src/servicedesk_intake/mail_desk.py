@@ -24,6 +24,7 @@ from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import ticket_id_for_request
 from servicedesk_intake.domain import CLOSED, ReferenceSequence, Ticket
 from servicedesk_intake.inbox import (
+    Contact,
     InboundMail,
     Pointer,
     SenderHour,
@@ -218,7 +219,7 @@ class MailDesk:
             organisation=terms.customer,
             channel="email",
             subject=parsed.bare_subject[:300],
-            body=_with_follow_up(parsed.text or "(no text)", follows),
+            body=parsed.text or "(no text)",
             category=terms.mail.category,
             impact=terms.mail.impact,
             urgency=terms.mail.urgency,
@@ -227,6 +228,9 @@ class MailDesk:
             language=terms.mail.language,
         )
         ticket = open_ticket(uow, request, mail.received_at, mail.id)
+        if follows is not None:
+            link_both(follows, "followed_up_by", ticket, sender, mail.received_at)
+            uow.add(follows)
         self._index_message(parsed, ticket, uow)
         mail.file(ticket_id=ticket.id, reference=ticket.reference, as_="new_ticket")
 
@@ -272,8 +276,36 @@ def open_ticket(
     uow.add(sequence)
     uow.add(ticket)
     _point(uow, reference_key(ticket.reference), ticket.id, ticket.reference)
+    _register_contact(uow, request, ticket.reference, received_at)
     uow.after_commit(TICKETS_OPENED.labels(request.channel).inc)
     return ticket
+
+
+def link_both(ticket: Ticket, kind: str, other: Ticket, by: str, at: datetime) -> None:
+    """Links two tickets: `ticket` `kind` `other`, and the inverse on `other`."""
+    ticket.link(kind, other.id, other.reference, by, at)
+    other.link(m.LINK_INVERSE[kind], ticket.id, ticket.reference, by, at)
+
+
+def _register_contact(
+    uow: UnitOfWork, request: m.TicketRequest, reference: str, at: datetime
+) -> None:
+    """The reporter becomes a contact of the customer on their first request."""
+    if uow.get(Contact.create_id(request.reporter_email), Contact) is not None:
+        return
+    # Their later mail finds the agreement even from a domain it does not list.
+    _point(uow, contact_key(request.reporter_email), request.agreement_id, request.organisation)
+    uow.add(
+        Contact(
+            email=request.reporter_email,
+            name=request.reporter_name,
+            organisation=request.organisation,
+            agreement_id=request.agreement_id,
+            channel=request.channel,
+            first_reference=reference,
+            registered_at=at,
+        )
+    )
 
 
 def _point(uow: UnitOfWork, key: str, target: uuid.UUID, label: str) -> None:
@@ -283,12 +315,6 @@ def _point(uow: UnitOfWork, key: str, target: uuid.UUID, label: str) -> None:
     elif pointer.target != target:
         pointer.move(target=target, label=label)
         uow.add(pointer)
-
-
-def _with_follow_up(text: str, follows: Ticket | None) -> str:
-    if follows is None:
-        return text
-    return f"(Follows up closed ticket {follows.reference}.)\n\n{text}"[:20_000]
 
 
 def _received(command: m.ReceiveMail) -> InboundMail:

@@ -7,7 +7,7 @@ from typing import Any
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_intake.domain import Ticket
-from servicedesk_intake.inbox import InboundMail
+from servicedesk_intake.inbox import Contact, InboundMail
 from servicedesk_runtime.relay import message_for
 
 PRODUCER = "intake"
@@ -21,6 +21,8 @@ _MESSAGES: dict[type[Any], type[Message]] = {
     Ticket.TimeLogged: m.TimeLogged,
     Ticket.Assigned: m.TicketAssigned,
     Ticket.InternalNoteAdded: m.InternalNoteAdded,
+    Ticket.Linked: m.TicketLinked,
+    Contact.Registered: m.ContactRegistered,
 }
 
 

@@ -10,6 +10,7 @@ from servicedesk_contracts import messages as m
 from servicedesk_gateway.http import models
 from servicedesk_gateway.http.common import (
     AgentCaller,
+    AnyCaller,
     blob_response,
     read,
     unprocessable_query,
@@ -49,6 +50,18 @@ async def raw_mail(request: Request, mail_id: uuid.UUID, _: AgentCaller) -> Resp
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no set-aside mail {mail_id}")
     return await blob_response(request, found["sha256"], "message/rfc822", f"{mail_id}.eml")
+
+
+@router.get("/contacts", tags=["mail"])
+async def contacts(
+    request: Request, who: AnyCaller, organisation: str | None = None
+) -> list[models.Contact]:
+    """People registered on their first request, by address; a customer sees those of
+    their own organisation."""
+    if who.is_customer:
+        organisation = who.organisation
+    found = await read(view_of(request).contacts, organisation)
+    return [models.Contact(**contact) for contact in found]
 
 
 def _cursor(cursor: str | None) -> tuple[int, str] | None:

@@ -27,6 +27,15 @@ class Clock(BaseModel):
     business_minutes: float | None = Field(default=None, description="Spent, once stopped.")
 
 
+class TicketLink(BaseModel):
+    kind: str = Field(
+        description="relates_to, blocks, blocked_by, duplicate_of, has_duplicate, "
+        "split_from, split_into, follows_up, followed_up_by"
+    )
+    ticket_id: uuid.UUID
+    reference: str
+
+
 class Ticket(BaseModel):
     ticket_id: uuid.UUID
     reference: str
@@ -50,6 +59,17 @@ class Ticket(BaseModel):
     notifications: list[str] | None = Field(
         default=None, description="Mail about the ticket (only on GET /tickets/{id})."
     )
+    links: list[TicketLink] = Field(default_factory=list)
+
+
+class Contact(BaseModel):
+    email: str
+    name: str
+    organisation: str
+    agreement_id: uuid.UUID
+    channel: str = Field(description="How their first request came in.")
+    first_reference: str
+    registered_at: str
 
 
 class TicketPage(BaseModel):

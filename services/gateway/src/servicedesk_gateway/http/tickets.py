@@ -82,6 +82,21 @@ class InternalNote(BaseModel):
     body: m.Text
 
 
+class Link(BaseModel):
+    kind: m.LinkAsked
+    other: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="The other ticket: its id or its reference (SD-000123)."
+    )
+
+
+class Split(BaseModel):
+    subject: m.Subject
+    body: m.Text
+    category: m.Label | None = None
+    impact: m.Label | None = None
+    urgency: m.Label | None = None
+
+
 class TimeEntry(BaseModel):
     started_at: m.UtcDatetime
     duration_minutes: Annotated[int, Field(gt=0, le=24 * 60)]
@@ -353,6 +368,39 @@ async def add_note(
     """An internal note: for agents only, never mailed, never shown to customers."""
     data = m.AddInternalNoteData(author=who.name, body=body.body)
     return await _ticket_command(request, ticket_id, m.AddInternalNote, data)
+
+
+@router.post(
+    "/tickets/{ticket_id}/links",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+)
+async def link(request: Request, ticket_id: TicketKey, body: Link, who: AgentCaller) -> Accepted:
+    """Links the ticket to another (relates_to, blocks, blocked_by, duplicate_of); the
+    other ticket shows the inverse link."""
+    other = await read(view_of(request).ticket, body.other)
+    if other is None:
+        raise unprocessable("other", f"no ticket {body.other}", "unknown_ticket")
+    data = m.LinkTicketsData(kind=body.kind, other_ticket_id=other.ticket_id, linked_by=who.name)
+    return await _ticket_command(request, ticket_id, m.LinkTickets, data)
+
+
+@router.post(
+    "/tickets/{ticket_id}/split",
+    status_code=202,
+    tags=["tickets"],
+    responses={**NOT_FOUND, **FORBIDDEN},
+)
+async def split(request: Request, ticket_id: TicketKey, body: Split, who: AgentCaller) -> Accepted:
+    """One subject of a request that raised several becomes a ticket of its own: the
+    reporter, agreement and receipt time (its SLA clocks start there) of the original,
+    linked both ways. `Location` is the new ticket."""
+    original = (await ticket_or_404(request, ticket_id)).ticket_id
+    data = m.SplitTicketData(**body.model_dump(), split_by=who.name)
+    sent = await send(request, topics.INBOUND, m.SplitTicket, original, data)
+    part = m.ticket_id_for_request(sent)
+    return accepted(part, sent, f"/tickets/{part}")
 
 
 @router.get("/tickets/{ticket_id}/conversation", tags=["tickets"], responses=NOT_FOUND)

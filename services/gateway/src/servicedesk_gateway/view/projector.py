@@ -38,6 +38,7 @@ class ViewProjector:
                     handles(m.NotificationFailed, self._notification_failed),
                     handles(m.CommandDecided, self._command_decided),
                     handles(m.MailSetAside, self._mail_set_aside),
+                    handles(m.ContactRegistered, self._contact),
                 ]
             ),
         }
@@ -148,6 +149,14 @@ class ViewProjector:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (command_id) DO NOTHING",
             _decided_row(message),
+        )
+
+    def _contact(self, message: m.ContactRegistered, uow: ProjectionUnitOfWork) -> None:
+        data = message.data
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.contacts} (email, organisation, doc) VALUES (?, ?, ?) "
+            "ON CONFLICT (email) DO NOTHING",
+            (data.email, data.organisation, json.dumps(data.model_dump(mode="json"))),
         )
 
     def _mail_set_aside(self, message: m.MailSetAside, uow: ProjectionUnitOfWork) -> None:

@@ -337,6 +337,15 @@ class ViewQueries:
             )
             return [(at, json.loads(doc)) for at, doc in cursor.fetchall()]
 
+    def contacts(self, organisation: str | None) -> list[dict[str, Any]]:
+        """Registered contacts, of one organisation when given, by address."""
+        where, params = ("organisation = ?", (organisation,)) if organisation else ("1 = 1", ())
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT doc FROM {self.tables.contacts} WHERE {where} ORDER BY email", params
+            )
+            return [json.loads(row[0]) for row in cursor.fetchall()]
+
     def mail_set_aside(self, mail_id: uuid.UUID) -> dict[str, Any] | None:
         return self._doc(self.tables.mail, "mail_id = ?", (str(mail_id),))
 

@@ -23,6 +23,7 @@ TABLES = (
     "search",
     "commands",
     "mail",
+    "contacts",
 )
 
 
@@ -46,6 +47,7 @@ class ViewTables:
         self.statements = database.table("view_statements")
         self.search = database.table("view_search")
         self.commands = database.table("view_commands")
+        self.contacts = database.table("view_contacts")
         self.mail = database.table("view_mail")
         """Mail set aside (machines, unmatched senders, refusals): kept and visible."""
         self.meta = database.table("view_meta")
@@ -83,6 +85,7 @@ class ViewTables:
             self.search,
             self.commands,
             self.mail,
+            self.contacts,
         ):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -148,6 +151,10 @@ class ViewTables:
                 doc TEXT NOT NULL)""",
             f"CREATE INDEX IF NOT EXISTS {index('mail_received')} "
             f"ON {self.mail} (received_at, mail_id)",
+            f"CREATE TABLE IF NOT EXISTS {self.contacts} (email TEXT PRIMARY KEY, "
+            "organisation TEXT NOT NULL, doc TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {index('contacts_organisation')} "
+            f"ON {self.contacts} (organisation, email)",
             f"CREATE TABLE IF NOT EXISTS {self.agreements} "
             "(agreement_id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.statements} (agreement_id TEXT NOT NULL, "

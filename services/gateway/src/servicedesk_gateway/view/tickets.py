@@ -42,6 +42,8 @@ class TicketView:
     agent_replies: int = 0
     customer_replies: int = 0
     minutes_logged: int = 0
+    links: list[dict[str, str]] = field(default_factory=list)
+    """{kind, ticket_id, reference} of each link to another ticket."""
 
     @property
     def opened(self) -> bool:
@@ -117,6 +119,17 @@ class TicketView:
 
     def _on_CustomerReplied(self, message: m.CustomerReplied) -> None:  # noqa: N802
         self.customer_replies += 1
+
+    def _on_TicketLinked(self, message: m.TicketLinked) -> None:  # noqa: N802
+        data = message.data
+        self.links = [
+            *self.links,
+            {
+                "kind": data.kind,
+                "ticket_id": str(data.other_ticket_id),
+                "reference": data.other_reference,
+            },
+        ]
 
     def _on_InternalNoteAdded(self, message: m.InternalNoteAdded) -> None:  # noqa: N802
         pass  # kept in the ticket's events (the conversation), never counted for customers

@@ -122,6 +122,15 @@ def _internal_note(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry
     }
 
 
+def _linked(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
+    return {
+        "who": data["linked_by"],
+        "what": f"{data['kind'].replace('_', ' ')} {data['other_reference']}",
+        "why": None,
+        "details": {"ticket_id": data["other_ticket_id"]},
+    }
+
+
 def _time_logged(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
     billable = "billable" if data.get("billable", True) else "not billable"
     return {
@@ -244,6 +253,7 @@ _TELLERS = {
     "AgentReplied": _agent_replied,
     "CustomerReplied": _customer_replied,
     "InternalNoteAdded": _internal_note,
+    "TicketLinked": _linked,
     "TimeLogged": _time_logged,
     "SlaClockStarted": _clock_started,
     "SlaClockPaused": _clock_paused,
