@@ -83,6 +83,11 @@ MAILS_RECEIVED = Counter(
     "seen before), deferred (451: could not be stored), refused_recipient (550).",
     ["outcome"],
 )
+IMAP_POLLS = Counter(
+    "servicedesk_imap_polls_total",
+    "Rounds of the IMAP poller: ok, or failed (the server away, a login refused).",
+    ["outcome"],
+)
 MAILS_DECIDED = Counter(
     "servicedesk_mails_decided_total",
     "Received mails decided by intake: new_ticket, reply, or the reason it was set aside.",

@@ -30,3 +30,12 @@ class IntakeSettings(ServiceSettings):
     @property
     def our_domain(self) -> str:
         return self.mail_from.rsplit("@", 1)[-1].lower()
+
+    imap_host: str = ""
+    """A mailbox elsewhere to poll (IMAP); empty: no poller."""
+    imap_port: int = 993
+    imap_user: str = ""
+    imap_password: str = ""
+    imap_folder: str = "INBOX"
+    imap_ssl: bool = True
+    imap_poll_seconds: float = Field(default=60, gt=0)

@@ -7,11 +7,14 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_intake.application import Intake
 from servicedesk_intake.config import IntakeSettings
+from servicedesk_intake.imap_poller import ImapConfig, ImapPoller
+from servicedesk_intake.keeper import MailKeeper
 from servicedesk_intake.mail_desk import MailDesk, MailPolicy
 from servicedesk_intake.smtp_listener import ListenerConfig, MailListener
 from servicedesk_intake.translate import translate
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.clock import Clock, SystemClock
+from servicedesk_runtime.relay import LogPositions
 from servicedesk_runtime.service import BackgroundLoop, Service
 
 NAME = "intake"
@@ -31,20 +34,37 @@ async def run(settings: IntakeSettings, clock: Clock | None = None) -> None:
         topics=[topics.INBOUND, topics.AGREEMENTS],
         handlers=handlers,
         translate=translate,
-        loops=_listener(service, settings, blobs),
+        loops=_mail_in(service, settings, blobs),
     )
 
 
-def _listener(service: Service, settings: IntakeSettings, blobs: BlobStore) -> list[BackgroundLoop]:
-    if settings.mail_port is None:
-        return []
-    config = ListenerConfig(
-        host=settings.mail_host,
-        port=settings.mail_port,
-        addresses=settings.support_addresses,
-        max_bytes=settings.mail_max_bytes,
-    )
-    return [MailListener(service.store, blobs, service.clock, config, service.wake_relay).run]
+def _mail_in(service: Service, settings: IntakeSettings, blobs: BlobStore) -> list[BackgroundLoop]:
+    """The SMTP listener and the IMAP poller, each when configured."""
+    loops: list[BackgroundLoop] = []
+    if settings.mail_port is not None:
+        config = ListenerConfig(
+            host=settings.mail_host,
+            port=settings.mail_port,
+            addresses=settings.support_addresses,
+            max_bytes=settings.mail_max_bytes,
+        )
+        listener = MailListener(service.store, blobs, service.clock, config, service.wake_relay)
+        loops.append(listener.run)
+    if settings.imap_host:
+        imap = ImapConfig(
+            host=settings.imap_host,
+            port=settings.imap_port,
+            user=settings.imap_user,
+            password=settings.imap_password,
+            folder=settings.imap_folder,
+            ssl=settings.imap_ssl,
+            poll_seconds=settings.imap_poll_seconds,
+        )
+        keeper = MailKeeper(service.store, blobs)
+        positions = LogPositions(service.database, "intake_imap_position")
+        poller = ImapPoller(keeper, positions, service.clock, imap, service.wake_relay)
+        loops.append(poller.run)
+    return loops
 
 
 def main() -> None:

@@ -18,10 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from eventsourcing.persistence import IntegrityError
 
-from servicedesk_intake.inbox import InboundMail
-from servicedesk_intake.mail import message_id_of
+from servicedesk_intake.keeper import MailKeeper
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.logs import get_logger
@@ -46,14 +44,12 @@ class _Keeper:
 
     def __init__(
         self,
-        store: ServiceStore,
-        blobs: BlobStore,
+        keeper: MailKeeper,
         clock: Clock,
         config: ListenerConfig,
         on_stored: Callable[[], None],
     ) -> None:
-        self.store = store
-        self.blobs = blobs
+        self.keeper = keeper
         self.clock = clock
         self.config = config
         self.on_stored = on_stored
@@ -86,27 +82,13 @@ class _Keeper:
         return "250 2.0.0 OK: message stored"
 
     def keep(self, raw: bytes, envelope: Envelope) -> bool:
-        """Stores the mail; False when a mail with its Message-ID was stored before."""
-        received_at = self.clock.now()
-        message_id = message_id_of(raw)
-        sha256 = self.blobs.put(raw)
-        mail = InboundMail(
-            message_id=message_id,
-            sha256=sha256,
-            size=len(raw),
+        return self.keeper.keep(
+            raw,
             source="smtp",
             envelope_from=envelope.mail_from or "",
             envelope_to=list(envelope.rcpt_tos),
-            received_at=received_at,
+            received_at=self.clock.now(),
         )
-        if mail.id in self.store.repository:
-            return False
-        try:
-            self.store.save(mail)
-        except IntegrityError:  # stored by a replica in between
-            return False
-        log.info("mail_stored", mail_id=str(mail.id), size=len(raw))
-        return True
 
 
 class MailListener:
@@ -119,7 +101,7 @@ class MailListener:
         on_stored: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
-        self._keeper = _Keeper(store, blobs, clock, config, on_stored)
+        self._keeper = _Keeper(MailKeeper(store, blobs), clock, config, on_stored)
         self.port: int | None = None
         self.listening = asyncio.Event()
 
