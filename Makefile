@@ -40,6 +40,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python -u bench/notifier_mail.py
 	$(BIN)/python -u bench/gateway_accept.py
 	$(BIN)/python -u -m bench.gateway_view
+	$(BIN)/python -u -m bench.mail_in
+	$(BIN)/python -u -m bench.mail_in --mails 200 --rate 20
 	$(BIN)/python -u bench/fault_suite.py --tickets 10000 --kills 12
 
 schemas: $(BIN)/.installed

@@ -31,9 +31,9 @@ from pathlib import Path
 import httpx
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench.pipeline import POSTGRES, drop_schemas, peak_rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.pipeline import POSTGRES, drop_schemas, peak_rss_mb
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.demo import provider_z_premium
