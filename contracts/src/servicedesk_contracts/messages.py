@@ -1244,6 +1244,19 @@ class NotificationFailed(Message):
     data: NotificationFailedData
 
 
+class ResendNotificationData(Data):
+    requested_by: Name
+
+
+class ResendNotification(Message):
+    """Command to the notifier (`subject_id`: the notification, as its receipts name it):
+    send a failed delivery again, with the same Message-ID."""
+
+    TYPE: ClassVar[str] = "ResendNotification"
+    event_type: Literal["ResendNotification"] = "ResendNotification"
+    data: ResendNotificationData
+
+
 # --- command outcomes ----------------------------------------------------------------------
 
 
@@ -1322,6 +1335,7 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     StatementIssued,
     NotificationSent,
     NotificationFailed,
+    ResendNotification,
     CommandDecided,
 )
 

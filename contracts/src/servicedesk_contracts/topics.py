@@ -13,6 +13,8 @@ AGREEMENTS: Final = "servicedesk.agreements.v1"
 BILLING: Final = "servicedesk.billing.v1"
 NOTIFICATIONS: Final = "servicedesk.notifications.v1"
 DEAD_LETTER: Final = "servicedesk.dead-letter.v1"
+NOTIFIER_COMMANDS: Final = "servicedesk.notifier-commands.v1"
+"""Commands to the notifier: resend a delivery that failed."""
 COMMAND_OUTCOMES: Final = "servicedesk.command-outcomes.v1"
 """Each command's outcome (`CommandDecided`), from the service that decided it."""
 
@@ -27,8 +29,9 @@ ALL: Final = (
     NOTIFICATIONS,
     DEAD_LETTER,
     COMMAND_OUTCOMES,
+    NOTIFIER_COMMANDS,
 )
-COMMANDS: Final = (INBOUND, BILLING_COMMANDS)
+COMMANDS: Final = (INBOUND, BILLING_COMMANDS, NOTIFIER_COMMANDS)
 """Topics whose messages are addressed to one service: a type it does not handle there is a
 mistake of the sender and is dead-lettered. On event topics a consumer reads past the types
 it does not use (a newer producer may add types at any time)."""

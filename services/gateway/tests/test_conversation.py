@@ -282,3 +282,43 @@ async def test_contacts_registered_on_first_requests_are_listed(
     assert [c["email"] for c in everyone] == ["anna@acme.example", "jana@nordlicht.de"]
     own = (await client.get("/contacts?organisation=Nordlicht", headers=CUSTOMER)).json()
     assert [c["email"] for c in own] == ["anna@acme.example"]  # a customer sees their own
+
+
+async def test_failed_mail_is_listed_and_resent_on_request(view: GatewayView, desk: Desk) -> None:
+    client, published, _, _ = desk
+    notification = uuid.uuid4()
+    data = {
+        "notification_id": notification,
+        "kind": "agent_reply",
+        "recipient": "anna@acme.example",
+        "subject_line": "Re: [SD-000003] Scanner 3 offline",
+        "caused_by": uuid.uuid4(),
+    }
+    view.apply(
+        m.NotificationFailed.create(
+            producer="notifier",
+            subject_id=notification,
+            data={**data, "error": "SMTPRecipientsRefused: 550 mailbox full"},
+        )
+    )
+    failed = (await client.get("/notifications", headers=AGENT)).json()
+    assert [(f["notification_id"], f["error"]) for f in failed] == [
+        (str(notification), "SMTPRecipientsRefused: 550 mailbox full")
+    ]
+    resent = await client.post(f"/notifications/{notification}/resend", headers=AGENT)
+    assert resent.status_code == 202, resent.text
+    [command] = published
+    assert isinstance(command, m.ResendNotification)
+    assert (command.subject_id, command.data.requested_by) == (notification, "mette")
+    assert (
+        await client.post(f"/notifications/{notification}/resend", headers=CUSTOMER)
+    ).status_code == 403
+
+    view.apply(m.NotificationSent.create(producer="notifier", subject_id=notification, data=data))
+    assert (await client.get("/notifications", headers=AGENT)).json() == []
+    sent = (await client.get("/notifications?outcome=sent", headers=AGENT)).json()
+    assert [s["notification_id"] for s in sent] == [str(notification)]
+    again = await client.post(f"/notifications/{notification}/resend", headers=AGENT)
+    assert again.status_code == 409
+    missing = await client.post(f"/notifications/{uuid.uuid4()}/resend", headers=AGENT)
+    assert missing.status_code == 404

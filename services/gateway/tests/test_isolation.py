@@ -133,6 +133,7 @@ def aimed_at_nordlicht(path: str, desk: Desk, by_reference: bool) -> str:
         "command_id": str(desk.nord_command),
         "sha256": "0" * 64,
         "mail_id": str(uuid.uuid4()),
+        "notification_id": str(uuid.uuid4()),
     }
     return re.sub(r"\{(\w+)\}", lambda found: values[found.group(1)], path)
 

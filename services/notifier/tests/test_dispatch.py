@@ -10,10 +10,12 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
+from servicedesk_contracts import messages as m
 from servicedesk_notifier.application import Notifier
 from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
 from servicedesk_notifier.domain import Delivery
 from servicedesk_notifier.smtp import SmtpMailer
+from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import free_port
@@ -202,3 +204,30 @@ async def test_past_its_bounds_or_when_unsendable_a_mail_is_recorded_failed_and_
     )
     assert outcomes(store)[later[0]] == ["failed"]
     assert counted("servicedesk_notifications_failed_total") - failed_before == 2
+
+
+async def test_a_failed_delivery_resent_on_request_goes_out_once_with_its_message_id(
+    store: ServiceStore, database: Database, sink: MailSink
+) -> None:
+    [delivery] = request_confirmations(store, 1)
+    away = free_port()
+    await run_until(
+        dispatcher(store, database, away, RetryPolicy(attempts=1, first_wait_seconds=0.01)),
+        lambda: delivery in outcomes(store),
+        "the delivery failed with the server away",
+    )
+    handlers = Notifier("oncall@example.com").handlers()
+    resend = m.ResendNotification.create(
+        producer="gateway", subject_id=delivery, data={"requested_by": "mette"}
+    )
+    uow = store.unit_of_work()
+    handlers["ResendNotification"](resend, uow)
+    uow.commit()
+    await run_until(
+        dispatcher(store, database, sink.port),
+        lambda: outcomes(store)[delivery] == ["failed", "sent"],
+        "the resent delivery recorded as sent",
+    )
+    assert message_ids(sink) == {mail_id_of(store, delivery): 1}
+    with pytest.raises(Rejected):  # it was sent: nothing to resend
+        handlers["ResendNotification"](resend, store.unit_of_work())

@@ -12,6 +12,7 @@ from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_notifier.domain import (
     Delivery,
+    DeliveryRefused,
     Notification,
     TicketFacts,
     agent_reply,
@@ -23,7 +24,7 @@ from servicedesk_notifier.domain import (
     ticket_confirmation,
 )
 from servicedesk_runtime.agreements import known_terms, learn_terms
-from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.store import UnitOfWork
 
 
@@ -42,6 +43,7 @@ class Notifier:
                 handles(m.SlaWarning, self.warn_before_breach),
                 handles(m.TicketAssigned, self.tell_assignee),
                 handles(m.AgreementRegistered, self.learn_agreement),
+                handles(m.ResendNotification, self.resend),
             ]
         )
 
@@ -82,6 +84,16 @@ class Notifier:
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         list(learn_terms(uow, registered, TicketFacts))  # nothing parks on it here
+
+    def resend(self, command: m.ResendNotification, uow: UnitOfWork) -> None:
+        delivery = uow.get(command.subject_id, Delivery)
+        if delivery is None:
+            raise Rejected("unknown_notification", f"no notification {command.subject_id}")
+        try:
+            delivery.request_resend(command.data.requested_by)
+        except DeliveryRefused as refused:
+            raise Rejected(refused.reason, str(refused)) from refused
+        uow.add(delivery)
 
     def _facts(self, reference: str, uow: UnitOfWork) -> TicketFacts | None:
         return uow.get(TicketFacts.create_id(reference), TicketFacts)

@@ -49,7 +49,8 @@ from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
 
-_REQUESTED = get_topic(Delivery.Requested)
+_TO_SEND = [get_topic(Delivery.Requested), get_topic(Delivery.ResendRequested)]
+"""The store's events that ask for a mail to go out: a new delivery, or a resend."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Dispatcher:
             self.store.process_recorder.select_notifications,
             position + 1,
             self.batch_max,
-            topics=[_REQUESTED],
+            topics=_TO_SEND,
         )
         for request in requests:
             if stop.is_set():

@@ -279,6 +279,12 @@ def message_id(delivery_id: uuid.UUID, reference: str | None, domain: str) -> st
     return f"<{local}@{domain}>"
 
 
+class DeliveryRefused(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class TicketFacts(Aggregate):
     """What the notifier remembers of a ticket from its opening, so that an alert can name
     its subject and customer and go to its agreement's on-call address."""
@@ -301,6 +307,7 @@ class Delivery(Aggregate):
     Requested: ClassVar[type[Any]]
     Dispatched: ClassVar[type[Any]]
     Failed: ClassVar[type[Any]]
+    ResendRequested: ClassVar[type[Any]]
 
     class Sent(Aggregate.Created):
         """How a delivery was stored until Nov 2026, when mail went out inside the handler:
@@ -360,6 +367,18 @@ class Delivery(Aggregate):
     def record_failed(self, error: str, attempts: int) -> None:
         """The mail could not be sent within the retry bounds, or was refused."""
         self._failed(self.caused_by, self.kind, self.recipient, self.subject_line, error, attempts)
+
+    def request_resend(self, requested_by: str) -> None:
+        """A failed delivery goes out again (the dispatcher follows these requests too)."""
+        if self.outcome != "failed":
+            raise DeliveryRefused(
+                "not_failed", f"notification {self.id} is {self.outcome or 'pending'}"
+            )
+        self._resend_requested(requested_by=requested_by)
+
+    @event("ResendRequested")
+    def _resend_requested(self, requested_by: str) -> None:
+        self.outcome = None
 
     @event("Dispatched")
     def _sent(

@@ -32,7 +32,7 @@ def dispatcher_for(service: Service, settings: NotifierSettings) -> Dispatcher:
 async def run(settings: NotifierSettings) -> None:
     service = Service(NAME, settings)
     await service.run(
-        topics=[topics.TICKETS, topics.SLA, topics.AGREEMENTS],
+        topics=[topics.TICKETS, topics.SLA, topics.AGREEMENTS, topics.NOTIFIER_COMMANDS],
         handlers=Notifier(settings.alert_email).handlers(),
         translate=translate,
         loops=[dispatcher_for(service, settings).run],

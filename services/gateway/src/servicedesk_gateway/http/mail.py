@@ -2,21 +2,25 @@
 refused people), kept and visible to agents, with the raw message."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from servicedesk_contracts import messages as m
+from servicedesk_contracts import topics
 from servicedesk_gateway.http import models
 from servicedesk_gateway.http.common import (
+    Accepted,
     AgentCaller,
     AnyCaller,
+    accepted,
     blob_response,
     read,
+    send,
     unprocessable_query,
     view_of,
 )
-from servicedesk_gateway.http.models import COMMON_RESPONSES, FORBIDDEN, NOT_FOUND
+from servicedesk_gateway.http.models import COMMON_RESPONSES, CONFLICT, FORBIDDEN, NOT_FOUND
 
 router = APIRouter(responses=COMMON_RESPONSES)
 
@@ -50,6 +54,39 @@ async def raw_mail(request: Request, mail_id: uuid.UUID, _: AgentCaller) -> Resp
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no set-aside mail {mail_id}")
     return await blob_response(request, found["sha256"], "message/rfc822", f"{mail_id}.eml")
+
+
+@router.get("/notifications", tags=["mail"], responses=FORBIDDEN)
+async def notifications(
+    request: Request,
+    _: AgentCaller,
+    outcome: Literal["failed", "sent"] = "failed",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[models.Delivery]:
+    """The desk's mail by its latest outcome, newest first: by default those that failed
+    (the server refused them, or was away past the retry bounds), to resend."""
+    found = await read(view_of(request).deliveries, outcome, limit)
+    return [models.Delivery(**delivery) for delivery in found]
+
+
+@router.post(
+    "/notifications/{notification_id}/resend",
+    status_code=202,
+    tags=["mail"],
+    responses={**NOT_FOUND, **FORBIDDEN, **CONFLICT},
+)
+async def resend(request: Request, notification_id: uuid.UUID, who: AgentCaller) -> Accepted:
+    """Sends a failed notification again, with the same Message-ID (409 unless it failed)."""
+    found = await read(view_of(request).delivery, notification_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no notification {notification_id}")
+    if found["outcome"] != "failed":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"notification {notification_id} was sent")
+    data = m.ResendNotificationData(requested_by=who.name)
+    sent = await send(
+        request, topics.NOTIFIER_COMMANDS, m.ResendNotification, notification_id, data
+    )
+    return accepted(notification_id, sent, "/notifications?outcome=sent")
 
 
 @router.get("/contacts", tags=["mail"])

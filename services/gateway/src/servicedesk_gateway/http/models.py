@@ -121,6 +121,16 @@ class Conversation(BaseModel):
     messages: list[ConversationMessage]
 
 
+class Delivery(BaseModel):
+    notification_id: uuid.UUID
+    kind: str
+    recipient: str
+    subject_line: str
+    outcome: Literal["sent", "failed"]
+    error: str | None = None
+    at: str = Field(description="When the latest outcome was recorded.")
+
+
 class SetAsideMail(BaseModel):
     mail_id: uuid.UUID
     reason: str

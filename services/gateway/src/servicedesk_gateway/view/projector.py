@@ -135,11 +135,35 @@ class ViewProjector:
 
     def _notification_sent(self, message: m.NotificationSent, uow: ProjectionUnitOfWork) -> None:
         self._notification(message, message.data.subject_line, "sent", uow)
+        self._delivery(message, "sent", uow)
 
     def _notification_failed(
         self, message: m.NotificationFailed, uow: ProjectionUnitOfWork
     ) -> None:
         self._notification(message, message.data.subject_line, "failed", uow)
+        self._delivery(message, "failed", uow)
+
+    def _delivery(
+        self,
+        message: m.NotificationSent | m.NotificationFailed,
+        outcome: str,
+        uow: ProjectionUnitOfWork,
+    ) -> None:
+        """A delivery's latest outcome (a resent one fails, then is sent)."""
+        doc = {**message.data.model_dump(mode="json"), "outcome": outcome}
+        doc["at"] = message.occurred_at.isoformat()
+        uow.cursor.execute(
+            f"INSERT INTO {self.tables.deliveries} (notification_id, outcome, occurred_at, doc) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (notification_id) DO UPDATE SET "
+            "outcome = excluded.outcome, occurred_at = excluded.occurred_at, doc = excluded.doc "
+            f"WHERE excluded.occurred_at >= {self.tables.deliveries}.occurred_at",
+            (
+                str(message.data.notification_id),
+                outcome,
+                micros(message.occurred_at),
+                json.dumps(doc),
+            ),
+        )
 
     def _command_decided(self, message: m.CommandDecided, uow: ProjectionUnitOfWork) -> None:
         """A command is decided once; should two outcomes ever arrive, the first stays."""

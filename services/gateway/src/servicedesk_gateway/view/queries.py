@@ -337,6 +337,19 @@ class ViewQueries:
             )
             return [(at, json.loads(doc)) for at, doc in cursor.fetchall()]
 
+    def deliveries(self, outcome: str, limit: int) -> list[dict[str, Any]]:
+        """Notifications whose latest outcome is `outcome`, newest first."""
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT doc FROM {self.tables.deliveries} WHERE outcome = ? "
+                "ORDER BY occurred_at DESC, notification_id DESC LIMIT ?",
+                (outcome, limit),
+            )
+            return [json.loads(row[0]) for row in cursor.fetchall()]
+
+    def delivery(self, notification_id: uuid.UUID) -> dict[str, Any] | None:
+        return self._doc(self.tables.deliveries, "notification_id = ?", (str(notification_id),))
+
     def contacts(self, organisation: str | None) -> list[dict[str, Any]]:
         """Registered contacts, of one organisation when given, by address."""
         where, params = ("organisation = ?", (organisation,)) if organisation else ("1 = 1", ())

@@ -24,6 +24,7 @@ TABLES = (
     "commands",
     "mail",
     "contacts",
+    "deliveries",
 )
 
 
@@ -48,6 +49,8 @@ class ViewTables:
         self.search = database.table("view_search")
         self.commands = database.table("view_commands")
         self.contacts = database.table("view_contacts")
+        self.deliveries = database.table("view_deliveries")
+        """Each notification's latest outcome (sent or failed), for the failed list."""
         self.mail = database.table("view_mail")
         """Mail set aside (machines, unmatched senders, refusals): kept and visible."""
         self.meta = database.table("view_meta")
@@ -86,6 +89,7 @@ class ViewTables:
             self.commands,
             self.mail,
             self.contacts,
+            self.deliveries,
         ):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -155,6 +159,13 @@ class ViewTables:
             "organisation TEXT NOT NULL, doc TEXT NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {index('contacts_organisation')} "
             f"ON {self.contacts} (organisation, email)",
+            f"""CREATE TABLE IF NOT EXISTS {self.deliveries} (
+                notification_id TEXT PRIMARY KEY,
+                outcome TEXT NOT NULL,
+                occurred_at BIGINT NOT NULL,
+                doc TEXT NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {index('deliveries_outcome')} "
+            f"ON {self.deliveries} (outcome, occurred_at)",
             f"CREATE TABLE IF NOT EXISTS {self.agreements} "
             "(agreement_id TEXT PRIMARY KEY, doc TEXT NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.statements} (agreement_id TEXT NOT NULL, "

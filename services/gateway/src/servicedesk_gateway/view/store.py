@@ -17,7 +17,7 @@ from servicedesk_runtime.projection import ProjectionStore
 log = get_logger(__name__)
 
 
-SCHEMA_VERSION = "2026-11-28.3"
+SCHEMA_VERSION = "2026-11-28.4"
 """Changed with the view's tables: a view of another version is dropped and rebuilt from
 the topics at start (it is a projection: nothing of it is lost)."""
 
