@@ -450,7 +450,8 @@ def test_service_is_built_from_its_own_dockerfile(name: str) -> None:
             assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
     assert args["USER"][-1].split(":")[0] not in {"root", "0"}, "the service must not run as root"
     assert json.loads(args["CMD"][-1]) == ["python", "-m", package]
-    assert args["EXPOSE"] == [str(port)]
+X
+    assert args["EXPOSE"] == [f"{port}{mail_in}"]
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
