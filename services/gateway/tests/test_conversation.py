@@ -19,6 +19,7 @@ from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.blobs import BlobStore
+from servicedesk_stack.demo import provider_v_danish
 
 AGENT = {"Authorization": "Bearer a-token"}
 CUSTOMER = {"Authorization": "Bearer c-token"}
@@ -322,3 +323,33 @@ async def test_failed_mail_is_listed_and_resent_on_request(view: GatewayView, de
     assert again.status_code == 409
     missing = await client.post(f"/notifications/{uuid.uuid4()}/resend", headers=AGENT)
     assert missing.status_code == 404
+
+
+async def test_an_agreement_limited_to_portal_and_mail_refuses_a_phone_call(
+    view: GatewayView, desk: Desk
+) -> None:
+    client, published, _, _ = desk
+    basic = uuid.UUID("00000000-0000-4000-8000-0000000000ba")
+    terms = provider_v_danish("Basis ApS")
+    view.apply(
+        m.AgreementRegistered.create(
+            producer="billing", subject_id=basic, data={**terms, "channels": ["portal", "email"]}
+        )
+    )
+    call = {
+        "agreement_id": str(basic),
+        "reporter_email": "mette@basis.dk",
+        "reporter_name": "Mette",
+        "organisation": "Basis ApS",
+        "subject": "Login",
+        "body": "Cannot log in",
+        "category": "support",
+        "impact": "low",
+        "urgency": "low",
+    }
+    refused = await client.post("/tickets", json={**call, "channel": "phone"}, headers=AGENT)
+    assert refused.status_code == 422
+    assert "takes no phone requests: only portal, email" in refused.text
+    taken = await client.post("/tickets", json={**call, "channel": "portal"}, headers=AGENT)
+    assert taken.status_code == 202
+    assert len(published) == 1

@@ -21,7 +21,7 @@ from servicedesk_contracts import messages as m
 from servicedesk_intake.inbox import InboundMail
 from servicedesk_runtime.consumer import Rejected
 
-from .conftest import DESK, HYGGE, KUNDE, NORDLICHT, NOW, Desk
+from .conftest import DESK, HYGGE, KUNDE, NORDLICHT, NOW, Desk, kunde_terms
 
 CORPUS = Path(__file__).parents[3] / "tests" / "data" / "mail"
 
@@ -382,3 +382,32 @@ async def test_split_and_link(desk: Desk) -> None:
     assert linked == {(original.subject_id, "blocks"), (part.subject_id, "blocked_by")}
     with pytest.raises(Rejected):
         desk.apply(link)  # the same link again changes nothing
+
+
+async def test_an_agreement_without_a_channel_refuses_requests_by_it(desk: Desk) -> None:
+    basic = uuid.UUID("00000000-0000-4000-8000-0000000000ba")
+    terms = {**kunde_terms(), "customer": "Basis ApS", "channels": ["portal"]}
+    terms["mail"] = {**terms["mail"], "email_domains": ["basis.dk"]}
+    desk.apply(m.AgreementRegistered.create(producer="billing", subject_id=basic, data=terms))
+    await send(desk, mail("Login", sender="Mette <mette@basis.dk>", message_id="<b@basis.dk>"))
+    [aside] = desk.events(m.MailSetAside)
+    assert (aside.data.reason, aside.data.answer_to) == ("channel_not_allowed", "mette@basis.dk")
+    call = m.SubmitTicket.create(
+        producer="gateway",
+        subject_id=uuid.uuid4(),
+        occurred_at=NOW,
+        data={
+            "agreement_id": basic,
+            "reporter_email": "mette@basis.dk",
+            "reporter_name": "Mette",
+            "organisation": "Basis ApS",
+            "channel": "phone",
+            "subject": "Login",
+            "body": "Cannot log in",
+            "category": "support",
+            "impact": "low",
+            "urgency": "low",
+        },
+    )
+    with pytest.raises(Rejected, match="takes no phone requests"):
+        desk.apply(call)

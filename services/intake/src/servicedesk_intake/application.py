@@ -59,10 +59,20 @@ class Intake:
                 f"occurred_at {command.occurred_at.isoformat()} is in the future",
             )
         request = command.data
-        if request.language is None:
-            terms = known_terms(uow, request.agreement_id)
-            if terms is not None and terms.mail is not None:
-                request = request.model_copy(update={"language": terms.mail.language})
+        terms = known_terms(uow, request.agreement_id)
+        if (
+            terms is not None
+            and terms.channels is not None
+            and request.channel not in terms.channels
+        ):
+            uow.after_commit(TICKET_REQUESTS_REJECTED.labels("channel_not_allowed").inc)
+            raise Rejected(
+                "channel_not_allowed",
+                f"{terms.customer}'s agreement takes no {request.channel} requests: only "
+                + ", ".join(terms.channels),
+            )
+        if request.language is None and terms is not None and terms.mail is not None:
+            request = request.model_copy(update={"language": terms.mail.language})
         open_ticket(uow, request, command.occurred_at, command.event_id)
 
     def change_status(self, command: m.ChangeTicketStatus, uow: UnitOfWork) -> None:

@@ -131,6 +131,7 @@ async def submit(request: Request, who: Caller, body: TicketSubmission) -> Accep
         _require_own(who, body, agreement)
     require_agreement(request, body.agreement_id, agreement)
     _require_matrix_words(body, agreement)
+    _require_channel(body, agreement)
     received_at = _arrival(body.received_at, request.app.state.now())
     request_id = uuid.uuid4()
     message = m.SubmitTicket.create(
@@ -184,6 +185,16 @@ def _require_matrix_words(body: TicketSubmission, agreement: dict[str, Any] | No
                 for field, message in problems.items()
             ],
         )
+
+
+def _require_channel(body: TicketSubmission, agreement: dict[str, Any] | None) -> None:
+    """An agreement may take requests by some channels only (provider V Basic: portal and
+    e-mail, no phone)."""
+    allowed = agreement.get("channels") if agreement else None
+    if agreement is None or allowed is None or body.channel in allowed:
+        return
+    detail = f"{agreement['customer']}'s agreement takes no {body.channel} requests"
+    raise unprocessable("channel", f"{detail}: only {', '.join(allowed)}", "channel_not_allowed")
 
 
 def _arrival(given: datetime | None, now: datetime) -> datetime:
