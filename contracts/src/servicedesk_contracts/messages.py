@@ -473,6 +473,37 @@ class ContactRegistered(Message):
 # --- mail in -----------------------------------------------------------------------------
 
 
+class FileMailData(Data):
+    agreement_id: uuid.UUID
+    filed_by: Name
+
+
+class FileMail(Message):
+    """Command to intake (`subject_id`: a set-aside mail): open its ticket on this
+    agreement (an unmatched sender's, or mail wrongly taken for a machine's)."""
+
+    TYPE: ClassVar[str] = "FileMail"
+    event_type: Literal["FileMail"] = "FileMail"
+    data: FileMailData
+
+
+class MailFiledData(Data):
+    mail_id: uuid.UUID
+    ticket_id: uuid.UUID
+    reference: str
+    filed_as: Literal["new_ticket", "reply"]
+    filed_by: str | None = None
+    """The agent who filed a set-aside mail; None when intake filed it on arrival."""
+
+
+class MailFiled(Message):
+    """Which ticket a received mail went to (`subject_id`: the mail)."""
+
+    TYPE: ClassVar[str] = "MailFiled"
+    event_type: Literal["MailFiled"] = "MailFiled"
+    data: MailFiledData
+
+
 class ReceiveMailData(Data):
     """A mail as it reached us, before anything was decided about it: its raw bytes are in
     the blob store under `sha256`."""
@@ -1308,6 +1339,8 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     InternalNoteAdded,
     ReceiveMail,
     MailSetAside,
+    FileMail,
+    MailFiled,
     LinkTickets,
     TicketLinked,
     SplitTicket,

@@ -353,3 +353,44 @@ async def test_an_agreement_limited_to_portal_and_mail_refuses_a_phone_call(
     taken = await client.post("/tickets", json={**call, "channel": "portal"}, headers=AGENT)
     assert taken.status_code == 202
     assert len(published) == 1
+
+
+async def test_an_agent_files_a_set_aside_mail_and_the_list_names_its_ticket(
+    view: GatewayView, desk: Desk
+) -> None:
+    client, published, _, blobs = desk
+    mail_id = uuid.uuid4()
+    data = {
+        "mail_id": mail_id,
+        "reason": "unmatched",
+        "detail": "no agreement knows eve@unknown.example",
+        "sha256": blobs.put(b"Subject: hi\r\n\r\nhi"),
+        "sender": "eve@unknown.example",
+        "subject": "hi",
+        "received_at": NOW,
+    }
+    view.apply(m.MailSetAside.create(producer="intake", subject_id=mail_id, data=data))
+    filing = {"agreement_id": str(uuid.UUID(int=1))}
+    answer = await client.post(f"/mail/{mail_id}/file", json=filing, headers=AGENT)
+    assert answer.status_code == 202, answer.text
+    [command] = published
+    assert isinstance(command, m.FileMail)
+    assert (command.subject_id, command.data.filed_by) == (mail_id, "mette")
+    assert answer.json()["id"] == str(m.ticket_id_for_request(mail_id))
+    view.apply(
+        m.MailFiled.create(
+            producer="intake",
+            subject_id=mail_id,
+            data={
+                "mail_id": mail_id,
+                "ticket_id": m.ticket_id_for_request(mail_id),
+                "reference": "SD-000009",
+                "filed_as": "new_ticket",
+                "filed_by": "mette",
+            },
+        )
+    )
+    [listed] = (await client.get("/mail/set-aside", headers=AGENT)).json()["mail"]
+    assert listed["filed_reference"] == "SD-000009"
+    again = await client.post(f"/mail/{mail_id}/file", json=filing, headers=AGENT)
+    assert again.status_code == 409

@@ -411,3 +411,26 @@ async def test_an_agreement_without_a_channel_refuses_requests_by_it(desk: Desk)
     )
     with pytest.raises(Rejected, match="takes no phone requests"):
         desk.apply(call)
+
+
+async def test_an_agent_files_an_unmatched_mail_on_an_agreement(desk: Desk) -> None:
+    await send(desk, mail("Hi", sender="Eve <eve@unknown.example>", message_id="<u1@x>"))
+    [aside] = desk.events(m.MailSetAside)
+    desk.clock.advance(timedelta(hours=2))
+    filing = m.FileMail.create(
+        producer="gateway",
+        subject_id=aside.data.mail_id,
+        data={"agreement_id": NORDLICHT, "filed_by": "mette"},
+    )
+    desk.apply(filing)
+    published = [message for _, message in desk.published()]
+    [opened] = [p for p in published if isinstance(p, m.TicketOpened)]
+    assert (opened.data.agreement_id, opened.data.reporter_email) == (
+        NORDLICHT,
+        "eve@unknown.example",
+    )
+    assert opened.data.received_at == NOW  # when the mail reached us, not when it was filed
+    [filed] = [p for p in published if isinstance(p, m.MailFiled)]
+    assert (filed.data.reference, filed.data.filed_by) == (opened.data.reference, "mette")
+    with pytest.raises(Rejected, match="already"):
+        desk.apply(filing)

@@ -74,9 +74,11 @@ class InboundMail(Aggregate):
         return self.set_aside_reason or self.outcome or "undecided"
 
     @event("Filed")
-    def file(self, ticket_id: uuid.UUID, reference: str, as_: str) -> None:
-        """On a ticket: `as_` is "new_ticket" or "reply"."""
+    def file(self, ticket_id: uuid.UUID, reference: str, as_: str, by: str | None = None) -> None:
+        """On a ticket: `as_` is "new_ticket" or "reply"; `by` the agent who filed a
+        set-aside mail (None: intake did)."""
         self.outcome = as_
+        self.set_aside_reason = None
 
     @event("SetAside")
     def set_aside(self, reason: str, detail: str, facts: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from servicedesk_intake.inbox import (
 from servicedesk_intake.mail import ParsedMail, parse
 from servicedesk_runtime.agreements import known_terms, learn_terms
 from servicedesk_runtime.blobs import BlobNotFound, BlobStore
-from servicedesk_runtime.consumer import Handler, handles
+from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import MAILS_DECIDED, TICKETS_OPENED
 from servicedesk_runtime.store import UnitOfWork
@@ -72,6 +72,7 @@ class MailDesk:
         return dict(
             [
                 handles(m.ReceiveMail, self.receive_mail),
+                handles(m.FileMail, self.file_mail),
                 handles(m.AgreementRegistered, self.learn_agreement),
             ]
         )
@@ -212,6 +213,24 @@ class MailDesk:
                 allowed_contacts=terms.mail.contacts,
                 language=terms.mail.language,
             )
+        ticket = self._open_on(agreement_id, terms, mail, parsed, uow)
+        if follows is not None:
+            link_both(follows, "followed_up_by", ticket, sender, mail.received_at)
+            uow.add(follows)
+
+    def _open_on(
+        self,
+        agreement_id: uuid.UUID,
+        terms: m.AgreementTerms,
+        mail: InboundMail,
+        parsed: ParsedMail,
+        uow: UnitOfWork,
+        filed_by: str | None = None,
+    ) -> Ticket:
+        """Opens the mail's ticket on this agreement, triaged as its mail terms say, its
+        clock started when the mail reached us."""
+        assert terms.mail is not None
+        sender = str(parsed.sender_email)
         request = m.TicketRequest(
             agreement_id=agreement_id,
             reporter_email=sender,
@@ -228,11 +247,29 @@ class MailDesk:
             language=terms.mail.language,
         )
         ticket = open_ticket(uow, request, mail.received_at, mail.id)
-        if follows is not None:
-            link_both(follows, "followed_up_by", ticket, sender, mail.received_at)
-            uow.add(follows)
         self._index_message(parsed, ticket, uow)
-        mail.file(ticket_id=ticket.id, reference=ticket.reference, as_="new_ticket")
+        mail.file(ticket_id=ticket.id, reference=ticket.reference, as_="new_ticket", by=filed_by)
+        return ticket
+
+    def file_mail(self, command: m.FileMail, uow: UnitOfWork) -> None:
+        """An agent files a set-aside mail (unmatched, or wrongly taken for a machine's) as
+        a ticket on the agreement they name; its clock starts when the mail reached us."""
+        mail = uow.get(command.subject_id, InboundMail)
+        if mail is None:
+            raise Rejected("unknown_mail", f"no mail {command.subject_id}")
+        if mail.outcome != "set_aside":
+            raise Rejected("already_filed", f"mail {mail.id} is on a ticket already")
+        agreement_id = command.data.agreement_id
+        terms = known_terms(uow, agreement_id)
+        if terms is None or terms.mail is None:
+            detail = f"agreement {agreement_id} has no mail terms (impact, urgency) known to intake"
+            raise Rejected("no_mail_terms", detail)
+        parsed = self._read(mail)
+        if parsed is None or parsed.sender_email is None:
+            raise Rejected("unreadable", f"mail {mail.id} cannot be read as a request")
+        self._open_on(agreement_id, terms, mail, parsed, uow, filed_by=command.data.filed_by)
+        uow.add(mail)
+        uow.after_commit(MAILS_DECIDED.labels("filed_by_agent").inc)
 
     def _agreement_of(self, sender: str, uow: UnitOfWork) -> uuid.UUID:
         domain = sender.rsplit("@", 1)[-1]

@@ -40,6 +40,16 @@ def translate(event: Any) -> tuple[str, Message] | None:
     if isinstance(event, InboundMail.Received):
         # Intake's command to itself: decide this stored mail (on its own partition key).
         return topics.INBOUND, message_for(event, m.ReceiveMail, PRODUCER)
+    if isinstance(event, InboundMail.Filed):
+        filed = message_for(
+            event,
+            m.MailFiled,
+            PRODUCER,
+            mail_id=event.originator_id,
+            filed_as=event.as_,
+            filed_by=getattr(event, "by", None),
+        )
+        return topics.TICKETS, filed
     if isinstance(event, InboundMail.SetAside):
         set_aside = message_for(
             event,

@@ -5,6 +5,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import topics
@@ -99,6 +100,35 @@ async def contacts(
         organisation = who.organisation
     found = await read(view_of(request).contacts, organisation)
     return [models.Contact(**contact) for contact in found]
+
+
+class Filing(BaseModel):
+    agreement_id: uuid.UUID
+
+
+@router.post(
+    "/mail/{mail_id}/file",
+    status_code=202,
+    tags=["mail"],
+    responses={**NOT_FOUND, **FORBIDDEN, **CONFLICT},
+)
+async def file_mail(
+    request: Request, mail_id: uuid.UUID, body: Filing, who: AgentCaller
+) -> Accepted:
+    """Opens a set-aside mail's ticket on the agreement named (an unmatched sender's, or
+    mail wrongly taken for a machine's); its clock starts when the mail reached the desk.
+    `Location` is the ticket."""
+    found = await read(view_of(request).mail_set_aside, mail_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no set-aside mail {mail_id}")
+    if found.get("filed_reference"):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"mail {mail_id} is {found['filed_reference']} already"
+        )
+    data = m.FileMailData(agreement_id=body.agreement_id, filed_by=who.name)
+    sent = await send(request, topics.INBOUND, m.FileMail, mail_id, data)
+    ticket_id = m.ticket_id_for_request(mail_id)
+    return accepted(ticket_id, sent, f"/tickets/{ticket_id}")
 
 
 def _cursor(cursor: str | None) -> tuple[int, str] | None:

@@ -143,6 +143,9 @@ class SetAsideMail(BaseModel):
     reference: str | None
     answer_to: str | None
     sha256: str = Field(description="The raw mail: GET /mail/{mail_id}/raw.")
+    filed_reference: str | None = Field(
+        default=None, description="The ticket an agent filed it as (POST /mail/{id}/file)."
+    )
 
 
 class SetAsideMailPage(BaseModel):

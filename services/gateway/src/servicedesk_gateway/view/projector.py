@@ -38,6 +38,7 @@ class ViewProjector:
                     handles(m.NotificationFailed, self._notification_failed),
                     handles(m.CommandDecided, self._command_decided),
                     handles(m.MailSetAside, self._mail_set_aside),
+                    handles(m.MailFiled, self._mail_filed),
                     handles(m.ContactRegistered, self._contact),
                 ]
             ),
@@ -181,6 +182,19 @@ class ViewProjector:
             f"INSERT INTO {self.tables.contacts} (email, organisation, doc) VALUES (?, ?, ?) "
             "ON CONFLICT (email) DO NOTHING",
             (data.email, data.organisation, json.dumps(data.model_dump(mode="json"))),
+        )
+
+    def _mail_filed(self, message: m.MailFiled, uow: ProjectionUnitOfWork) -> None:
+        """A set-aside mail an agent filed: its row names the ticket (other mail has none)."""
+        table = self.tables.mail
+        uow.cursor.execute(f"SELECT doc FROM {table} WHERE mail_id = ?", (str(message.subject_id),))
+        row = uow.cursor.fetchone()
+        if row is None:
+            return
+        doc = {**json.loads(row[0]), "filed_reference": message.data.reference}
+        uow.cursor.execute(
+            f"UPDATE {table} SET doc = ? WHERE mail_id = ?",
+            (json.dumps(doc), str(message.subject_id)),
         )
 
     def _mail_set_aside(self, message: m.MailSetAside, uow: ProjectionUnitOfWork) -> None:
