@@ -4,7 +4,8 @@ and interrupted at once by the service's shutdown (tenacity underneath).
 A retry that ignores shutdown keeps a dying process busy; one without backoff hammers a
 database that is already down; one without a bound on its delay leaves a service asleep
 long after the database is back. So: waits grow from `first` to at most `longest` seconds,
-a stop event cuts any wait short, and `attempts` (None: until stopped) bounds the tries.
+a stop event cuts any wait short, and `attempts` and `give_up_after` (None: until
+stopped) bound the tries.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     stop_never,
     wait_exponential_jitter,
 )
@@ -40,7 +42,9 @@ class Backoff:
     first: float = 0.1
     longest: float = 5.0
     attempts: int | None = None
-    """None: retry until the service stops."""
+    """None: no bound on the number of tries."""
+    give_up_after: float | None = None
+    """Seconds since the first try after which no new try starts; None: no time bound."""
 
 
 def _predicate(
@@ -89,7 +93,11 @@ async def retry(
             error=repr(error)[:500],
         )
 
-    limit = stop_never if backoff.attempts is None else stop_after_attempt(backoff.attempts)
+    limit: stop_base = (
+        stop_never if backoff.attempts is None else stop_after_attempt(backoff.attempts)
+    )
+    if backoff.give_up_after is not None:
+        limit = limit | stop_after_delay(backoff.give_up_after)
     retrying = AsyncRetrying(
         retry=retry_if_exception(worth_retrying),
         wait=wait_exponential_jitter(

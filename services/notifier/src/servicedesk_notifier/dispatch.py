@@ -57,9 +57,10 @@ _TO_SEND = [get_topic(Delivery.Requested), get_topic(Delivery.ResendRequested)]
 class RetryPolicy:
     """How long a mail server may be away before a delivery is recorded as failed."""
 
-    attempts: int = 8
+    attempts: int | None = 8
     first_wait_seconds: float = 0.5
     max_wait_seconds: float = 30.0
+    give_up_after_seconds: float | None = None
 
 
 class DispatchLog:
@@ -210,7 +211,10 @@ class Dispatcher:
                 stop=stop,
                 what="smtp send",
                 backoff=Backoff(
-                    policy.first_wait_seconds, policy.max_wait_seconds, policy.attempts
+                    policy.first_wait_seconds,
+                    policy.max_wait_seconds,
+                    policy.attempts,
+                    policy.give_up_after_seconds,
                 ),
                 on_retry=count_retry,
             )

@@ -22,6 +22,7 @@ def dispatcher_for(service: Service, settings: NotifierSettings) -> Dispatcher:
         mailer=SmtpMailer(settings.smtp_host, settings.smtp_port, settings.mail_from),
         policy=RetryPolicy(
             attempts=settings.smtp_retry_attempts,
+            give_up_after_seconds=settings.smtp_retry_for_seconds,
             max_wait_seconds=settings.smtp_retry_max_wait_seconds,
         ),
         poll_interval=settings.poll_interval_seconds,
