@@ -112,6 +112,14 @@ def test_a_mail_conversation_from_first_mail_to_reopening(
     assert confirmation["Auto-Submitted"] == "auto-replied"
     assert f".{reference}@desk.example>" in str(confirmation["Message-ID"])
 
+    def sent_message_ids() -> list[str]:
+        sent = gateway.get("/notifications", params={"outcome": "sent"}, headers=AGENT)
+        return [str(delivery["message_id"]) for delivery in sent.json()]
+
+    # The receipt records the Message-ID the mail went out with.
+    wait_for(sent_message_ids, 60, "the confirmation's receipt in the gateway")
+    assert sent_message_ids() == [str(confirmation["Message-ID"])]
+
     # 3. She answers the confirmation: the same ticket.
     send(
         mail_port,

@@ -1257,6 +1257,8 @@ class NotificationData(Data):
     subject_line: str
     caused_by: uuid.UUID
     """event_id of the message this notification answers."""
+    message_id: MessageId | None = None
+    """The mail's Message-ID (the same on every send of this notification)."""
 
 
 class NotificationSent(Message):

@@ -180,10 +180,11 @@ class Dispatcher:
             # The last attempt failed, nothing went out: not a resend at the next start.
             await asyncio.to_thread(self.log.finish, delivery_id)
             raise
+        message_id = self._message_id(delivery)
         if outcome.error is None:
-            delivery.record_sent(outcome.attempts)
+            delivery.record_sent(outcome.attempts, message_id)
         else:
-            delivery.record_failed(outcome.error, outcome.attempts)
+            delivery.record_failed(outcome.error, outcome.attempts, message_id)
         await asyncio.to_thread(self._record, delivery)
         await asyncio.to_thread(self.log.finish, delivery_id)
         self.on_recorded()

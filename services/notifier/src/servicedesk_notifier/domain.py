@@ -360,13 +360,23 @@ class Delivery(Aggregate):
     def done(self) -> bool:
         return self.outcome is not None
 
-    def record_sent(self, attempts: int) -> None:
+    def record_sent(self, attempts: int, message_id: str | None = None) -> None:
         """The mail server accepted the mail. Receipts carry what the notification was."""
-        self._sent(self.caused_by, self.kind, self.recipient, self.subject_line, attempts)
+        self._sent(
+            self.caused_by, self.kind, self.recipient, self.subject_line, attempts, message_id
+        )
 
-    def record_failed(self, error: str, attempts: int) -> None:
+    def record_failed(self, error: str, attempts: int, message_id: str | None = None) -> None:
         """The mail could not be sent within the retry bounds, or was refused."""
-        self._failed(self.caused_by, self.kind, self.recipient, self.subject_line, error, attempts)
+        self._failed(
+            self.caused_by,
+            self.kind,
+            self.recipient,
+            self.subject_line,
+            error,
+            attempts,
+            message_id,
+        )
 
     def request_resend(self, requested_by: str) -> None:
         """A failed delivery goes out again (the dispatcher follows these requests too)."""
@@ -382,7 +392,13 @@ class Delivery(Aggregate):
 
     @event("Dispatched")
     def _sent(
-        self, caused_by: uuid.UUID, kind: str, recipient: str, subject_line: str, attempts: int
+        self,
+        caused_by: uuid.UUID,
+        kind: str,
+        recipient: str,
+        subject_line: str,
+        attempts: int,
+        message_id: str | None = None,
     ) -> None:
         self.outcome = "sent"
 
@@ -395,5 +411,6 @@ class Delivery(Aggregate):
         subject_line: str,
         error: str,
         attempts: int,
+        message_id: str | None = None,
     ) -> None:
         self.outcome = "failed"

@@ -128,6 +128,7 @@ class Delivery(BaseModel):
     subject_line: str
     outcome: Literal["sent", "failed"]
     error: str | None = None
+    message_id: str | None = Field(default=None, description="The mail's own Message-ID.")
     at: str = Field(description="When the latest outcome was recorded.")
 
 
