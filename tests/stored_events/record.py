@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import smtplib
 import sqlite3
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,16 @@ def main() -> None:
             data_dir=Path(folder),
             smtp_port=sink.port,
             gateway_port=free_port(),
+            mail_port=free_port(),
         )
         stack = Stack(config)
         try:
             stack.start()
             stack.wait_ready()
-            play_a_day(httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}"))
+            gateway = httpx.Client(base_url=f"http://127.0.0.1:{config.gateway_port}")
+            play_a_day(gateway)
+            assert config.mail_port is not None
+            play_the_mail(gateway, config.mail_port)
             time.sleep(5)  # a script, not a test: let the last events settle
         finally:
             stack.stop()
@@ -161,6 +167,56 @@ def play_a_day(gateway: httpx.Client) -> None:
         ADMIN,
     )
     assert uuid.UUID(fast_ticket)
+
+
+def play_the_mail(gateway: httpx.Client, mail_port: int) -> None:
+    """Mail in and out (since 2026-11c): a mailed request and its reply, an out-of-office
+    set aside, an unmatched sender filed by an agent, a note, a split, a link, contacts."""
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        response = gateway.post(path, json=body, headers=AGENT, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def mail(sender: str, subject: str, message_id: str, **headers: str) -> None:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = (
+            sender,
+            "servicedesk@example.com",
+            subject,
+        )
+        message["Message-ID"] = message_id
+        for name, value in headers.items():
+            message[name.replace("_", "-")] = value
+        message.set_content(f"{subject}.\n\nOn Mon, Jan 5, 2026 someone wrote:\n> old text")
+        message.add_attachment(
+            b"log line\n" * 50, maintype="text", subtype="plain", filename="log.txt"
+        )
+        with smtplib.SMTP("127.0.0.1", mail_port, timeout=10) as client:
+            client.send_message(message)
+
+    mail("Piet <piet@acme-logistics.nl>", "Scanner werkt niet", "<g1@acme-logistics.nl>")
+    time.sleep(3)
+    tickets = gateway.get("/tickets", params={"channel": "email"}, headers=AGENT).json()
+    reference = tickets["tickets"][0]["reference"]
+    mail("Piet <piet@acme-logistics.nl>", f"Re: [{reference}] Scanner", "<g2@acme-logistics.nl>")
+    mail(
+        "Piet <piet@acme-logistics.nl>",
+        f"Afwezig: [{reference}]",
+        "<g3@x>",
+        Auto_Submitted="auto-replied",
+    )
+    mail("Eve <eve@unknown.example>", "Hello", "<g4@unknown.example>")
+    post(
+        f"/tickets/{reference}/replies", {"body": "Welke scanner?", "next_status": "awaiting_reply"}
+    )
+    post(f"/tickets/{reference}/notes", {"body": "Hal 2, waarschijnlijk firmware"})
+    part = post(f"/tickets/{reference}/split", {"subject": "Printer", "body": "Ook de printer"})
+    time.sleep(3)
+    post(f"/tickets/{reference}/links", {"kind": "relates_to", "other": part["id"]})
+    aside = gateway.get("/mail/set-aside", params={"reason": "unmatched"}, headers=AGENT).json()
+    agreement = tickets["tickets"][0]["agreement_id"]
+    post(f"/mail/{aside['mail'][0]['mail_id']}/file", {"agreement_id": agreement})
 
 
 def write_golden(service: str, database: Path, suffix: str) -> None:
