@@ -7,8 +7,10 @@ import uuid
 from typing import Any
 
 import httpx
+from tests.conftest import metric_value
 from tests.test_fault_tolerance import Z_PREMIUM, register
 
+from servicedesk_contracts import topics
 from servicedesk_stack.demo import DEMO_AGREEMENTS
 from servicedesk_stack.waiting import wait_for
 
@@ -41,3 +43,18 @@ def phone_call(**changes: Any) -> dict[str, Any]:
         "urgency": "high",
         **changes,
     }
+
+
+def intake_knows_agreements(intake_port: int, count: int = 1) -> None:
+    """Waits until intake has applied `count` agreements (their mail domains): mail from
+    their customers finds them from then on."""
+    wait_for(
+        lambda: (
+            metric_value(
+                intake_port, "servicedesk_messages_consumed_total", topic=topics.AGREEMENTS
+            )
+            >= count
+        ),
+        60,
+        "intake to learn the agreement (its mail domains)",
+    )

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 from tests.conftest import StackFactory, metric_value
+from tests.desk import intake_knows_agreements
 
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.waiting import wait_for
@@ -65,18 +66,7 @@ def test_mail_accepted_before_a_kill_becomes_one_ticket_each(
     gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=10)
     assert gateway.post("/agreements", json=agreement(), headers=ADMIN).status_code == 202
     intake_port = stack.config.port_of("intake")
-    wait_for(
-        lambda: (
-            metric_value(
-                intake_port,
-                "servicedesk_messages_consumed_total",
-                topic="servicedesk.agreements.v1",
-            )
-            >= 1
-        ),
-        60,
-        "intake to learn the agreement",
-    )
+    intake_knows_agreements(intake_port)
 
     def stream() -> None:
         for n in range(TOTAL):

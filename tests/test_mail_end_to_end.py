@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import StackFactory, metric_value
+from tests.conftest import StackFactory
+from tests.desk import intake_knows_agreements
 
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
@@ -72,18 +73,7 @@ def test_a_mail_conversation_from_first_mail_to_reopening(
     registered = gateway.post("/agreements", json=nordlicht_agreement(), headers=ADMIN)
     assert registered.status_code == 202, registered.text
     intake_port = stack.config.port_of("intake")
-    wait_for(
-        lambda: (
-            metric_value(
-                intake_port,
-                "servicedesk_messages_consumed_total",
-                topic="servicedesk.agreements.v1",
-            )
-            >= 1
-        ),
-        60,
-        "intake to learn the agreement (its mail domain)",
-    )
+    intake_knows_agreements(intake_port)
 
     # 1. Jana mails the desk: a ticket, its clock from when the listener took the mail.
     before = datetime.now(UTC)

@@ -131,6 +131,7 @@ def test_a_mailed_request_is_confirmed_in_its_thread_as_an_automatic_reply() -> 
     assert mail["In-Reply-To"] == "<CAF=1@mail.nordlicht.de>"
     assert mail["References"] == "<CAF=1@mail.nordlicht.de>"
     assert mail["Auto-Submitted"] == "auto-replied"
+    assert mail["X-Servicedesk-Kind"] == "ticket_confirmation"  # whatever its language
 
 
 @pytest.mark.parametrize(

@@ -103,23 +103,7 @@ def agent_reply(replied: m.AgentReplied) -> Notification | None:
     data, thread = replied.data, replied.data.thread
     if thread is None:
         return None  # a ticket from before replies were mailed: intake named no reporter
-    subject, body = _to_customer(
-        "agent_reply",
-        thread.language,
-        name=thread.reporter_name,
-        reference=data.reference,
-        subject=thread.subject,
-        agent=data.agent,
-        text=data.body,
-    )
-    return Notification(
-        kind="agent_reply",
-        recipient=thread.reporter_email,
-        subject_line=subject,
-        body=body,
-        reference=data.reference,
-        headers=threading(thread.in_reply_to, thread.references),
-    )
+    return _to_reporter("agent_reply", thread, data.reference, {}, agent=data.agent, text=data.body)
 
 
 def closed_notice(changed: m.TicketStatusChanged) -> Notification | None:
@@ -127,20 +111,28 @@ def closed_notice(changed: m.TicketStatusChanged) -> Notification | None:
     data, thread = changed.data, changed.data.thread
     if thread is None or data.to_status != "closed" or data.changed_by == thread.reporter_email:
         return None
+    return _to_reporter("ticket_closed", thread, data.reference, AUTO_GENERATED)
+
+
+def _to_reporter(
+    kind: str, thread: m.MailThread, reference: str, headers: dict[str, str], **values: str
+) -> Notification:
+    """A mail about a ticket to its reporter, in their language and their mail thread."""
     subject, body = _to_customer(
-        "ticket_closed",
+        kind,
         thread.language,
         name=thread.reporter_name,
-        reference=data.reference,
+        reference=reference,
         subject=thread.subject,
+        **values,
     )
     return Notification(
-        kind="ticket_closed",
+        kind=kind,
         recipient=thread.reporter_email,
         subject_line=subject,
         body=body,
-        reference=data.reference,
-        headers={**threading(thread.in_reply_to, thread.references), **AUTO_GENERATED},
+        reference=reference,
+        headers={**threading(thread.in_reply_to, thread.references), **headers},
     )
 
 

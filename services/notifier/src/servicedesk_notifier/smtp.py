@@ -8,6 +8,9 @@ from email.utils import formatdate
 
 from servicedesk_notifier.domain import Notification
 
+KIND_HEADER = "X-Servicedesk-Kind"
+"""Names the notification's kind (ticket_confirmation, agent_reply, sla_breach...)."""
+
 
 class Unsendable(Exception):
     """This mail can never be sent as it is (a header the email package refuses, a
@@ -25,6 +28,8 @@ def build_mail(notification: Notification, sender: str, message_id: str) -> Emai
         "Subject": notification.subject_line,
         "Date": formatdate(usegmt=True),
         "Message-ID": message_id,
+        # What the mail is, whatever language it is in: for mail filters and for counting.
+        KIND_HEADER: notification.kind,
         **notification.headers,
     }
     mail = EmailMessage()

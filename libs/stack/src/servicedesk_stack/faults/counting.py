@@ -189,16 +189,16 @@ def _tally_topics(
 
 def _tally_mail(suite: Harness, tally: Tally, alive: set[uuid.UUID], short: set[uuid.UUID]) -> None:
     references = _references(suite)
-    confirmations = _mails_by_reference(suite, " We received your request")
+    confirmations = _mails_by_reference(suite, "ticket_confirmation")
     expected = {references[t] for t in alive if t in references}
     _mail_once(tally, "mail confirmations", confirmations, expected)
-    breaches = _mails_by_reference(suite, " target breached", per_kind=True)
+    breaches = _mails_by_reference(suite, "sla_breach", per_kind=True)
     expected_breaches = {
         f"{references[t]} {k}" for t in short if t in references for k in ("response", "resolution")
     }
     _mail_once(tally, "mail breach alerts", breaches, expected_breaches)
     tally.rows["mail warnings"] = sum(
-        len(v) for v in _mails_by_reference(suite, " used (", per_kind=True).values()
+        len(v) for v in _mails_by_reference(suite, "sla_warning", per_kind=True).values()
     )
     tally.rows["mails in total"] = len(suite.mail.messages)
 
@@ -212,12 +212,14 @@ def _references(suite: Harness) -> dict[uuid.UUID, str]:
 
 
 def _mails_by_reference(
-    suite: Harness, marker: str, per_kind: bool = False
+    suite: Harness, kind: str, per_kind: bool = False
 ) -> dict[str, list[Mail]]:
+    """The notifier's mails of one kind (its X-Servicedesk-Kind header: the subject is in
+    the customer's language) by the ticket reference in their subject."""
     found: dict[str, list[Mail]] = defaultdict(list)
     for mail in suite.mail.messages:
         subject = str(mail["Subject"])
-        if marker not in subject or not subject.startswith("[SD-"):
+        if mail["X-Servicedesk-Kind"] != kind or not subject.startswith("[SD-"):
             continue
         reference = subject[1 : subject.index("]")]
         key = reference
