@@ -211,9 +211,7 @@ def _references(suite: Harness) -> dict[uuid.UUID, str]:
     }
 
 
-def _mails_by_reference(
-    suite: Harness, kind: str, per_kind: bool = False
-) -> dict[str, list[Mail]]:
+def _mails_by_reference(suite: Harness, kind: str, per_kind: bool = False) -> dict[str, list[Mail]]:
     """The notifier's mails of one kind (its X-Servicedesk-Kind header: the subject is in
     the customer's language) by the ticket reference in their subject."""
     found: dict[str, list[Mail]] = defaultdict(list)
