@@ -394,3 +394,44 @@ async def test_an_agent_files_a_set_aside_mail_and_the_list_names_its_ticket(
     assert listed["filed_reference"] == "SD-000009"
     again = await client.post(f"/mail/{mail_id}/file", json=filing, headers=AGENT)
     assert again.status_code == 409
+
+
+async def test_the_portal_shows_a_customer_their_files_and_serves_them(
+    view: GatewayView, desk: Desk
+) -> None:
+    client, _, ticket, blobs = desk
+    hostile = blobs.put(b"<html>not run here</html>")
+    view.apply(
+        m.CustomerReplied.create(
+            producer="intake",
+            subject_id=ticket.subject_id,
+            data={
+                "reference": "SD-000003",
+                "author_email": "anna@acme.example",
+                "body": "Another file",
+                "replied_at": NOW,
+                "attachments": [
+                    {
+                        "filename": "<script>alert(1)</script>.html",
+                        "content_type": "text/html",
+                        "size": 25,
+                        "sha256": hostile,
+                    }
+                ],
+            },
+        )
+    )
+    cookie = {"Cookie": "sd_portal=c-token"}
+    page = await client.get("/portal/tickets/SD-000003", headers=cookie)
+    assert page.status_code == 200
+    sha = blobs.put(SCREENSHOT)
+    assert f'href="/portal/tickets/SD-000003/attachments/{sha}"' in page.text
+    assert "fejl ø.png" in page.text
+    assert "<script>alert(1)</script>" not in page.text  # escaped, never markup
+    assert NOTE not in page.text
+    got = await client.get(f"/portal/tickets/SD-000003/attachments/{hostile}", headers=cookie)
+    assert got.status_code == 200
+    assert got.headers["content-disposition"].startswith("attachment;")  # never inline
+    assert got.headers["x-content-type-options"] == "nosniff"
+    missing = await client.get(f"/portal/tickets/SD-000003/attachments/{'1' * 64}", headers=cookie)
+    assert missing.status_code == 404

@@ -20,8 +20,16 @@ from pydantic import ValidationError
 
 from servicedesk_contracts import matrices
 from servicedesk_gateway.auth import Caller, People
-from servicedesk_gateway.http.common import command_or_404, read, scoped, ticket_or_404, view_of
+from servicedesk_gateway.http.common import (
+    blob_response,
+    command_or_404,
+    read,
+    scoped,
+    ticket_or_404,
+    view_of,
+)
 from servicedesk_gateway.http.tickets import TicketSubmission, answer, submit
+from servicedesk_gateway.view.conversation import attachments_of, conversation
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.timeline import timeline
 
@@ -175,8 +183,32 @@ async def ticket_page(request: Request, key: str) -> Response:
         return _page("problem.html", 404, who=who, problem=f"No request {key}.")
     facts = await read(view_of(request).ticket_events, ticket)
     entries = [entry for entry in timeline(facts, None) if entry["event"] in SHOWN]
+    files = {
+        message["event_id"]: message["attachments"]
+        for message in conversation(facts, for_customer=True)
+        if message["attachments"]
+    }
     sent = request.query_params.get("sent") == "1"
-    return _page("ticket.html", who=who, ticket=ticket, entries=entries, request_sent=sent)
+    return _page(
+        "ticket.html", who=who, ticket=ticket, entries=entries, files=files, request_sent=sent
+    )
+
+
+@router.get("/tickets/{key}/attachments/{sha256}")
+async def attachment(request: Request, key: str, sha256: str) -> Response:
+    """A file of the customer's own conversation (the portal's cookie, not a bearer)."""
+    who = await _customer(request)
+    if who is None:
+        return _to_login()
+    try:
+        ticket = await ticket_or_404(request, key)
+    except HTTPException:
+        return _page("problem.html", 404, who=who, problem=f"No request {key}.")
+    facts = await read(view_of(request).ticket_events, ticket)
+    found = attachments_of(conversation(facts, for_customer=True)).get(sha256)
+    if found is None:
+        return _page("problem.html", 404, who=who, problem="No such file on this request.")
+    return await blob_response(request, sha256, found["content_type"], found["filename"])
 
 
 @router.post("/tickets/{key}/replies")
