@@ -536,6 +536,7 @@ SetAsideReason = Literal[
     "unmatched",
     "not_a_support_contact",
     "channel_not_allowed",
+    "not_on_ticket",
     "unreadable",
 ]
 

@@ -291,6 +291,7 @@ async def test_an_agent_reply_is_threaded_under_the_customers_last_mail_and_sets
 def corpus_mail(name: str, reference: str) -> bytes:
     """A corpus mail as it goes over SMTP (CRLF lines), naming this desk's ticket."""
     raw = (CORPUS / name).read_bytes().replace(b"SD-000123", reference.encode())
+    raw = raw.replace(b"@example.com>", b"@desk.example>")  # our Message-IDs: this desk's
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -434,3 +435,32 @@ async def test_an_agent_files_an_unmatched_mail_on_an_agreement(desk: Desk) -> N
     assert (filed.data.reference, filed.data.filed_by) == (opened.data.reference, "mette")
     with pytest.raises(Rejected, match="already"):
         desk.apply(filing)
+
+
+async def test_a_stranger_naming_a_ticket_is_set_aside_and_a_copied_colleague_is_not(
+    desk: Desk,
+) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    reference = opened.data.reference
+    # Someone of another customer guesses the reference.
+    stranger = mail(f"Re: [{reference}] x", "Ha", "Mallory <m@hygge.dk>", "<s1@hygge.dk>")
+    await send(desk, stranger, sender="m@hygge.dk")
+    published = [message for _, message in desk.published()]
+    [aside] = [p for p in published if isinstance(p, m.MailSetAside)]
+    assert (aside.data.reason, aside.data.answer_to) == ("not_on_ticket", None)
+    assert not [p for p in published if isinstance(p, m.CustomerReplied)]
+    # A colleague with a private address, answering the reporter's mail (copied in).
+    copied = mail(
+        f"Re: [{reference}] Backups failing",
+        "Same here",
+        "Tom <tom.private@gmail.example>",
+        "<c1@gmail.example>",
+        In_Reply_To="<a1@mail.nordlicht.de>",
+    )
+    await send(desk, copied, sender="tom.private@gmail.example")
+    [replied] = desk.events(m.CustomerReplied)
+    assert (replied.subject_id, replied.data.author_email) == (
+        opened.subject_id,
+        "tom.private@gmail.example",
+    )

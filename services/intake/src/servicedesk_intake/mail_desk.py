@@ -144,15 +144,43 @@ class MailDesk:
         """The ticket a mail answers: by the reference in its subject, else by a Message-ID
         it answers (one of ours carries the reference; a customer's is indexed)."""
         keys = [reference_key(parsed.reference)] if parsed.reference else []
+        keys += self._thread_keys(parsed)
+        for key in keys:
+            ticket = _ticket_at(uow, key)
+            if ticket is not None:
+                self._require_a_party(ticket, parsed, uow)
+                return ticket
+        return None
+
+    def _thread_keys(self, parsed: ParsedMail) -> list[str]:
+        """Index keys of the Message-IDs a mail answers."""
+        keys = []
         for related in parsed.related_ids:
             ours = reference_in_our_id(related, self.policy.our_domain)
             keys.append(reference_key(ours) if ours else message_key(related))
-        for key in keys:
-            pointer = uow.get(Pointer.create_id(key), Pointer)
-            ticket = uow.get(pointer.target, Ticket) if pointer is not None else None
-            if ticket is not None:
-                return ticket
-        return None
+        return keys
+
+    def _require_a_party(self, ticket: Ticket, parsed: ParsedMail, uow: UnitOfWork) -> None:
+        """References are sequential, so anyone can guess one: a mail goes on a ticket only
+        from its reporter, someone of its customer (a contact or the mail domain), or in
+        reply to a mail of the ticket's thread (a colleague the reporter copied in).
+        Anyone else's is set aside, visibly, and not answered."""
+        sender = str(parsed.sender_email)
+        if sender == ticket.request.get("reporter_email"):
+            return
+        if self._known_agreement_of(sender, uow) == ticket.agreement_id:
+            return
+        if any(
+            (found := _ticket_at(uow, key)) is not None and found.id == ticket.id
+            for key in self._thread_keys(parsed)
+        ):
+            return
+        raise _SetAside(
+            "not_on_ticket",
+            f"{sender} is not a party to {ticket.reference} (not its reporter, not of its "
+            "customer, and not answering its mail)",
+            agreement_id=ticket.agreement_id,
+        )
 
     def _replies_on(self, ticket: Ticket, at: datetime, uow: UnitOfWork) -> bool:
         """Whether a mail goes on this ticket, or (closed, by the agreement's policy) opens
@@ -272,14 +300,22 @@ class MailDesk:
         uow.after_commit(MAILS_DECIDED.labels("filed_by_agent").inc)
 
     def _agreement_of(self, sender: str, uow: UnitOfWork) -> uuid.UUID:
+        known = self._known_agreement_of(sender, uow)
+        if known is not None:
+            return known
+        if self.policy.default_agreement is None:
+            domain = sender.rsplit("@", 1)[-1]
+            raise _SetAside("unmatched", f"no agreement knows {sender} or {domain}")
+        return self.policy.default_agreement
+
+    def _known_agreement_of(self, sender: str, uow: UnitOfWork) -> uuid.UUID | None:
+        """The agreement a sender belongs to: as a contact, else by mail domain."""
         domain = sender.rsplit("@", 1)[-1]
         for key in (contact_key(sender), domain_key(domain)):
             pointer = uow.get(Pointer.create_id(key), Pointer)
             if pointer is not None:
                 return pointer.target
-        if self.policy.default_agreement is None:
-            raise _SetAside("unmatched", f"no agreement knows {sender} or {domain}")
-        return self.policy.default_agreement
+        return None
 
     def _keep_attachments(self, parsed: ParsedMail) -> list[dict[str, Any]]:
         """Stores each attachment's content as a blob; returns what the events record."""
@@ -343,6 +379,11 @@ def _register_contact(
             registered_at=at,
         )
     )
+
+
+def _ticket_at(uow: UnitOfWork, key: str) -> Ticket | None:
+    pointer = uow.get(Pointer.create_id(key), Pointer)
+    return uow.get(pointer.target, Ticket) if pointer is not None else None
 
 
 def _point(uow: UnitOfWork, key: str, target: uuid.UUID, label: str) -> None:
