@@ -464,3 +464,18 @@ async def test_a_stranger_naming_a_ticket_is_set_aside_and_a_copied_colleague_is
         opened.subject_id,
         "tom.private@gmail.example",
     )
+
+
+async def test_a_mail_that_cannot_make_a_request_is_set_aside_not_dead_lettered(
+    desk: Desk,
+) -> None:
+    long_name = "Jana " + "von Nordlicht " * 40  # a display name far over 200 characters
+    await send(desk, mail("Backups", sender=f"{long_name} <jana@nordlicht.de>"))
+    [opened] = desk.events(m.TicketOpened)
+    assert len(opened.data.reporter_name) == 200
+    # An address the mail parser takes but the contract refuses (two dots in a row).
+    raw = mail("Hi", sender="x <jana..x@nordlicht.de>", message_id="<bad@x>").as_bytes()
+    await send(desk, raw, sender="x@nordlicht.de")
+    [aside] = desk.events(m.MailSetAside)
+    assert aside.data.reason == "unreadable"
+    assert "reporter_email" in aside.data.detail

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import ticket_id_for_request
 from servicedesk_intake.domain import CLOSED, ReferenceSequence, Ticket
@@ -97,6 +99,11 @@ class MailDesk:
             self._file(mail, parsed, command.data, uow)
         except _SetAside as aside:
             mail.set_aside(aside.reason, aside.detail, _facts(mail, parsed, aside.facts))
+        except ValidationError as refused:
+            # What the mail says does not fit a ticket (an address the contract refuses...):
+            # it is kept and shown, never left undecided or dead-lettered.
+            detail = f"the mail does not make a valid request: {_first_problem(refused)}"
+            mail.set_aside("unreadable", detail, _facts(mail, parsed, {}))
         uow.add(mail)
         uow.after_commit(MAILS_DECIDED.labels(mail.outcome_label).inc)
 
@@ -262,7 +269,7 @@ class MailDesk:
         request = m.TicketRequest(
             agreement_id=agreement_id,
             reporter_email=sender,
-            reporter_name=parsed.sender_name or sender,
+            reporter_name=(parsed.sender_name or sender)[:200],
             organisation=terms.customer,
             channel="email",
             subject=parsed.bare_subject[:300],
@@ -379,6 +386,12 @@ def _register_contact(
             registered_at=at,
         )
     )
+
+
+def _first_problem(refused: ValidationError) -> str:
+    problem = refused.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}"[:500]
 
 
 def _ticket_at(uow: UnitOfWork, key: str) -> Ticket | None:
