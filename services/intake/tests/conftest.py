@@ -20,6 +20,7 @@ from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_intake.application import Intake
 from servicedesk_intake.config import IntakeSettings
+from servicedesk_intake.keeper import MailKeeper
 from servicedesk_intake.mail_desk import MailDesk, MailPolicy
 from servicedesk_intake.smtp_listener import ListenerConfig, MailListener
 from servicedesk_intake.translate import translate
@@ -60,6 +61,10 @@ class Desk:
     handlers: dict[str, Any]
     port: int
     position: int = 0
+
+    @property
+    def keeper(self) -> MailKeeper:
+        return MailKeeper(self.store, self.blobs)
 
     def send(self, mail: EmailMessage | bytes, sender: str = "jana@nordlicht.de") -> None:
         # On the wire every line ends in CRLF (smtplib sends bytes as they are).

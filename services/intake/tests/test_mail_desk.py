@@ -16,6 +16,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from servicedesk_contracts import messages as m
 from servicedesk_intake.inbox import InboundMail
@@ -479,3 +481,47 @@ async def test_a_mail_that_cannot_make_a_request_is_set_aside_not_dead_lettered(
     [aside] = desk.events(m.MailSetAside)
     assert aside.data.reason == "unreadable"
     assert "reporter_email" in aside.data.detail
+
+
+_HEADER_NAMES = ["From", "Subject", "Message-ID", "In-Reply-To", "References", "Auto-Submitted"]
+_ODD_VALUES = st.sampled_from(
+    [
+        "Jana <jana@nordlicht.de>",
+        "jana@nordlicht.de",
+        "<>",
+        "[SD-000001] Re: x",
+        "=?utf-8?q?=E2=80=A8?=",
+        "\udcff",
+        "<a@b> <c@d>",
+        "x" * 1200,
+        "no",
+        "=?x-unknown?b?AAAA?=",
+    ]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    headers=st.lists(
+        st.tuples(st.sampled_from(_HEADER_NAMES), _ODD_VALUES | st.text()), max_size=8
+    ),
+    body=st.binary(max_size=2000),
+)
+def test_any_stored_mail_is_decided_never_refused(
+    desk: Desk, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    """Whatever arrives, the handler decides it (a ticket, a reply or set aside) and never
+    raises: a raise would dead-letter the mail's command and leave it undecided."""
+    lines = [f"{name}: {value}".encode("utf-8", "surrogateescape") for name, value in headers]
+    raw = b"\r\n".join([*lines, b"", body])
+    mail = desk.keeper.keep(
+        raw, source="smtp", envelope_from="x@y.de", envelope_to=[DESK], received_at=NOW
+    )
+    assume(mail)  # a repeat of an earlier example's Message-ID: nothing new to decide
+    [command] = [c for _, c in desk.published() if isinstance(c, m.ReceiveMail)] or [None]
+    assert command is not None
+    stored = desk.store.repository.get(command.subject_id)
+    assert isinstance(stored, InboundMail)
+    assert stored.decided
