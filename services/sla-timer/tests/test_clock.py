@@ -187,3 +187,16 @@ def test_a_pause_after_an_unnoticed_deadline_keeps_the_breach_at_the_deadline() 
     assert late.timers() == {}  # breached once, at the deadline, not again at the resume
     breached = next(e for e in late.collect_events() if isinstance(e, SlaClock.Breached))
     assert breached.breached_at == datetime(2026, 11, 24, 9, 30, tzinfo=CPH)
+
+
+def test_a_response_met_by_a_reply_that_waits_for_the_customer_stays_met() -> None:
+    """The agent answers and asks something (awaiting_reply); the customer's answer puts
+    the ticket back in progress. The response target was met at the reply: it must not run
+    again (found by a new user's trial, 2026-11-28)."""
+    answered = clock()
+    reply_at = MONDAY_9 + timedelta(hours=1)
+    answered.observe_reply(reply_at)
+    answered.observe_status("open", "awaiting_reply", reply_at)
+    answered.observe_status("awaiting_reply", "in_progress", MONDAY_9 + timedelta(hours=3))
+    assert answered.stopped_at == reply_at
+    assert answered.timers() == {}  # nothing left to fire: it can never breach now

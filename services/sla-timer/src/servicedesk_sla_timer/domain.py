@@ -167,7 +167,9 @@ class SlaClock(Aggregate):
             self.resume(at)  # a reopen resumes the resolution clock
         if after in self.paused_statuses:
             self.pause(at)
-        elif before in self.paused_statuses:
+        elif before in self.paused_statuses and self.paused:
+            # Only a paused clock runs again: one that stopped (a response met by the
+            # reply that asked the customer something) keeps its outcome.
             self.resume(at)
 
     # --- running ---------------------------------------------------------------------------
