@@ -318,6 +318,9 @@ class TicketAssigned(Message):
 class AddCustomerReplyData(Data):
     author_email: Email
     body: Text
+    author_name: Name | None = None
+    """Who wrote it, when known (the person logged in to the portal)."""
+    channel: Channel | None = None
 
 
 class AddCustomerReply(Message):
@@ -332,6 +335,7 @@ class CustomerRepliedData(Data):
     body: Text
     replied_at: UtcDatetime
     channel: Channel | None = None
+    author_name: str | None = None
     message_id: MessageId | None = None
     attachments: list[Attachment] = Field(default_factory=list)
 

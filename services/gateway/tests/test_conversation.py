@@ -435,3 +435,22 @@ async def test_the_portal_shows_a_customer_their_files_and_serves_them(
     assert got.headers["x-content-type-options"] == "nosniff"
     missing = await client.get(f"/portal/tickets/SD-000003/attachments/{'1' * 64}", headers=cookie)
     assert missing.status_code == 404
+
+
+async def test_a_customers_reply_is_theirs_and_names_its_channel(desk: Desk) -> None:
+    client, published, ticket, _ = desk
+    api = await client.post(
+        "/tickets/SD-000003/replies", json={"body": "via API"}, headers=CUSTOMER
+    )
+    portal = await client.post(
+        "/portal/tickets/SD-000003/replies",
+        data={"body": "via the portal"},
+        headers={"Cookie": "sd_portal=c-token"},
+    )
+    assert (api.status_code, portal.status_code) == (202, 303)
+    by_api, by_portal = published
+    assert isinstance(by_api, m.AddCustomerReply)
+    assert isinstance(by_portal, m.AddCustomerReply)
+    assert (by_api.data.author_name, by_api.data.channel) == ("Anna", "api")
+    assert (by_portal.data.author_name, by_portal.data.channel) == ("Anna", "portal")
+    assert by_portal.data.author_email == ticket.data.reporter_email  # no address of her own

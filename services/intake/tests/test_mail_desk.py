@@ -525,3 +525,22 @@ def test_any_stored_mail_is_decided_never_refused(
     stored = desk.store.repository.get(command.subject_id)
     assert isinstance(stored, InboundMail)
     assert stored.decided
+
+
+async def test_a_customer_reply_keeps_its_author_and_channel(desk: Desk) -> None:
+    await send(desk, mail("Backups failing"))
+    [opened] = desk.events(m.TicketOpened)
+    desk.apply(
+        m.AddCustomerReply.create(
+            producer="gateway",
+            subject_id=opened.subject_id,
+            data={
+                "author_email": "jana@nordlicht.de",
+                "author_name": "Tom (colleague)",
+                "body": "From the portal",
+                "channel": "portal",
+            },
+        )
+    )
+    [replied] = desk.events(m.CustomerReplied)
+    assert (replied.data.author_name, replied.data.channel) == ("Tom (colleague)", "portal")

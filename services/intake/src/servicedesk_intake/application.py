@@ -120,7 +120,14 @@ class Intake:
 
     def add_customer_reply(self, command: m.AddCustomerReply, uow: UnitOfWork) -> None:
         ticket = _ticket(command, uow)
-        ticket.add_customer_reply(command.data.author_email, command.data.body, command.occurred_at)
+        data = command.data
+        ticket.add_customer_reply(
+            data.author_email,
+            data.body,
+            command.occurred_at,
+            channel=data.channel,
+            author_name=data.author_name,
+        )
         uow.add(ticket)
 
     def link_tickets(self, command: m.LinkTickets, uow: UnitOfWork) -> None:

@@ -288,6 +288,7 @@ class Ticket(Aggregate):
         channel: str | None = None,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        author_name: str | None = None,
     ) -> None:
         """A customer's reply to a closed ticket reopens it (DOMAIN.md 1). A reply to a
         ticket awaiting it puts the ticket back on us: in progress (an agent was working on
@@ -302,6 +303,7 @@ class Ticket(Aggregate):
             channel=channel,
             message_id=message_id,
             attachments=attachments or [],
+            author_name=author_name,
         )
         back_on_us = {
             CLOSED: ("open", "customer replied to a closed ticket"),
@@ -328,6 +330,7 @@ class Ticket(Aggregate):
         channel: str | None = None,
         message_id: str | None = None,
         attachments: list[dict[str, Any]] | None = None,
+        author_name: str | None = None,
     ) -> None:
         if message_id:
             self.customer_mail_ids = (*self.customer_mail_ids, message_id)

@@ -219,7 +219,7 @@ async def reply(
     if who is None:
         return _to_login()
     try:
-        await answer(request, who, key, body)
+        await answer(request, who, key, body, channel="portal")
     except HTTPException as refused:
         return _page("problem.html", refused.status_code, who=who, problem=str(refused.detail))
     return RedirectResponse(f"/portal/tickets/{key}?sent=1", status.HTTP_303_SEE_OTHER)

@@ -354,14 +354,26 @@ async def reply(
 
 
 async def answer(
-    request: Request, who: Caller, key: str, text: str, next_status: str | None = None
+    request: Request,
+    who: Caller,
+    key: str,
+    text: str,
+    next_status: str | None = None,
+    channel: m.Channel = "api",
 ) -> Accepted:
-    """A reply on a ticket the caller may see (the JSON API and the portal)."""
+    """A reply on a ticket the caller may see (the JSON API and the portal). A customer's
+    is theirs: their name, and their address when the people directory has one (else the
+    reporter's, where the desk's answer goes)."""
     if who.is_customer:
         if next_status is not None:
             raise unprocessable("next_status", "customers cannot set a status", "agents_only")
         ticket = await ticket_or_404(request, key)
-        reply = m.AddCustomerReplyData(author_email=ticket.reporter_email, body=text)
+        reply = m.AddCustomerReplyData(
+            author_email=who.email or ticket.reporter_email,
+            author_name=who.name,
+            body=text,
+            channel=channel,
+        )
         return await _ticket_command(request, key, m.AddCustomerReply, reply)
     data = m.ReplyAsAgentData(agent=who.name, body=text, next_status=next_status)
     return await _ticket_command(request, key, m.ReplyAsAgent, data)

@@ -54,6 +54,8 @@ def _author(kind: str, data: dict[str, Any]) -> str:
     if kind == "TicketOpened":
         name, email = data.get("reporter_name"), data.get("reporter_email")
         return f"{name} <{email}>" if name and name != email else str(email)
+    if kind == "CustomerReplied" and data.get("author_name"):
+        return f"{data['author_name']} <{data.get('author_email')}>"
     return str(data.get("author_email") or data.get("agent") or data.get("author") or "")
 
 

@@ -106,7 +106,7 @@ def _agent_replied(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry
 
 def _customer_replied(data: dict[str, Any], _: Calendar | None, __: dict[str, Entry]) -> Entry:
     return {
-        "who": data["author_email"],
+        "who": data.get("author_name") or data["author_email"],
         "what": "customer replied",
         "why": None,
         "details": {"body": data["body"]},
