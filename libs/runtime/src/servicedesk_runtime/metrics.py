@@ -88,6 +88,11 @@ IMAP_POLLS = Counter(
     "Rounds of the IMAP poller: ok, or failed (the server away, a login refused).",
     ["outcome"],
 )
+MAIL_ADDRESSES_MOVED = Counter(
+    "servicedesk_mail_addresses_moved_total",
+    "Mail domains or contacts an agreement took over from another (the last registered wins;"
+    " two agreements listing one domain is usually a mistake).",
+)
 MAILS_DECIDED = Counter(
     "servicedesk_mails_decided_total",
     "Received mails decided by intake: new_ticket, reply, or the reason it was set aside.",

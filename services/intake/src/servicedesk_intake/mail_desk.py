@@ -42,7 +42,7 @@ from servicedesk_runtime.agreements import known_terms, learn_terms
 from servicedesk_runtime.blobs import BlobNotFound, BlobStore
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import MAILS_DECIDED, TICKETS_OPENED
+from servicedesk_runtime.metrics import MAIL_ADDRESSES_MOVED, MAILS_DECIDED, TICKETS_OPENED
 from servicedesk_runtime.store import UnitOfWork
 
 log = get_logger(__name__)
@@ -88,6 +88,16 @@ class MailDesk:
             return
         keys = [domain_key(d) for d in mail.email_domains] + [contact_key(c) for c in mail.contacts]
         for key in keys:
+            claimed = uow.get(Pointer.create_id(key), Pointer)
+            if claimed is not None and claimed.target != registered.subject_id:
+                # Said loudly: mail from there goes to this agreement from now on.
+                log.warning(
+                    "mail_address_moved",
+                    key=key,
+                    from_agreement=str(claimed.target),
+                    to_agreement=str(registered.subject_id),
+                )
+                uow.after_commit(MAIL_ADDRESSES_MOVED.inc)
             _point(uow, key, registered.subject_id, registered.data.customer)
 
     def receive_mail(self, command: m.ReceiveMail, uow: UnitOfWork) -> None:
