@@ -58,3 +58,17 @@ def intake_knows_agreements(intake_port: int, count: int = 1) -> None:
         60,
         "intake to learn the agreement (its mail domains)",
     )
+
+
+def mail_agreement(impact: str = "high", urgency: str = "high") -> dict[str, Any]:
+    """Nordlicht on a 24x7 P1-P4 agreement (4 h response for every priority) that takes
+    mail from nordlicht.de, triaged as `impact` x `urgency`."""
+    return {
+        "customer": "Nordlicht GmbH",
+        "plan": "24x7 test plan",
+        "calendar": {"timezone": "Europe/Berlin", "always_open": True},
+        "matrix": "Z-P1P4",
+        "targets": {p: {"response_minutes": 240} for p in ("P1", "P2", "P3", "P4")},
+        "billing": {"model": "monthly_invoice", "hourly_rate_cents": 12000, "vat_rate": "0.19"},
+        "mail": {"email_domains": ["nordlicht.de"], "impact": impact, "urgency": urgency},
+    }

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 from tests.conftest import StackFactory, metric_value
-from tests.desk import intake_knows_agreements
+from tests.desk import intake_knows_agreements, mail_agreement
 
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.waiting import wait_for
@@ -23,18 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 AGENT = {"Authorization": "Bearer agent-token"}
 ADMIN = {"Authorization": "Bearer admin-token"}
 TOTAL = 60
-
-
-def agreement() -> dict[str, object]:
-    return {
-        "customer": "Nordlicht GmbH",
-        "plan": "24x7 test plan",
-        "calendar": {"timezone": "Europe/Berlin", "always_open": True},
-        "matrix": "Z-P1P4",
-        "targets": {p: {"response_minutes": 240} for p in ("P1", "P2", "P3", "P4")},
-        "billing": {"model": "monthly_invoice", "hourly_rate_cents": 12000, "vat_rate": "0.19"},
-        "mail": {"email_domains": ["nordlicht.de"], "impact": "low", "urgency": "low"},
-    }
 
 
 def deliver(port: int, n: int) -> None:
@@ -64,7 +52,10 @@ def test_mail_accepted_before_a_kill_becomes_one_ticket_each(
     stack.start()
     stack.wait_ready()
     gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=10)
-    assert gateway.post("/agreements", json=agreement(), headers=ADMIN).status_code == 202
+    assert (
+        gateway.post("/agreements", json=mail_agreement("low", "low"), headers=ADMIN).status_code
+        == 202
+    )
     intake_port = stack.config.port_of("intake")
     intake_knows_agreements(intake_port)
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.desk import intake_knows_agreements
+from tests.desk import intake_knows_agreements, mail_agreement
 
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
@@ -25,18 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ADMIN = {"Authorization": "Bearer admin-token"}
 AGENT = {"Authorization": "Bearer agent-token"}
 DESK = "support@desk.example"
-
-
-def nordlicht_agreement() -> dict[str, Any]:
-    return {
-        "customer": "Nordlicht GmbH",
-        "plan": "24x7 test plan",
-        "calendar": {"timezone": "Europe/Berlin", "always_open": True},
-        "matrix": "Z-P1P4",
-        "targets": {p: {"response_minutes": 240} for p in ("P1", "P2", "P3", "P4")},
-        "billing": {"model": "monthly_invoice", "hourly_rate_cents": 12000, "vat_rate": "0.19"},
-        "mail": {"email_domains": ["nordlicht.de"], "impact": "high", "urgency": "high"},
-    }
 
 
 def send(port: int, subject: str, body: str, message_id: str, **headers: str) -> None:
@@ -70,7 +58,7 @@ def test_a_mail_conversation_from_first_mail_to_reopening(
     stack.start()
     stack.wait_ready()
     gateway = httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=10)
-    registered = gateway.post("/agreements", json=nordlicht_agreement(), headers=ADMIN)
+    registered = gateway.post("/agreements", json=mail_agreement(), headers=ADMIN)
     assert registered.status_code == 202, registered.text
     intake_port = stack.config.port_of("intake")
     intake_knows_agreements(intake_port)

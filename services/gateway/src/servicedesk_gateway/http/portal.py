@@ -31,6 +31,7 @@ from servicedesk_gateway.http.common import (
 from servicedesk_gateway.http.tickets import TicketSubmission, answer, submit
 from servicedesk_gateway.view.conversation import attachments_of, conversation
 from servicedesk_gateway.view.queries import Sort, TicketFilter
+from servicedesk_gateway.view.tickets import TicketView
 from servicedesk_gateway.view.timeline import timeline
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -172,8 +173,11 @@ async def request_page(request: Request, command_id: uuid.UUID) -> Response:
     return _page("pending.html", who=who)
 
 
-@router.get("/tickets/{key}")
-async def ticket_page(request: Request, key: str) -> Response:
+async def _own_ticket(
+    request: Request, key: str
+) -> tuple[Caller, TicketView, list[tuple[str, dict[str, Any]]]] | Response:
+    """The logged-in customer, their ticket and its facts; or the page to show instead
+    (the login, or "no such request" for one that is not theirs)."""
     who = await _customer(request)
     if who is None:
         return _to_login()
@@ -181,7 +185,15 @@ async def ticket_page(request: Request, key: str) -> Response:
         ticket = await ticket_or_404(request, key)
     except HTTPException:
         return _page("problem.html", 404, who=who, problem=f"No request {key}.")
-    facts = await read(view_of(request).ticket_events, ticket)
+    return who, ticket, await read(view_of(request).ticket_events, ticket)
+
+
+@router.get("/tickets/{key}")
+async def ticket_page(request: Request, key: str) -> Response:
+    found = await _own_ticket(request, key)
+    if isinstance(found, Response):
+        return found
+    who, ticket, facts = found
     entries = [entry for entry in timeline(facts, None) if entry["event"] in SHOWN]
     files = {
         message["event_id"]: message["attachments"]
@@ -197,14 +209,10 @@ async def ticket_page(request: Request, key: str) -> Response:
 @router.get("/tickets/{key}/attachments/{sha256}")
 async def attachment(request: Request, key: str, sha256: str) -> Response:
     """A file of the customer's own conversation (the portal's cookie, not a bearer)."""
-    who = await _customer(request)
-    if who is None:
-        return _to_login()
-    try:
-        ticket = await ticket_or_404(request, key)
-    except HTTPException:
-        return _page("problem.html", 404, who=who, problem=f"No request {key}.")
-    facts = await read(view_of(request).ticket_events, ticket)
+    own = await _own_ticket(request, key)
+    if isinstance(own, Response):
+        return own
+    who, _, facts = own
     found = attachments_of(conversation(facts, for_customer=True)).get(sha256)
     if found is None:
         return _page("problem.html", 404, who=who, problem="No such file on this request.")
