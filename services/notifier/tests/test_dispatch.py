@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
@@ -236,3 +238,51 @@ async def test_a_failed_delivery_resent_on_request_goes_out_once_with_its_messag
     assert message_ids(sink) == {mail_id_of(store, delivery): 1}
     with pytest.raises(Rejected):  # it was sent: nothing to resend
         handlers["ResendNotification"](resend, store.unit_of_work())
+
+
+class _Greylisting:
+    """An SMTP server that defers one recipient (450, as greylisting does) and keeps the
+    rest."""
+
+    def __init__(self, deferred: str) -> None:
+        self.deferred = deferred
+        self.kept: list[str] = []
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address == self.deferred:
+            return "450 4.2.0 Greylisted, please try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.kept.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+async def test_a_recipient_deferred_for_now_does_not_hold_up_everyone_elses_mail(
+    store: ServiceStore, database: Database
+) -> None:
+    deliveries = request_confirmations(store, 3)  # to user1, user2, user3 @nordlicht.de
+    server = _Greylisting("user1@nordlicht.de")
+    controller = Controller(server, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    # Bounded by an hour: without the per-recipient bound user1 would hold the queue for it.
+    policy = RetryPolicy(
+        attempts=None, first_wait_seconds=0.01, max_wait_seconds=0.05, give_up_after_seconds=3600
+    )
+    try:
+        await run_until(
+            dispatcher(store, database, controller.port, policy),
+            lambda: len(outcomes(store)) == 3,
+            "three outcomes recorded",
+        )
+    finally:
+        controller.stop()
+    assert outcomes(store) == {
+        deliveries[0]: ["failed"],  # listed at GET /notifications, resendable
+        deliveries[1]: ["sent"],
+        deliveries[2]: ["sent"],
+    }
+    assert sorted(server.kept) == ["user2@nordlicht.de", "user3@nordlicht.de"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import smtplib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ class RetryPolicy:
     first_wait_seconds: float = 0.5
     max_wait_seconds: float = 30.0
     give_up_after_seconds: float | None = None
+    recipient_attempts: int = 3
+    """Tries while only this mail's recipient is refused for now (4xx: greylisting, a full
+    mailbox): mail goes out one at a time, so one such mail must not hold up everyone's for
+    the whole time bound. It is failed then, listed and resendable."""
 
 
 class DispatchLog:
@@ -205,10 +210,22 @@ class Dispatcher:
             NOTIFICATION_SEND_RETRIES.labels(delivery.kind).inc()
 
         policy = self.policy
+        refusals = 0
+
+        def worth_another_try(error: BaseException) -> bool:
+            """A server away or busy is waited for (every mail would wait for it); a
+            recipient refused for now is tried a few times only."""
+            nonlocal refusals
+            if isinstance(error, smtplib.SMTPRecipientsRefused):
+                refusals += 1
+                if refusals >= policy.recipient_attempts:
+                    return False
+            return is_transient(error)
+
         try:
             await retry(
                 send_once,
-                retry_on=is_transient,
+                retry_on=worth_another_try,
                 stop=stop,
                 what="smtp send",
                 backoff=Backoff(
