@@ -557,3 +557,21 @@ async def test_a_domain_another_agreement_lists_moves_to_it_and_says_so(desk: De
     await send(desk, mail("Backups failing"))
     [opened] = desk.events(m.TicketOpened)
     assert opened.data.agreement_id == rival  # the last registered wins, loudly
+
+
+async def test_a_mail_that_cannot_be_stored_gets_451_and_the_senders_retry_keeps_it(
+    desk: Desk,
+) -> None:
+    """The blob store unwritable (a file where its folder should be; root ignores modes):
+    no 250, nothing recorded; once it is writable, the sender's next try is stored."""
+    folder = desk.blobs.folder
+    assert not folder.exists()  # nothing stored yet in this desk
+    folder.write_text("not a folder")
+    with pytest.raises(smtplib.SMTPDataError) as deferred:
+        await send(desk, mail("Backups failing"))
+    assert deferred.value.smtp_code == 451
+    assert desk.published() == []  # nothing recorded: the sender still has the mail
+    folder.unlink()
+    await send(desk, mail("Backups failing"))  # the sending server tries again later
+    [opened] = desk.events(m.TicketOpened)
+    assert opened.data.subject == "Backups failing"

@@ -79,6 +79,12 @@ def terms_or_park(
     return terms
 
 
+def keep_terms(uow: UnitOfWork, registered: AgreementRegistered) -> AgreementTerms:
+    """Records an agreement's (new) terms, for a service where nothing waits for them."""
+    agreement_copy(uow, registered.subject_id).record_terms(registered.data.model_dump(mode="json"))
+    return registered.data
+
+
 def learn_terms(uow: UnitOfWork, registered: AgreementRegistered, kind: type[A]) -> Iterator[A]:
     """Records an agreement's (new) terms and yields each aggregate parked waiting for it."""
     agreement = agreement_copy(uow, registered.subject_id)

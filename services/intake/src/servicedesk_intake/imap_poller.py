@@ -24,7 +24,7 @@ from typing import Any
 from servicedesk_intake.keeper import MailKeeper
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import IMAP_POLLS, MAILS_RECEIVED
+from servicedesk_runtime.metrics import IMAP_POLLS
 from servicedesk_runtime.relay import LogPositions
 
 log = get_logger(__name__)
@@ -104,7 +104,6 @@ class ImapPoller:
             envelope_to=[f"imap:{self.config.user}/{self.config.folder}"],
             received_at=_internal_date(described) or self.clock.now(),
         )
-        MAILS_RECEIVED.labels("stored" if stored else "duplicate").inc()
         imap.uid("STORE", str(uid), "+FLAGS", "(\\Seen)")
         return int(stored)
 

@@ -12,6 +12,7 @@ from servicedesk_intake.inbox import InboundMail
 from servicedesk_intake.mail import message_id_of
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.metrics import MAILS_RECEIVED
 from servicedesk_runtime.store import ServiceStore
 
 log = get_logger(__name__)
@@ -45,10 +46,13 @@ class MailKeeper:
             received_at=received_at,
         )
         if mail.id in self.store.repository:
+            MAILS_RECEIVED.labels("duplicate").inc()
             return False
         try:
             self.store.save(mail)
         except IntegrityError:  # stored by a replica in between
+            MAILS_RECEIVED.labels("duplicate").inc()
             return False
+        MAILS_RECEIVED.labels("stored").inc()
         log.info("mail_stored", mail_id=str(mail.id), source=source, size=len(raw))
         return True

@@ -38,7 +38,7 @@ from servicedesk_intake.inbox import (
     reference_key,
 )
 from servicedesk_intake.mail import ParsedMail, parse
-from servicedesk_runtime.agreements import known_terms, learn_terms
+from servicedesk_runtime.agreements import keep_terms, known_terms
 from servicedesk_runtime.blobs import BlobNotFound, BlobStore
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.logs import get_logger
@@ -82,7 +82,7 @@ class MailDesk:
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
         """Keeps the terms, and points the agreement's mail domains and contacts at it (a
         domain two agreements list goes to the one registered last)."""
-        list(learn_terms(uow, registered, Ticket))  # nothing parks on it in intake
+        keep_terms(uow, registered)
         mail = registered.data.mail
         if mail is None:
             return

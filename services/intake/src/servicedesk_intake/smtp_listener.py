@@ -76,7 +76,6 @@ class _Keeper:
             log.exception("mail_not_stored", size=len(raw))
             MAILS_RECEIVED.labels("deferred").inc()
             return "451 4.3.0 The message could not be stored now; please try again later"
-        MAILS_RECEIVED.labels("stored" if stored else "duplicate").inc()
         if stored:
             self.on_stored()
         return "250 2.0.0 OK: message stored"

@@ -23,7 +23,7 @@ from servicedesk_notifier.domain import (
     sla_warning_alert,
     ticket_confirmation,
 )
-from servicedesk_runtime.agreements import known_terms, learn_terms
+from servicedesk_runtime.agreements import keep_terms, known_terms
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.store import UnitOfWork
 
@@ -83,7 +83,7 @@ class Notifier:
         _request_if(assigned, assignment_notice(assigned), uow)
 
     def learn_agreement(self, registered: m.AgreementRegistered, uow: UnitOfWork) -> None:
-        list(learn_terms(uow, registered, TicketFacts))  # nothing parks on it here
+        keep_terms(uow, registered)
 
     def resend(self, command: m.ResendNotification, uow: UnitOfWork) -> None:
         delivery = uow.get(command.subject_id, Delivery)
