@@ -46,7 +46,7 @@ def browser() -> Iterator[object]:
 def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     make_stack: StackFactory, broker: EmbeddedBroker, browser: object
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -58,10 +58,11 @@ def test_a_customer_submits_follows_and_answers_a_request_in_the_browser(
     agreement_in_view(broker.bootstrap, gateway, FIRST_AGREEMENT_ID)
 
     def text() -> str:
-        """The page's text; empty while a click's navigation replaces the page."""
+        """The page's text; empty while a click's navigation replaces the page
+        (the old body is stale, or the new document has no body yet)."""
         try:
             return str(browser.find_element(By.TAG_NAME, "body").text)
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             return ""
 
     def shows(words: str) -> bool:
