@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from prometheus_client import REGISTRY
 
 import servicedesk_runtime.metrics  # noqa: F401  (importing it registers the catalogue)
+from servicedesk_runtime.metrics import CATALOGUE
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -191,7 +191,7 @@ def catalogue_metric_names() -> set[str]:
         "enum": ("",),
     }
     names: set[str] = set()
-    for family in REGISTRY.collect():
+    for family in CATALOGUE.collect():
         if family.name.startswith("servicedesk_"):
             names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
     return names

@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
 from servicedesk_billing.application import Billing
 from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.metrics import CATALOGUE
 
 from .test_billing_history import history, store_at, time_logged
 
 
 def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return CATALOGUE.get_sample_value(name, labels) or 0.0
 
 
 def test_what_billing_counts_is_counted_once_however_often_its_batch_was_applied(

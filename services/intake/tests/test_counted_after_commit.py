@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.consumer import Rejected
+from servicedesk_runtime.metrics import CATALOGUE
 from servicedesk_runtime.store import ServiceStore
 
 from .test_intake import NOW, intake, open_ticket
@@ -18,7 +18,7 @@ __all__ = ["intake"]  # the fixture, shared with the intake tests
 
 
 def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return CATALOGUE.get_sample_value(name, labels) or 0.0
 
 
 def test_an_opened_ticket_and_a_refusal_are_counted_once_per_commit(

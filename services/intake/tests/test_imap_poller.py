@@ -19,12 +19,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_intake.imap_poller import ImapConfig, ImapPoller
 from servicedesk_intake.keeper import MailKeeper
 from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.metrics import CATALOGUE
 from servicedesk_runtime.relay import LogPositions
 from servicedesk_runtime.tansu import free_port
 
@@ -186,4 +186,4 @@ async def test_the_poller_keeps_polling_while_the_server_is_away(
 
 
 def counted(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return CATALOGUE.get_sample_value(name, labels) or 0.0

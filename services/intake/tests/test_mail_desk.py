@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_intake.inbox import InboundMail
 from servicedesk_runtime.consumer import Rejected
+from servicedesk_runtime.metrics import CATALOGUE
 
 from .conftest import DESK, HYGGE, KUNDE, NORDLICHT, NOW, Desk, kunde_terms
 
@@ -548,12 +548,12 @@ async def test_a_customer_reply_keeps_its_author_and_channel(desk: Desk) -> None
 
 
 async def test_a_domain_another_agreement_lists_moves_to_it_and_says_so(desk: Desk) -> None:
-    before = REGISTRY.get_sample_value("servicedesk_mail_addresses_moved_total") or 0.0
+    before = CATALOGUE.get_sample_value("servicedesk_mail_addresses_moved_total") or 0.0
     rival = uuid.UUID("00000000-0000-4000-8000-0000000000ee")
     terms = {**kunde_terms(), "customer": "Rival GmbH"}
     terms["mail"] = {**terms["mail"], "email_domains": ["nordlicht.de"]}
     desk.apply(m.AgreementRegistered.create(producer="billing", subject_id=rival, data=terms))
-    assert REGISTRY.get_sample_value("servicedesk_mail_addresses_moved_total") == before + 1
+    assert CATALOGUE.get_sample_value("servicedesk_mail_addresses_moved_total") == before + 1
     await send(desk, mail("Backups failing"))
     [opened] = desk.events(m.TicketOpened)
     assert opened.data.agreement_id == rival  # the last registered wins, loudly

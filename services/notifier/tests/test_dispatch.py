@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_notifier.application import Notifier
@@ -19,6 +18,7 @@ from servicedesk_notifier.domain import Delivery
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import Database, DatabaseUrl
+from servicedesk_runtime.metrics import CATALOGUE
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
@@ -50,7 +50,7 @@ def dispatcher(
 
 
 def counted(name: str, kind: str = "ticket_confirmation") -> float:
-    return REGISTRY.get_sample_value(name, {"kind": kind}) or 0.0
+    return CATALOGUE.get_sample_value(name, {"kind": kind}) or 0.0
 
 
 class Crash(BaseException):

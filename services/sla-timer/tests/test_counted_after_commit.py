@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import OperationalError
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_runtime.metrics import CATALOGUE
 
 from .test_due_timers import START, Replica, database_url, start_clocks
 
@@ -21,7 +21,7 @@ __all__ = ["database_url"]  # the fixture, shared with the due-timer tests
 
 def breaches() -> float:
     labels = {"kind": "response", "priority": "P2"}
-    return REGISTRY.get_sample_value("servicedesk_sla_breaches_total", labels) or 0.0
+    return CATALOGUE.get_sample_value("servicedesk_sla_breaches_total", labels) or 0.0
 
 
 def test_a_breach_is_counted_once_when_its_first_commit_failed(
@@ -68,7 +68,7 @@ def test_a_met_response_is_counted_only_when_its_batch_commits(
 
     def met() -> float:
         labels = {"kind": "response", "outcome": "met"}
-        return REGISTRY.get_sample_value("servicedesk_sla_clocks_stopped_total", labels) or 0.0
+        return CATALOGUE.get_sample_value("servicedesk_sla_clocks_stopped_total", labels) or 0.0
 
     before = met()
     replica.timer.handlers()["AgentReplied"](replied, replica.store.unit_of_work())  # dropped

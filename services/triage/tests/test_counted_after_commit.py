@@ -6,11 +6,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from prometheus_client import REGISTRY
-
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.database import DatabaseUrl
+from servicedesk_runtime.metrics import CATALOGUE
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_stack.demo import provider_r_medium
 from servicedesk_triage.application import TriageDesk
@@ -20,7 +19,7 @@ from .test_triage_desk import AGREEMENT, NOW, opened
 
 def triaged() -> float:
     labels = {"category": "incident", "priority": "A"}
-    return REGISTRY.get_sample_value("servicedesk_tickets_triaged_total", labels) or 0.0
+    return CATALOGUE.get_sample_value("servicedesk_tickets_triaged_total", labels) or 0.0
 
 
 def test_a_decision_is_counted_once_however_often_its_batch_was_applied(tmp_path: Path) -> None:

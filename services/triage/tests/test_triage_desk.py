@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 
 from servicedesk_contracts import messages as m
 from servicedesk_runtime.clock import ManualClock
 from servicedesk_runtime.consumer import Rejected
 from servicedesk_runtime.database import DatabaseUrl
-from servicedesk_runtime.metrics import TICKETS_PARKED
+from servicedesk_runtime.metrics import CATALOGUE, TICKETS_PARKED
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_stack.demo import provider_r_medium
 from servicedesk_triage.application import TriageDesk
@@ -169,4 +168,4 @@ def test_a_ticket_for_an_unknown_agreement_waits_visibly_and_is_triaged_when_it_
 
 
 def parked_gauge() -> float | None:
-    return REGISTRY.get_sample_value("servicedesk_tickets_parked")
+    return CATALOGUE.get_sample_value("servicedesk_tickets_parked")

@@ -58,6 +58,7 @@ from servicedesk_runtime.metrics import (
     MESSAGES_CONSUMED,
     PROCESSING_SECONDS,
     STORE_RETRIES,
+    start_service_series,
 )
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 
@@ -172,6 +173,7 @@ class TrackedConsumer:
     ) -> None:
         self.service = service
         self.topics = list(topics)
+        start_service_series(service, self.topics)  # see metrics: a born series is unseen
         self.handlers = dict(handlers)
         self.store = store
         self.producer = producer
@@ -245,8 +247,8 @@ class TrackedConsumer:
                 log.warning("store_refused_batch_applying_one_by_one", error=str(refused))
                 await self._apply_one_by_one(tp, records, dead_lettered)
         self._next_offset[tp] = max(self._next_offset.get(tp, 0), records[-1].offset + 1)
-        PROCESSING_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-        MESSAGES_CONSUMED.labels(self.service, tp.topic).inc(len(records))
+        PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        MESSAGES_CONSUMED.labels(tp.topic).inc(len(records))
         self.on_committed()
 
     async def _apply_one_by_one(
@@ -339,7 +341,7 @@ class TrackedConsumer:
 
         def unavailable(_: BaseException) -> None:
             self.ready = False
-            STORE_RETRIES.labels(self.service).inc()
+            STORE_RETRIES.inc()
 
         result = await retry(
             operation,
@@ -383,7 +385,7 @@ class TrackedConsumer:
             return routed
         message, handler = routed
         if uow.already_applied(message.event_id):
-            uow.after_commit(DUPLICATES_SKIPPED.labels(self.service, record.topic).inc)
+            uow.after_commit(DUPLICATES_SKIPPED.labels(record.topic).inc)
             return None
         mark = uow.events_mark()
         try:
@@ -474,7 +476,7 @@ class TrackedConsumer:
             position = await self._consumer.position(tp)
             lag_by_topic[tp.topic] = lag_by_topic.get(tp.topic, 0) + max(end - position, 0)
         for topic, lag in lag_by_topic.items():
-            CONSUMER_LAG.labels(self.service, topic).set(lag)
+            CONSUMER_LAG.labels(topic).set(lag)
 
 
 class _StoreRefused(Exception):

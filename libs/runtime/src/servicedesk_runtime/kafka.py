@@ -155,9 +155,9 @@ async def dead_letter(
     except Stopped:
         raise
     except (KafkaError, OSError) as error:
-        MESSAGES_SKIPPED.labels(service, source_topic).inc()
+        MESSAGES_SKIPPED.labels(source_topic).inc()
         log.error("dead_letter_failed_message_skipped", error=repr(error), **where)
         return False
-    DEAD_LETTERED.labels(service, source_topic, reason).inc()
+    DEAD_LETTERED.labels(source_topic, reason).inc()
     log.warning("dead_lettered", detail=detail[:500], **where)
     return True

@@ -10,11 +10,15 @@ import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from servicedesk_runtime.metrics import service_registry
+
 
 def add_ops_routes(app: FastAPI, service: str, is_ready: Callable[[], bool]) -> None:
+    registry = service_registry(service)
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/health",

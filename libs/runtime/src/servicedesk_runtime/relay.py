@@ -108,7 +108,7 @@ class OutboxRelay:
 
         def failed(_: BaseException) -> None:
             self.healthy = False
-            RELAY_ERRORS.labels(self.service).inc()
+            RELAY_ERRORS.inc()
 
         while not stop.is_set():
             try:
@@ -158,7 +158,7 @@ class OutboxRelay:
             self.store.process_recorder.select_notifications, position + 1, self.batch_max
         )
         if not notifications:
-            RELAY_LAG.labels(self.service).set(0)
+            RELAY_LAG.set(0)
             return 0
         sends = []
         for notification in notifications:
@@ -174,13 +174,13 @@ class OutboxRelay:
                     headers=message.kafka_headers(),
                 )
             )
-            EVENTS_PUBLISHED.labels(self.service, topic).inc()
+            EVENTS_PUBLISHED.labels(topic).inc()
         await asyncio.gather(*sends)
         last = notifications[-1].id
         await asyncio.to_thread(self.positions.set, self.incarnation, last)
         self._position = last
         newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
-        RELAY_LAG.labels(self.service).set(max((newest or 0) - last, 0))
+        RELAY_LAG.set(max((newest or 0) - last, 0))
         return len(notifications)
 
 

@@ -103,7 +103,7 @@ class Service:
             on_committed=self.relay.wake,
         )
         add_ops_routes(self.http, self.name, self.is_ready)
-        SERVICE_UP.labels(self.name).set(0)
+        SERVICE_UP.set(0)
         tasks = [
             asyncio.create_task(self._consumer.run(self.stop), name="consumer"),
             asyncio.create_task(self.relay.run(self.stop), name="relay"),
@@ -123,12 +123,12 @@ class Service:
             await self.producer.stop()
             self.store.close()
             self.database.close()
-            SERVICE_UP.labels(self.name).set(0)
+            SERVICE_UP.set(0)
             log.info("stopped")
 
     async def _report_ready(self) -> None:
         while not self.stop.is_set():
-            SERVICE_UP.labels(self.name).set(1 if self.is_ready() else 0)
+            SERVICE_UP.set(1 if self.is_ready() else 0)
             await asyncio.sleep(1)
 
 

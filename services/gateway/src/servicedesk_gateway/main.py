@@ -71,7 +71,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     )
     add_ops_routes(app, NAME, broker.ready)
     app.state.view_ready = broker.ready
-    SERVICE_UP.labels(NAME).set(1)
+    SERVICE_UP.set(1)
     try:
         await asyncio.gather(
             broker.run(stop), serve_http(app, settings.http_host, settings.http_port, stop)
@@ -79,7 +79,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
     finally:
         store.close()
         database.close()
-        SERVICE_UP.labels(NAME).set(0)
+        SERVICE_UP.set(0)
 
 
 def main() -> None:
