@@ -8,6 +8,7 @@ import itertools
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
 from servicedesk_runtime import metrics
 from servicedesk_runtime.metrics import (
     CATALOGUE,
