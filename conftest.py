@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -25,6 +26,24 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL is required in CI and unreachable at {url}: {error}")
         pytest.skip(f"no PostgreSQL at {url}")
     return url
+
+
+@pytest.fixture(scope="session")
+def real_command() -> Callable[[str, str], str]:
+    """`real_command(name, debian_package)`: the path of a command a real-parts test runs.
+    Without it the test is skipped on a developer's machine and fails in CI (CI=true), where
+    `.ci/run` installs the package."""
+
+    def find(name: str, package: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            what = f"{name} (Debian: apt-get install {package})"
+            if os.environ.get("CI"):
+                pytest.fail(f"{what} is required in CI")
+            pytest.skip(f"needs {what}")
+        return path
+
+    return find
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
