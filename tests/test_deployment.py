@@ -681,3 +681,14 @@ def test_compose_cli_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_committed_dashboards_are_the_ones_the_code_builds() -> None:
+    """Dashboards are code (servicedesk_stack.dashboards); the JSON Grafana mounts is its
+    output, regenerated with `make dashboards`."""
+    from servicedesk_stack.dashboards import DASHBOARD_DIR, dashboard_files
+
+    built = dashboard_files()
+    assert set(built) == {path.name for path in DASHBOARD_DIR.glob("*.json")}
+    for name, text in built.items():
+        assert (DASHBOARD_DIR / name).read_text() == text, f"{name} is stale: make dashboards"
