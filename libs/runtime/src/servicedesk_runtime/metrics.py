@@ -388,6 +388,7 @@ def start_at_zero(metric: MetricWrapperBase, *values: Iterable[str]) -> None:
 RUNTIME_REFUSALS = (
     "empty",
     "invalid_json",
+    "too_large",
     "validation_failed",
     "unknown_type",
     "handler_error",

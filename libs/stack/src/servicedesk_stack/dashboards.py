@@ -57,7 +57,8 @@ def steps(metric: str, where: str = "", step: str = STEP) -> str:
     """Per series, what a counter counted in the `step` before each instant: its rise, or
     its whole value where it had none a step before (born, or restarted at zero)."""
     series = _selector(metric, where)
-    return f"(({series} - {series} offset {step}) >= 0 or {series})"
+    # `+ 0` drops the name, as the subtraction does: one series, whichever side counted it.
+    return f"(({series} - {series} offset {step}) >= 0 or {series} + 0)"
 
 
 def happened(metric: str, where: str = "", by: Sequence[str] = ()) -> str:

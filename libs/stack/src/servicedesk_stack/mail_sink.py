@@ -17,6 +17,7 @@ class _Keeper:
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self.messages: list[Message] = []
+        self.refused: set[str] = set()
         self._lock = threading.Lock()
         # Files are numbered on from what earlier runs left, never over them.
         self._last_number = (
@@ -24,6 +25,14 @@ class _Keeper:
             if folder is not None and folder.exists()
             else 0
         )
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower() in self.refused:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         content = envelope.original_content or b""
@@ -50,6 +59,10 @@ class MailSink:
 
     def subjects(self) -> list[str]:
         return [str(mail["Subject"]) for mail in self.messages]
+
+    def refuse(self, address: str) -> None:
+        """Mail to `address` is refused for good (550), as for a mailbox that does not exist."""
+        self._keeper.refused.add(address.lower())
 
     def start(self) -> None:
         self._controller.start()
