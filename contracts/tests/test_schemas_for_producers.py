@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from jsonschema import Draft202012Validator, ValidationError
 
 from servicedesk_contracts import InvalidMessage, decode
 from servicedesk_contracts import messages as m
-from servicedesk_contracts.schemas import BASE_URL, SCHEMA_DIR, schema_name
+from servicedesk_contracts.schemas import BASE_URL, SCHEMA_DIR, message_schema, schema_name
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MODELS = {schema_name(model): model for model in m.ALL_MESSAGES}
@@ -142,3 +142,12 @@ def test_agreement_terms_the_decoder_refuses_fail_the_schema_too(
     with pytest.raises(InvalidMessage, match=rf"^{field}: ") as refused:
         decode(json.dumps(minimal).encode())
     assert refused.value.reason == "validation_failed"
+
+
+def test_a_later_version_requires_schema_version_which_decode_would_read_as_1() -> None:
+    class SubmitTicketV2(m.SubmitTicket):
+        VERSION: ClassVar[int] = 2
+
+    assert "schema_version" not in message_schema(m.SubmitTicket)["required"]
+    assert "schema_version" in message_schema(SubmitTicketV2)["required"]
+    assert message_schema(SubmitTicketV2)["$id"] == f"{BASE_URL}SubmitTicket.v2.json"
