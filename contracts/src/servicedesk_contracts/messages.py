@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
@@ -844,6 +845,18 @@ class Calendar(Data):
     provider closes on 24 Dec, 31 Dec and 5 June); or always open (24x7). Only calendars the
     sla-timer can compute with are accepted: see `servicedesk_contracts.calendars`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={  # what `_has_hours` asks, so the schema tells producers
+            "anyOf": [
+                {"required": ["always_open"], "properties": {"always_open": {"const": True}}},
+                {
+                    "required": ["weekly_hours"],
+                    "properties": {"weekly_hours": {"minProperties": 1}},
+                },
+            ]
+        }
+    )
+
     timezone: TimeZoneName = "UTC"
     always_open: bool = False
     weekly_hours: dict[Weekday, list[OpeningInterval]] = Field(default_factory=dict)
@@ -923,6 +936,28 @@ class Target(Data):
     """A response and an optional resolution target, each in business minutes or in working
     days (see the sla-timer's business_time for what a working day means). Minutes may be
     fractions (a test agreement may give 0.05 = 3 s)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={  # what `_one_unit_each` asks, so the schema tells producers
+            "oneOf": [
+                {
+                    "required": ["response_minutes"],
+                    "properties": {"response_minutes": {"type": "number"}},
+                },
+                {
+                    "required": ["response_working_days"],
+                    "properties": {"response_working_days": {"type": "integer"}},
+                },
+            ],
+            "not": {
+                "required": ["resolution_minutes", "resolution_working_days"],
+                "properties": {
+                    "resolution_minutes": {"type": "number"},
+                    "resolution_working_days": {"type": "integer"},
+                },
+            },
+        }
+    )
 
     response_minutes: Annotated[float, Field(gt=0)] | None = None
     response_working_days: Annotated[int, Field(gt=0, le=60)] | None = None
