@@ -336,6 +336,13 @@ class ViewQueries:
     def agreement(self, agreement_id: uuid.UUID) -> dict[str, Any] | None:
         return self._doc(self.tables.agreements, "agreement_id = ?", (str(agreement_id),))
 
+    def all_agreements(self) -> list[dict[str, Any]]:
+        """Every agreement, by customer then id."""
+        with self.database.reading() as cursor:
+            cursor.execute(f"SELECT doc FROM {self.tables.agreements} ORDER BY agreement_id")
+            docs = [json.loads(row[0]) for row in cursor.fetchall()]
+        return sorted(docs, key=lambda doc: (str(doc.get("customer", "")), doc["agreement_id"]))
+
     def agreements_of(self, customer: str) -> list[dict[str, Any]]:
         """The agreements made for a customer (an organisation), oldest id first."""
         with self.database.reading() as cursor:
