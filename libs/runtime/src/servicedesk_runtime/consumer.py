@@ -51,7 +51,7 @@ from servicedesk_contracts import InvalidMessage, Message, decode
 from servicedesk_contracts import topics as topic_names
 from servicedesk_contracts.envelope import EVENT_TYPE_HEADER
 from servicedesk_runtime.kafka import dead_letter
-from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.logs import get_logger, message_fields
 from servicedesk_runtime.metrics import (
     CONSUMER_LAG,
     DUPLICATES_SKIPPED,
@@ -402,6 +402,8 @@ class TrackedConsumer:
         uow.mark_applied(message.event_id)
         if record.topic in self.command_topics:
             uow.record_outcome(message, "applied", produced=uow.produced_since(mark))
+            about = message_fields(message)
+            uow.after_commit(lambda: log.info("command_applied", topic=record.topic, **about))
         return None
 
     def _decide_refused(self, refusal: _Refusal, uow: TrackedUnitOfWork) -> None:

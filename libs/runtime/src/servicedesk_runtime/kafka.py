@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from servicedesk_contracts import topics
+from servicedesk_contracts import InvalidMessage, topics
+from servicedesk_contracts.codec import parse_json
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import DEAD_LETTERED, MESSAGES_SKIPPED
 from servicedesk_runtime.retry import Backoff, Stopped, retry
@@ -106,6 +107,15 @@ never be produced (the producer's request limit is 1 MB): their head is kept and
 headers say so, so the record of what arrived is never what makes the consumer stall."""
 
 
+def _event_id_of(value: bytes | None) -> str | None:
+    """The event_id a refused message carries, if it is readable at all."""
+    try:
+        found = parse_json(value).get("event_id")
+    except InvalidMessage:
+        return None
+    return str(found)[:100] if found is not None else None
+
+
 async def dead_letter(
     producer: AIOKafkaProducer,
     *,
@@ -143,7 +153,14 @@ async def dead_letter(
     async def send() -> None:
         await producer.send_and_wait(topics.DEAD_LETTER, value=value, key=key, headers=headers)
 
-    where = {"topic": source_topic, "partition": partition, "offset": offset, "reason": reason}
+    where = {
+        "topic": source_topic,
+        "partition": partition,
+        "offset": offset,
+        "reason": reason,
+        "key": None if key is None else key[:200].decode("utf-8", "backslashreplace"),
+        "event_id": _event_id_of(value),
+    }
     try:
         await retry(
             send,

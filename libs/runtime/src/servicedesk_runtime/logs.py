@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from servicedesk_contracts import Message
+
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     shared: list[structlog.typing.Processor] = [
@@ -40,6 +42,19 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.contextvars.bind_contextvars(service=service)
     for noisy in ("aiokafka", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def message_fields(message: Message) -> dict[str, str | None]:
+    """What a log line says of a message: its type, ids and subject (for a ticket's
+    messages, the ticket id), so one grep follows a ticket or a correlation id through
+    every service."""
+    return {
+        "event_type": message.event_type,
+        "event_id": str(message.event_id),
+        "subject_id": str(message.subject_id),
+        "correlation_id": None if message.correlation_id is None else str(message.correlation_id),
+        "causation_id": None if message.causation_id is None else str(message.causation_id),
+    }
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -24,7 +24,7 @@ from servicedesk_contracts import Message, topics
 from servicedesk_contracts.envelope import STORED, Actor
 from servicedesk_contracts.messages import CommandDecided, derived_id
 from servicedesk_runtime.database import Database
-from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.logs import get_logger, message_fields
 from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_ERRORS, RELAY_LAG
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import CommandOutcome, ServiceStore
@@ -160,7 +160,7 @@ class OutboxRelay:
         if not notifications:
             RELAY_LAG.set(0)
             return 0
-        sends = []
+        sends, sent = [], []
         for notification in notifications:
             translated = self._translate(self.store.mapper.to_domain_event(notification))
             if translated is None:
@@ -174,8 +174,11 @@ class OutboxRelay:
                     headers=message.kafka_headers(),
                 )
             )
-            EVENTS_PUBLISHED.labels(topic).inc()
+            sent.append((topic, message))
         await asyncio.gather(*sends)
+        for topic, message in sent:
+            EVENTS_PUBLISHED.labels(topic).inc()
+            log.info("event_published", topic=topic, **message_fields(message))
         last = notifications[-1].id
         await asyncio.to_thread(self.positions.set, self.incarnation, last)
         self._position = last

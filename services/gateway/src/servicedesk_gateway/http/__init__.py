@@ -21,15 +21,32 @@ from servicedesk_gateway.http.common import Publish
 from servicedesk_gateway.http.docs import serve_docs
 from servicedesk_gateway.view.queries import ViewQueries
 from servicedesk_runtime.blobs import BlobStore
+from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+
+access = get_logger("servicedesk_gateway.access")
 
 
 async def _count_requests(request: Request, call_next: Any) -> Response:
+    """Counts, times and logs every request: the access log is one JSON line each, with the
+    route's template (never a query string, which can carry search words) and the caller."""
     started = time.perf_counter()
     response: Response = await call_next(request)
+    seconds = time.perf_counter() - started
     template = getattr(request.scope.get("route"), "path", "unmatched")
     HTTP_REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-    HTTP_REQUEST_SECONDS.labels(template).observe(time.perf_counter() - started)
+    HTTP_REQUEST_SECONDS.labels(template).observe(seconds)
+    who = getattr(request.state, "who", None)
+    access.info(
+        "http_request",
+        method=request.method,
+        route=template,
+        path=request.url.path[:300],
+        status=response.status_code,
+        ms=round(seconds * 1000, 1),
+        caller=getattr(who, "name", None),
+        role=getattr(who, "role", None),
+    )
     return response
 
 
