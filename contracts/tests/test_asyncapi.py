@@ -65,7 +65,7 @@ def test_every_reference_resolves(document: dict[str, Any]) -> None:
     assert [ref for ref in found if not ref.startswith("#/") or not resolves(ref)] == []
 
 
-def test_one_channel_per_topic_each_with_a_send_operation(document: dict[str, Any]) -> None:
+def test_one_channel_per_topic_each_with_one_operation(document: dict[str, Any]) -> None:
     channels = document["channels"]
     assert sorted(channel["address"] for channel in channels.values()) == sorted(topics.ALL)
     for key, channel in channels.items():
@@ -76,7 +76,10 @@ def test_one_channel_per_topic_each_with_a_send_operation(document: dict[str, An
     assert sorted(op["channel"]["$ref"] for op in operations) == sorted(
         f"#/channels/{topic}" for topic in topics.ALL
     )
-    assert {op["action"] for op in operations} == {"send"}
+    actions = {op["channel"]["$ref"].removeprefix("#/channels/"): op["action"] for op in operations}
+    assert actions == {
+        topic: "receive" if topic in topics.COMMANDS else "send" for topic in topics.ALL
+    }
 
 
 def test_every_message_type_is_on_exactly_one_channel(document: dict[str, Any]) -> None:

@@ -199,7 +199,8 @@ def build() -> dict[str, Any]:
 
 def _one_channel_per_topic(document: dict[str, Any]) -> dict[str, Any]:
     """FastStream's channel per publisher -> one channel per topic with its messages, and one
-    `send` operation per topic; each message gets its key, headers and description."""
+    operation per topic (`receive` on a command topic, else `send`); each message gets its
+    key, headers and description."""
     components = document["components"]
     old_messages: dict[str, Any] = components["messages"]
     schemas: dict[str, Any] = components["schemas"]
@@ -227,10 +228,15 @@ def _one_channel_per_topic(document: dict[str, Any]) -> dict[str, Any]:
                 }
             },
         }
-        operations[f"send:{topic}"] = {
-            "action": "send",
+        # The servicedesk receives on a command topic (other systems send there too) and
+        # sends on every other one.
+        action = "receive" if topic in topics.COMMANDS else "send"
+        operations[f"{action}:{topic}"] = {
+            "action": action,
             "channel": {"$ref": f"#/channels/{topic}"},
-            "summary": f"Publish to {topic}.",
+            "summary": f"Commands to the servicedesk on {topic}."
+            if action == "receive"
+            else f"The servicedesk publishes on {topic}.",
             "messages": [{"$ref": f"#/channels/{topic}/messages/{name}"} for name in names],
         }
     assert not old_messages, f"messages of no topic: {sorted(old_messages)}"
