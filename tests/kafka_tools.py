@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
-from servicedesk_runtime.ends import end_offsets
+from servicedesk_runtime.ends import read_whole_topic
 
 
 @dataclass(frozen=True)
@@ -31,30 +31,11 @@ def read_topic(bootstrap: str, topic: str) -> list[Record]:
 
 
 async def _read(bootstrap: str, topic: str) -> list[Record]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            ids = consumer.partitions_for_topic(topic) or set()
-            partitions = [TopicPartition(topic, p) for p in sorted(ids)]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        # Not the broker's own report: Tansu's stops inside a partition's last batch.
-        ends = await end_offsets(bootstrap, partitions)
-        records: list[Record] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp_records in batch.values():
-                records += [Record(r.topic, r.key, r.value, dict(r.headers)) for r in tp_records]
-        return records
-    finally:
-        await consumer.stop()
+        stored = await read_whole_topic(bootstrap, topic)
+    except TimeoutError:  # the topic does not exist (yet)
+        return []
+    return [Record(r.topic, r.key, r.value, r.headers) for r in stored]
 
 
 def events_of(bootstrap: str, topic: str, event_type: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import topics
-from servicedesk_contracts.asyncapi import topic_of
+from servicedesk_contracts.asyncapi import DEAD_LETTER_HEADERS, DEAD_LETTER_REQUIRED, topic_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("libs/*/src/**/*.py")])
@@ -95,3 +95,22 @@ def test_messages_are_published_on_the_topic_the_asyncapi_document_names() -> No
     assert not wrong, f"published on another topic than asyncapi.CHANNELS says: {wrong}"
     seen = {name for _, name, _ in pairs}
     assert {"FileMail", "RegisterAgreement", "TicketTriaged", "SlaBreached", "AgentReplied"} <= seen
+
+
+def test_dead_letter_headers_are_the_ones_the_runtime_writes() -> None:
+    source = ROOT / "libs/runtime/src/servicedesk_runtime/kafka.py"
+    function = next(
+        node
+        for node in ast.walk(ast.parse(source.read_text()))
+        if isinstance(node, ast.AsyncFunctionDef) and node.name == "dead_letter"
+    )
+    written = {
+        node.elts[0].value
+        for node in ast.walk(function)
+        if isinstance(node, ast.Tuple)
+        and len(node.elts) == 2
+        and isinstance(node.elts[0], ast.Constant)
+        and isinstance(node.elts[0].value, str)
+    }
+    assert written == set(DEAD_LETTER_HEADERS)
+    assert set(DEAD_LETTER_REQUIRED) < written

@@ -288,6 +288,7 @@ def test_dashboards_and_alerts_show_what_the_workload_did(
         # A range that holds the whole run: what Grafana's "last 15 minutes" would be.
         range_seconds = int(time.time() - started) + 60
         check_stats(prometheus, stack, expected, range_seconds)
+        check_tables(prometheus, expected, range_seconds)
         check_graphs(prometheus, expected, started, range_seconds)
         check_alerts(prometheus, expected)
 
@@ -299,6 +300,10 @@ def settle(stack: Stack, workload: Workload, sink: MailSink) -> dict[str, Any]:
     assert len(fast) == 1
     fast_priority = fast.pop()
     priorities = Counter(workload.priority(t) for t in workload.tickets)
+    slow = [*workload.slow_tickets, workload.bouncing_ticket]
+    fast_customer, slow_customer = "Z-P1P4 customer", "R-ABCD customer"
+    bouncing = workload.ticket(workload.bouncing_ticket) or {}
+    next_deadline = datetime.fromisoformat(bouncing["sla"]["response"]["due_at"]).timestamp()
 
     def counted(service: str, name: str, value: float, **labels: str) -> None:
         wait_for(
@@ -344,7 +349,18 @@ def settle(stack: Stack, workload: Workload, sink: MailSink) -> dict[str, Any]:
             "Notifications failed": 1,
             "Agent time logged": 75 * 60,
             "Dead-lettered messages": 5,
+            "Tickets at risk": 0,  # every running clock has 10 h left
+            "Open tickets breached": 3,  # answered late or not at all, none closed
+            "Open tickets": 6,
         },
+        "risk": {  # the SLA risk table: (customer, priority) -> its columns
+            (fast_customer, fast_priority): {"Open": 3, "At risk": 0, "Breached": 3},
+            **{
+                (slow_customer, p): {"Open": n, "At risk": 0, "Breached": 0}
+                for p, n in Counter(workload.priority(t) for t in slow).items()
+            },
+        },
+        "next_deadline": next_deadline,
         "bars": {
             ("Tickets opened by channel", "A"): {("phone",): 4, ("api",): 2},
             ("Tickets triaged by priority", "A"): {(p,): n for p, n in priorities.items()},
@@ -383,7 +399,11 @@ def check_stats(
         title, (target,) = panel["title"], panel["targets"]
         seen.add(title)
         query = resolve(target["expr"], range_seconds)
-        if title in ("Service ready", "Scrape targets up"):
+        if title == "Next deadline in":  # the bounced reporter's ticket, 10 h ahead
+            (result,) = prometheus.instant(query)
+            at, left = result["value"]
+            assert abs(float(left) - (expected["next_deadline"] - float(at))) < 1, result
+        elif title in ("Service ready", "Scrape targets up"):
             values = [float(r["value"][1]) for r in prometheus.instant(query)]
             assert values == [1.0] * len(SERVICES), (title, values)
         elif title == "Triage lag p95":
@@ -397,9 +417,28 @@ def check_stats(
                 result = prometheus.instant(query)
                 return len(result) == 1 and math.isclose(float(result[0]["value"][1]), want)
 
-            # Prometheus scrapes each second, the sla-timer counts open clocks every 10 s.
-            wait_for(shows, 30, f"{title!r} to show {want}: {prometheus.instant(query)}")
+            # Prometheus scrapes each second, the sla-timer counts open clocks every 10 s,
+            # the gateway its risk board every 15 s.
+            wait_for(shows, 45, f"{title!r} to show {want}: {prometheus.instant(query)}")
     assert set(stats) <= seen, f"stats the dashboards lost: {set(stats) - seen}"
+
+
+def check_tables(prometheus: Prometheus, expected: dict[str, Any], range_seconds: int) -> None:
+    """The risk table: each column's query, row by row (customer, priority)."""
+    (panel,) = [panel for _, panel in panels() if panel["type"] == "table"]
+    renames = panel["transformations"][1]["options"]["renameByName"]
+    for target in panel["targets"]:
+        column = renames[f"Value #{target['refId']}"]
+        query = resolve(target["expr"], range_seconds)
+        rows = {
+            (r["metric"]["customer"], r["metric"]["priority"]): float(r["value"][1])
+            for r in prometheus.instant(query)
+        }
+        if column == "Next deadline in":
+            assert all(0 < left <= 600 * 60 for left in rows.values()), rows
+            continue
+        want = {row: columns[column] for row, columns in expected["risk"].items()}
+        assert rows == want, (column, rows)
 
 
 def check_graphs(

@@ -56,7 +56,7 @@ KAFKA_INTERNAL = "kafka:29092"
 DATASOURCE_UID = "prometheus"
 # Series Prometheus makes itself for every scrape target.
 PROMETHEUS_BUILTIN_METRICS = {"up"}
-EXPECTED_DASHBOARDS = {"servicedesk-overview", "servicedesk-pipeline"}
+EXPECTED_DASHBOARDS = {"servicedesk-overview", "servicedesk-pipeline", "servicedesk-sla-risk"}
 
 
 # --- loading -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -39,11 +40,11 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def node_producer(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def node_producer(
+    tmp_path_factory: pytest.TempPathFactory, real_command: Callable[[str, str], str]
+) -> list[str]:
     """The command that runs the script, with kafkajs installed beside it (once a session)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        unavailable("needs Node.js and npm (Debian: apt-get install nodejs npm)")
+    node, npm = real_command("node", "nodejs"), real_command("npm", "npm")
     directory = tmp_path_factory.mktemp("node-producer")
     (directory / "package.json").write_text('{"private": true}\n')  # install here, not above
     try:

@@ -127,6 +127,11 @@ CHANNELS: Final[dict[str, tuple[str, tuple[type[Message], ...]]]] = {
         "Each command's outcome, from the service that decided it.",
         (m.CommandDecided,),
     ),
+    topics.DEAD_LETTER_REPLAYS: (
+        "Which dead letters operators sent back to their source topic: the audit record is "
+        "published before the message itself, and a dead letter is replayed once.",
+        (m.DeadLetterReplayed,),
+    ),
     topics.DEAD_LETTER: (
         "Messages a service could not accept, as they arrived (any bytes, not necessarily "
         "JSON), with why and where from in their headers.",

@@ -1366,6 +1366,37 @@ class CommandDecided(Message):
     data: CommandDecidedData
 
 
+# --- operations ------------------------------------------------------------------------------
+
+
+class DeadLetterReplayedData(Data):
+    """A dead letter an operator sent back to its source topic (`servicedesk dead-letters
+    replay`): which one, by whom, and what was sent (its SHA-256: the message as it was, or
+    as the operator fixed it)."""
+
+    dead_letter_partition: int = Field(ge=0)
+    dead_letter_offset: int = Field(ge=0)
+    source_topic: Label
+    source_partition: int | None = None
+    source_offset: int | None = None
+    reason: str
+    replayed_by: Label
+    fixed: bool
+    value_sha256: Sha256
+    replayed_event_id: uuid.UUID | None = None
+    """The event_id of the message sent back, when it has one (consumers skip it if they
+    applied that event_id already)."""
+
+
+class DeadLetterReplayed(Message):
+    """The audit record of a replay (`subject_id`: derived from the dead letter's position,
+    `dead_letter_id`), on the dead-letter replay topic: a dead letter is replayed once."""
+
+    TYPE: ClassVar[str] = "DeadLetterReplayed"
+    event_type: Literal["DeadLetterReplayed"] = "DeadLetterReplayed"
+    data: DeadLetterReplayedData
+
+
 ALL_MESSAGES: tuple[type[Message], ...] = (
     SubmitTicket,
     TicketOpened,
@@ -1412,9 +1443,15 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     NotificationFailed,
     ResendNotification,
     CommandDecided,
+    DeadLetterReplayed,
 )
 
 _NAMESPACE = uuid.UUID("5d1e0b3a-6c1f-4a59-9f0e-2c4b7a8d9e10")
+
+
+def dead_letter_id(partition: int, offset: int) -> uuid.UUID:
+    """The id of the dead letter at (partition, offset) of the dead-letter topic."""
+    return uuid.uuid5(_NAMESPACE, f"dead-letter:{partition}:{offset}")
 
 
 def ticket_id_for_request(request_event_id: uuid.UUID) -> uuid.UUID:

@@ -15,6 +15,8 @@ NOTIFICATIONS: Final = "servicedesk.notifications.v1"
 DEAD_LETTER: Final = "servicedesk.dead-letter.v1"
 NOTIFIER_COMMANDS: Final = "servicedesk.notifier-commands.v1"
 """Commands to the notifier: resend a delivery that failed."""
+DEAD_LETTER_REPLAYS: Final = "servicedesk.dead-letter-replays.v1"
+"""Which dead letters operators sent back to their source topic (`DeadLetterReplayed`)."""
 COMMAND_OUTCOMES: Final = "servicedesk.command-outcomes.v1"
 """Each command's outcome (`CommandDecided`), from the service that decided it."""
 
@@ -30,6 +32,7 @@ ALL: Final = (
     DEAD_LETTER,
     COMMAND_OUTCOMES,
     NOTIFIER_COMMANDS,
+    DEAD_LETTER_REPLAYS,
 )
 COMMANDS: Final = (INBOUND, BILLING_COMMANDS, NOTIFIER_COMMANDS)
 """Topics whose messages are addressed to one service: a type it does not handle there is a

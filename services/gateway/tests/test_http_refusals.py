@@ -287,3 +287,20 @@ async def test_impact_and_urgency_are_words_of_the_agreements_matrix(
     spelled = {**body, "impact": "Whole organisation"}
     assert (await client.post("/tickets", json=spelled, headers=AGENT)).status_code == 202
     assert len(published) == 2
+
+
+async def test_the_agreements_are_listed_with_their_ids(
+    client: httpx.AsyncClient, view: GatewayView
+) -> None:
+    other = uuid.UUID("00000000-0000-4000-8000-00000000000b")
+    view.apply(
+        m.AgreementRegistered.create(
+            producer="billing", subject_id=other, data=provider_r_medium(customer="Aarhus ApS")
+        )
+    )
+    response = await client.get("/agreements", headers=AGENT)
+    assert response.status_code == 200
+    listed = [(a["customer"], a["agreement_id"]) for a in response.json()]
+    assert listed[0] == ("Aarhus ApS", str(other))  # by customer
+    assert (provider_r_medium()["customer"], str(KNOWN)) in listed
+    assert (await client.get("/agreements")).status_code == 401

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -74,3 +75,45 @@ async def partitions_of(
         ]
     finally:
         await probe.stop()
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as it is on the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("utf-8", "replace")
+
+
+async def read_whole_topic(bootstrap: str, topic: str) -> list[StoredRecord]:
+    """Everything on `topic` now (which must exist), from the start of every partition, in
+    partition and offset order."""
+    partitions = await partitions_of(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await end_offsets(bootstrap, partitions)  # not the broker's own report
+        records: list[StoredRecord] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp_records in batch.values():
+                records += [
+                    StoredRecord(
+                        r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, dict(r.headers)
+                    )
+                    for r in tp_records
+                ]
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        await consumer.stop()

@@ -3,8 +3,8 @@
 Services import the metrics they update from here, so dashboards, alert rules and the test
 that checks them have one catalogue to read. Names follow Prometheus conventions: the
 `servicedesk_` prefix, base units, `_total` for counters. Labels come from small closed sets
-(topic, channel, category, priority, clock kind, outcome, reason) and never carry ticket,
-customer or agent ids.
+(topic, channel, category, priority, clock kind, outcome, reason) and never carry ticket or
+agent ids; only the SLA risk board names agreements (and their customers).
 
 A service exports only what it owns (`OWNED_BY`), each sample labelled with the service's
 name (`service_registry`): the `service` label is added at exposition, not written at each
@@ -168,6 +168,35 @@ TICKETS_BY_STATUS = Gauge(
     ["status"],
     registry=None,
 )
+
+# The SLA risk board: per agreement (a small, slowly growing set; named by its customer too,
+# for people) and priority. Refreshed from the gateway's view every few seconds.
+RISK_LABELS = ["agreement", "customer", "priority"]
+OPEN_TICKETS = Gauge(
+    "servicedesk_open_tickets",
+    "Tickets not closed, per agreement and priority.",
+    RISK_LABELS,
+    registry=None,
+)
+TICKETS_AT_RISK = Gauge(
+    "servicedesk_tickets_at_risk",
+    "Open tickets with a running SLA clock past its first warning, per agreement and priority.",
+    RISK_LABELS,
+    registry=None,
+)
+TICKETS_BREACHED_OPEN = Gauge(
+    "servicedesk_tickets_breached_open",
+    "Open tickets with a breached SLA target, per agreement and priority.",
+    RISK_LABELS,
+    registry=None,
+)
+NEXT_DEADLINE = Gauge(
+    "servicedesk_next_deadline_timestamp_seconds",
+    "The earliest deadline of a running SLA clock (Unix time), per agreement and priority.",
+    RISK_LABELS,
+    registry=None,
+)
+RISK_BOARD = (OPEN_TICKETS, TICKETS_AT_RISK, TICKETS_BREACHED_OPEN, NEXT_DEADLINE)
 
 # --- triage ------------------------------------------------------------------------------
 TICKETS_TRIAGED = Counter(
@@ -335,7 +364,7 @@ OWNED_BY: dict[str, tuple[MetricWrapperBase, ...]] = {
         NOTIFICATIONS_RESENT,
         NOTIFICATION_SEND_RETRIES,
     ),
-    "gateway": (TICKETS_BY_STATUS, HTTP_REQUESTS, HTTP_REQUEST_SECONDS),
+    "gateway": (TICKETS_BY_STATUS, HTTP_REQUESTS, HTTP_REQUEST_SECONDS, *RISK_BOARD),
 }
 
 

@@ -8,6 +8,7 @@ sink that keeps mail in var/mail, and the six services with SQLite event stores 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import time
@@ -23,6 +24,7 @@ from servicedesk_stack.demo import (
     PEOPLE_FILE_HEADER,
 )
 from servicedesk_stack.mail_sink import MailSink
+from servicedesk_stack.operator.status import ENDPOINTS_FILE
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig, Supervisor, embedded_broker
 
 
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         stack.start()
         stack.wait_ready()
+        write_endpoints(config)
         if args.demo:
             register_demo_agreements(args.gateway_port)
         print_welcome(config, bootstrap)
@@ -132,3 +135,9 @@ def print_welcome(config: StackConfig, bootstrap: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_endpoints(config: StackConfig) -> None:
+    """Where each service answers (`servicedesk status` reads it from the data dir)."""
+    where = {s: f"http://127.0.0.1:{config.port_of(s)}" for s in SERVICES}
+    (config.data_dir / ENDPOINTS_FILE).write_text(json.dumps(where, indent=2) + "\n")

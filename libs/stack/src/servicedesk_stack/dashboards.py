@@ -23,19 +23,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as common_builders
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
     DataSourceRef,
+    DataTransformerConfig,
     ValueMap,
     ValueMappingResult,
     VariableOption,
     VariableRefresh,
     VariableSort,
 )
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DASHBOARD_DIR = Path(__file__).resolve().parents[4] / "infra" / "grafana" / "dashboards"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
@@ -181,6 +183,38 @@ class Board:
             panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80).stacking(
                 common_builders.StackingConfig().mode(common.StackingMode.NORMAL)
             )
+        self.builder.with_panel(panel)
+
+    def table(
+        self,
+        title: str,
+        description: str,
+        columns: Sequence[tuple[str, str]],
+        *,
+        width: int = 24,
+        height: int = 10,
+    ) -> None:
+        """One row per label set, a column per query: `columns` are (expr, column name)."""
+        panel = (
+            table.Panel()
+            .id(self._id())
+            .title(title)
+            .description(description)
+            .datasource(DATASOURCE)
+            .span(width)
+            .height(height)
+        )
+        for index, (expr, _) in enumerate(columns):
+            query = _query(expr, chr(ord("A") + index), "").instant()
+            panel.with_target(query.format(PromQueryFormat.TABLE))
+        renames = {f"Value #{chr(ord('A') + i)}": name for i, (_, name) in enumerate(columns)}
+        panel.with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        panel.with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True, "service": True}, "renameByName": renames},
+            )
+        )
         self.builder.with_panel(panel)
 
     def service_variable(self) -> None:
@@ -606,7 +640,70 @@ def pipeline() -> Board:
     return board
 
 
-BOARDS = (overview, pipeline)
+def sla_risk() -> Board:
+    board = Board(
+        "servicedesk-sla-risk",
+        "Servicedesk SLA risk",
+        "For the service desk lead: open tickets close to or past their targets, per "
+        "agreement and priority, and the deadlines coming next (from the gateway's view, "
+        "refreshed every 15 s).",
+    )
+    group = "agreement, customer, priority"
+
+    def now(gauge: str) -> str:  # one value per group, however many gateways export it
+        return f"max by ({group}) ({gauge})"
+
+    board.row("Now")
+    board.stat(
+        "Tickets at risk",
+        "Open tickets with a running SLA clock past its first warning.",
+        f"sum({now('servicedesk_tickets_at_risk')}) or vector(0)",
+        width=6,
+    )
+    board.stat(
+        "Open tickets breached",
+        "Open tickets with a target already breached.",
+        f"sum({now('servicedesk_tickets_breached_open')}) or vector(0)",
+        width=6,
+    )
+    board.stat(
+        "Open tickets",
+        "Tickets not closed, every agreement.",
+        f"sum({now('servicedesk_open_tickets')}) or vector(0)",
+        width=6,
+    )
+    board.stat(
+        "Next deadline in",
+        "Time left until the earliest deadline of a running clock.",
+        f"min({now('servicedesk_next_deadline_timestamp_seconds')}) - time()",
+        unit="s",
+        width=6,
+    )
+    board.table(
+        "By agreement and priority",
+        "Open tickets per agreement and priority; time left to the group's next deadline.",
+        [
+            (now("servicedesk_open_tickets"), "Open"),
+            (now("servicedesk_tickets_at_risk"), "At risk"),
+            (now("servicedesk_tickets_breached_open"), "Breached"),
+            (f"{now('servicedesk_next_deadline_timestamp_seconds')} - time()", "Next deadline in"),
+        ],
+    )
+    board.row("Over time")
+    board.graph(
+        "Tickets at risk by customer",
+        "Open tickets past their first warning, per customer.",
+        [(f"sum by (customer) ({now('servicedesk_tickets_at_risk')})", "{{customer}}")],
+    )
+    board.graph(
+        "Open breached tickets by customer",
+        "Open tickets with a breached target, per customer.",
+        [(f"sum by (customer) ({now('servicedesk_tickets_breached_open')})", "{{customer}}")],
+    )
+    return board
+
+
+BOARDS = (overview, pipeline, sla_risk)
 
 
 def dashboard_files() -> dict[str, str]:

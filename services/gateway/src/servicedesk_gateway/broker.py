@@ -34,7 +34,14 @@ from servicedesk_runtime.kafka import (
     until_replaced,
 )
 from servicedesk_runtime.logs import get_logger
-from servicedesk_runtime.metrics import TICKETS_BY_STATUS
+from servicedesk_runtime.metrics import (
+    NEXT_DEADLINE,
+    OPEN_TICKETS,
+    RISK_BOARD,
+    TICKETS_AT_RISK,
+    TICKETS_BREACHED_OPEN,
+    TICKETS_BY_STATUS,
+)
 from servicedesk_runtime.relay import OutboxRelay, RelayPositions
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 from servicedesk_runtime.store import ServiceStore
@@ -201,6 +208,7 @@ class BrokerSide:
         counts = await asyncio.to_thread(self.view.queries.count_by_status)
         for status, count in counts.items():
             TICKETS_BY_STATUS.labels(status).set(count)
+        show_risk(await asyncio.to_thread(self.view.queries.sla_risk))
 
     async def _keep_relaying(
         self, incarnation: str, producer: AIOKafkaProducer, done: asyncio.Event
@@ -240,3 +248,17 @@ async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | N
     with contextlib.suppress(asyncio.CancelledError):
         await work
     return None
+
+
+def show_risk(groups: list[dict[str, Any]]) -> None:
+    """The SLA risk board's gauges, as the view has them now: a group that has no open
+    ticket any more disappears rather than staying at its last value."""
+    for gauge in RISK_BOARD:
+        gauge.clear()
+    for group in groups:
+        labels = (group["agreement_id"], group["customer"], group["priority"])
+        OPEN_TICKETS.labels(*labels).set(group["open"])
+        TICKETS_AT_RISK.labels(*labels).set(group["at_risk"])
+        TICKETS_BREACHED_OPEN.labels(*labels).set(group["breached"])
+        if group["next_due_micros"] is not None:
+            NEXT_DEADLINE.labels(*labels).set(group["next_due_micros"] / 1_000_000)

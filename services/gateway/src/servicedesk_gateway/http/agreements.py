@@ -16,6 +16,7 @@ from servicedesk_gateway.http.common import (
     accepted,
     agreement_or_404,
     read,
+    sees_agreement,
     send,
     unprocessable,
     view_of,
@@ -72,6 +73,15 @@ async def register_plan_agreement(
     )
     request.app.state.registering.add(agreement_id)
     return accepted(agreement_id, sent, f"/agreements/{agreement_id}")
+
+
+@router.get("/agreements", tags=["agreements"], responses=FORBIDDEN)
+async def list_agreements(request: Request, _: AnyCaller) -> list[models.Agreement]:
+    """The agreements the caller may see (all, for the desk's own staff), by customer: what
+    month-end runs go through."""
+    docs = await read(view_of(request).all_agreements)
+    who = request.state.who
+    return [models.Agreement.model_validate(doc) for doc in docs if sees_agreement(who, doc)]
 
 
 @router.get(

@@ -231,6 +231,32 @@ class ViewQueries:
             )
             return {str(status): int(count) for status, count in cursor.fetchall()}
 
+    def sla_risk(self) -> list[dict[str, Any]]:
+        """Per agreement and priority, the open tickets: how many, at risk (a running clock
+        past its first warning), breached, and the next deadline (micros, or None)."""
+        with self.database.reading() as cursor:
+            cursor.execute(
+                f"SELECT t.agreement_id, t.priority, COUNT(*), SUM(t.at_risk), SUM(t.breached), "
+                f"MIN(t.next_due_at), MIN(a.doc) FROM {self.tables.tickets} t "
+                f"LEFT JOIN {self.tables.agreements} a ON a.agreement_id = t.agreement_id "
+                "WHERE t.reference IS NOT NULL AND t.priority IS NOT NULL AND t.status <> ? "
+                "GROUP BY t.agreement_id, t.priority",
+                ("closed",),
+            )
+            rows = cursor.fetchall()
+        return [
+            {
+                "agreement_id": str(agreement),
+                "customer": str(json.loads(doc).get("customer", "")) if doc else "",
+                "priority": str(priority),
+                "open": int(count),
+                "at_risk": int(risk or 0),
+                "breached": int(late or 0),
+                "next_due_micros": None if due is None or due >= NO_DEADLINE else int(due),
+            }
+            for agreement, priority, count, risk, late, due, doc in rows
+        ]
+
     def tickets_received(
         self, agreement_id: uuid.UUID, start: datetime, end: datetime
     ) -> list[TicketView]:
@@ -309,6 +335,13 @@ class ViewQueries:
 
     def agreement(self, agreement_id: uuid.UUID) -> dict[str, Any] | None:
         return self._doc(self.tables.agreements, "agreement_id = ?", (str(agreement_id),))
+
+    def all_agreements(self) -> list[dict[str, Any]]:
+        """Every agreement, by customer then id."""
+        with self.database.reading() as cursor:
+            cursor.execute(f"SELECT doc FROM {self.tables.agreements} ORDER BY agreement_id")
+            docs = [json.loads(row[0]) for row in cursor.fetchall()]
+        return sorted(docs, key=lambda doc: (str(doc.get("customer", "")), doc["agreement_id"]))
 
     def agreements_of(self, customer: str) -> list[dict[str, Any]]:
         """The agreements made for a customer (an organisation), oldest id first."""

@@ -1,0 +1,178 @@
+"""The operator's command line on a running desk: the dead-letter workbench (list, show, a
+fixed message replayed once, and audited), status, and month-end statements."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from tests.conftest import StackFactory
+from tests.desk import agreement_in_view, phone_call
+from tests.kafka_tools import publish_raw, read_topic
+from tests.test_fault_tolerance import Z_PREMIUM
+from typer.testing import CliRunner
+
+from servicedesk_contracts import topics
+from servicedesk_contracts.messages import ticket_id_for_request
+from servicedesk_stack.__main__ import write_endpoints
+from servicedesk_stack.operator.cli import app
+from servicedesk_stack.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+AGENT = {"Authorization": "Bearer agent-token"}
+runner = CliRunner()
+
+
+def run(*args: str, ok: bool = True) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert (result.exit_code == 0) == ok, (args, result.exit_code, result.output)
+    return result.output
+
+
+def request_without_subject() -> tuple[str, dict[str, Any]]:
+    """A request another system sent without its subject: dead-lettered, fixable."""
+    request_id = str(uuid.uuid4())
+    data = {k: v for k, v in phone_call(channel="api").items() if k != "subject"}
+    return request_id, {
+        "event_id": request_id,
+        "event_type": "SubmitTicket",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "monitoring",
+        "subject_id": request_id,
+        "data": data,
+    }
+
+
+def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    stack = make_stack()
+    stack.start()
+    stack.wait_ready()
+    bootstrap = stack.config.bootstrap
+    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
+    agreement_in_view(bootstrap, gateway, Z_PREMIUM)
+
+    request_id, broken = request_without_subject()
+    publish_raw(
+        bootstrap,
+        topics.INBOUND,
+        [(b"junk", b"{oops"), (request_id.encode(), json.dumps(broken).encode())],
+    )
+
+    def listed() -> list[dict[str, Any]]:
+        output = run("dead-letters", "list", "--json", "--bootstrap", bootstrap)
+        return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+    rows = wait_for(lambda: len(listed()) == 2 and listed(), 60, "two dead letters")
+    (junk,) = [row for row in rows if row["key"] == "junk"]
+    (fixable,) = [row for row in rows if row["event_id"] == request_id]
+    assert (junk["reason"], junk["event_id"]) == ("invalid_json", None)
+    assert fixable["reason"] == "validation_failed"
+    assert fixable["service"] == "intake"
+    assert fixable["source"].startswith(topics.INBOUND)
+    assert "subject" in fixable["detail"]
+
+    shown = json.loads(run("dead-letters", "show", fixable["ref"], "--bootstrap", bootstrap))
+    assert shown["headers"]["error_reason"] == "validation_failed"
+    assert json.loads(shown["value"]) == broken
+
+    # As it was, it would only be refused again: not sent.
+    refused = run(
+        "dead-letters", "replay", fixable["ref"], "--by", "Mette", "--bootstrap", bootstrap,
+        ok=False,
+    )  # fmt: skip
+    assert "would be refused again (validation_failed" in refused
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps({**broken, "data": {**broken["data"], "subject": "Backups"}}))
+    done = run(
+        "dead-letters", "replay", fixable["ref"], "--by", "Mette", "--file", str(fixed),
+        "--bootstrap", bootstrap,
+    )  # fmt: skip
+    assert "fixed" in done
+
+    ticket_id = ticket_id_for_request(uuid.UUID(request_id))
+
+    def opened() -> dict[str, Any] | None:
+        answer = httpx.get(f"{gateway}/tickets/{ticket_id}", headers=AGENT, timeout=10)
+        return answer.json() if answer.status_code == 200 else None
+
+    ticket = wait_for(opened, 60, "the replayed request to open its ticket")
+    assert ticket["subject"] == "Backups"
+
+    again = run(
+        "dead-letters", "replay", fixable["ref"], "--by", "Ole", "--file", str(fixed),
+        "--bootstrap", bootstrap, ok=False,
+    )  # fmt: skip
+    assert "replayed already, by Mette" in again
+    (audit,) = [r.json() for r in read_topic(bootstrap, topics.DEAD_LETTER_REPLAYS)]
+    assert audit["data"]["replayed_by"] == "Mette"
+    assert audit["data"]["fixed"] is True
+    assert audit["data"]["replayed_event_id"] == request_id
+    replayed = {row["ref"]: row["replayed_by"] for row in listed()}
+    assert replayed == {fixable["ref"]: "Mette", junk["ref"]: None}
+
+    away = run("dead-letters", "list", "--bootstrap", "127.0.0.1:1", ok=False)
+    assert "cannot reach Kafka at 127.0.0.1:1" in away
+
+    not_json = tmp_path / "still-broken.json"
+    not_json.write_text("{still oops")
+    refused = run(
+        "dead-letters", "replay", junk["ref"], "--by", "Mette", "--file", str(not_json),
+        "--bootstrap", bootstrap, ok=False,
+    )  # fmt: skip
+    assert "invalid_json" in refused
+
+    # The status shows the desk as its dashboards would.
+    write_endpoints(stack.config)
+    figures = run("status", "--data-dir", str(stack.config.data_dir))
+    intake_row = next(line for line in figures.splitlines() if "intake" in line)
+    assert intake_row.split("│")[5].strip() == "2"  # dead-lettered since intake started
+    wait_for(
+        lambda: (
+            "open tickets" in (out := run("status", "--data-dir", str(stack.config.data_dir)))
+            and next(line for line in out.splitlines() if "open tickets" in line)
+            .split("│")[2]
+            .strip()
+            == "1"
+        ),
+        60,
+        "status to show the one open ticket",
+    )
+
+
+def test_month_end_issues_and_exports_every_agreements_statement(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    stack = make_stack()
+    stack.start()
+    stack.wait_ready()
+    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
+    agreement_in_view(stack.config.bootstrap, gateway, Z_PREMIUM)
+    last_month = datetime.now(ZoneInfo("Europe/Berlin")).replace(day=1) - timedelta(days=3)
+    month = last_month.strftime("%Y-%m")
+    common = ["--month", month, "--gateway", gateway, "--token", "admin-token"]
+
+    issued = run("statements", "issue", *common)
+    assert "issued" in issued
+    assert "Nordlicht" in issued
+
+    def in_view() -> bool:
+        url = f"{gateway}/agreements/{Z_PREMIUM}/statements/{month}"
+        return httpx.get(url, headers=AGENT, timeout=10).status_code == 200
+
+    wait_for(in_view, 60, "the statement in the gateway's view")
+    assert "issued before" in run("statements", "issue", *common)
+
+    out = run("statements", "export", *common, "--to", str(tmp_path / "out"))
+    (written,) = (tmp_path / "out").glob("*.csv")
+    assert written.name.startswith(f"statement-{month}-nordlicht-gmbh-")
+    assert "1 statement(s) written" in out
+    assert f"total,{month},,total,,,0" in written.read_text()  # nothing logged: nothing owed
