@@ -6,7 +6,8 @@ channels, operations, messages and the models' JSON Schemas. FastStream writes o
 per publisher and knows nothing of our Kafka record (key, headers), so `build` then joins
 the publishers of a topic into one channel (address = the topic) listing its messages, and
 gives each message what a producer must know: its description, the `event_type` and
-`schema_version` headers, and the key (the subject id).
+`schema_version` headers, and the key (the subject id). A topic has one operation: `receive`
+on a command topic (the servicedesk is sent commands there), `send` on the others.
 
 Run `python -m servicedesk_contracts.asyncapi` (`make asyncapi`) after changing a model or
 a topic; a test fails while the committed `contracts/asyncapi.yaml` differs from `build()`.
@@ -278,7 +279,8 @@ def _message(model: type[Message], message: dict[str, Any], schemas: dict[str, A
                     "description": "The envelope's `schema_version`, in decimal.",
                 },
             },
-            "required": [EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER],
+            "description": "The servicedesk's producers send both; for other producers they "
+            "are optional (a consumer reads the type from the envelope then).",
         },
         "correlationId": {
             "description": "The request this message is part of.",
