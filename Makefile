@@ -7,7 +7,7 @@ PACKAGES := -e contracts -e libs/runtime -e libs/stack \
 	-e services/intake -e services/triage -e services/sla-timer \
 	-e services/billing -e services/notifier -e services/gateway
 
-.PHONY: up test test-fast lint typecheck bench schemas dashboards lock clean
+.PHONY: up test test-fast lint typecheck bench schemas asyncapi dashboards lock clean
 
 $(BIN)/.installed: requirements.lock contracts/pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: $(BIN)/.installed
 
 schemas: $(BIN)/.installed
 	$(BIN)/python -m servicedesk_contracts.schemas
+
+asyncapi: $(BIN)/.installed
+	$(BIN)/python -m servicedesk_contracts.asyncapi
 
 dashboards: $(BIN)/.installed
 	$(BIN)/python -m servicedesk_stack.dashboards

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import yaml
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
+from servicedesk_contracts.asyncapi import TARGET
 from servicedesk_gateway.auth import parse_tokens
 from servicedesk_gateway.http import create_http_app
 from servicedesk_gateway.view.store import GatewayView
@@ -346,3 +348,19 @@ async def test_swagger_ui_is_served_from_the_gateway_itself(client: httpx.AsyncC
     served = await client.get(script.group(1))  # without a token, as a browser asks
     assert served.status_code == 200
     assert "SwaggerUIBundle" in served.text
+
+
+async def test_asyncapi_document_is_served_without_a_token(client: httpx.AsyncClient) -> None:
+    committed = await asyncio.to_thread(TARGET.read_text)  # contracts/asyncapi.yaml
+    as_yaml = await client.get("/asyncapi.yaml")  # no token: documentation is public
+    assert as_yaml.status_code == 200
+    assert as_yaml.headers["content-type"].startswith("application/yaml")
+    assert as_yaml.text == committed
+    as_json = await client.get("/asyncapi.json")
+    assert as_json.status_code == 200
+    assert as_json.headers["content-type"] == "application/json"
+    document = as_json.json()
+    assert document == yaml.safe_load(committed)
+    assert document["asyncapi"] == "3.0.0"
+    assert {channel["address"] for channel in document["channels"].values()} == set(topics.ALL)
+    assert "/asyncapi.yaml" not in (await client.get("/openapi.json")).json()["paths"]

@@ -12,7 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servicedesk_gateway.auth import Caller, People, as_people
 
-PUBLIC_PATHS = frozenset({"/health", "/metrics", "/docs", "/openapi.json", "/portal"})
+PUBLIC_PATHS = frozenset(
+    {"/health", "/metrics", "/docs", "/openapi.json", "/asyncapi.yaml", "/asyncapi.json", "/portal"}
+)
 """Operations and documentation: served without a token."""
 PUBLIC_PREFIXES = ("/docs/static/", "/portal/")
 """Swagger UI's files; the customer portal, whose pages check their own cookie."""

@@ -18,7 +18,7 @@ from servicedesk_gateway.auth import People
 from servicedesk_gateway.guard import RequireBearerToken
 from servicedesk_gateway.http import agreements, commands, mail, portal, queues, tickets
 from servicedesk_gateway.http.common import Publish
-from servicedesk_gateway.http.docs import serve_docs
+from servicedesk_gateway.http.docs import serve_asyncapi, serve_docs
 from servicedesk_gateway.view.queries import ViewQueries
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.logs import get_logger
@@ -111,4 +111,5 @@ def create_http_app(
     for module in (tickets, queues, agreements, commands, mail, portal):
         app.include_router(module.router)
     serve_docs(app)
+    serve_asyncapi(app)
     return app
