@@ -4,10 +4,11 @@ topic once (as it was, or fixed), with an audit record of who did it.
 A dead letter is a record of `servicedesk.dead-letter.v1`: the refused message's key and
 value (a value over 256 KiB is cut, and a header says so), with why and where from in its
 headers. A replay publishes first the audit record (`DeadLetterReplayed`, on
-`servicedesk.dead-letter-replays.v1`, keyed by the dead letter's id), then the message, to its source topic with its original key. A dead
-letter with an audit record is not replayed again. Should the process die between the two,
-the audit record names what was meant to be sent; replaying a message whose event_id was
-applied already changes nothing (every consumer skips an event_id it applied).
+`servicedesk.dead-letter-replays.v1`, keyed by the dead letter's id), then the message, to
+its source topic with its original key. A dead letter with an audit record is not replayed
+again. Should the process die between the two, the audit record names what was meant to be
+sent; replaying a message whose event_id was applied already changes nothing (every
+consumer skips an event_id it applied).
 """
 
 from __future__ import annotations
