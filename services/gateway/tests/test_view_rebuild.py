@@ -30,7 +30,8 @@ from services.gateway.tests.view_messages import (
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.broker import BrokerSide
-from servicedesk_gateway.rebuild import Progress, rebuild
+from servicedesk_gateway.rebuild import rebuild
+from servicedesk_runtime.progress import Progress
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.database import Database, DatabaseUrl

@@ -135,6 +135,27 @@ def test_the_table_can_be_dropped_and_rebuilt_from_the_events(database_url: Data
     replica.close()
 
 
+def test_a_garbled_index_is_rebuilt_in_place_with_its_progress_told(
+    database_url: DatabaseUrl,
+) -> None:
+    replica = Replica(database_url, ManualClock(START))
+    start_clocks(replica.store, 5)
+    replica.due.catch_up()
+    before = replica.due.open_count(), replica.due.next_due()
+    with replica.database.transaction() as cursor:  # an operator's mistake, a lost row
+        cursor.execute(f"DELETE FROM {replica.due.timers} WHERE timer = 'breach'")
+        cursor.execute(
+            f"INSERT INTO {replica.due.timers} (clock_id, timer, due_ms) VALUES (?, ?, ?)",
+            (str(uuid.uuid4()), "breach", 0),
+        )
+    assert (replica.due.open_count(), replica.due.next_due()) != before
+    told: list[tuple[int, int]] = []
+    read = replica.due.rebuild(lambda done, total: told.append((done, total)))
+    assert (replica.due.open_count(), replica.due.next_due()) == before
+    assert read == told[-1][0] == told[-1][1] > 0  # every event of the log, and said so
+    replica.close()
+
+
 def test_warnings_fire_before_the_breach_and_pauses_hold_every_timer(
     database_url: DatabaseUrl,
 ) -> None:

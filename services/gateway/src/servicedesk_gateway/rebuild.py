@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO, TypeAlias
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from eventsourcing.persistence import Tracking
@@ -28,6 +27,7 @@ from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.ends import end_offsets, partitions_of
 from servicedesk_runtime.kafka import broker_incarnation
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.progress import Progress
 
 log = get_logger(__name__)
 BATCH = 2000
@@ -39,29 +39,6 @@ class Rebuilt:
     events: int
     skipped: int
     seconds: float
-
-
-class Progress:
-    """One line on a terminal, redrawn at most ten times a second: a bar, counts, speed."""
-
-    def __init__(self, total: int, out: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total = max(total, 1)
-        self.out = out
-        self.width = width
-        self.started = time.perf_counter()
-        self._drawn = 0.0
-
-    def show(self, done: int, final: bool = False) -> None:
-        now = time.perf_counter()
-        if not final and now - self._drawn < 0.1:
-            return
-        self._drawn = now
-        filled = self.width * done // self.total
-        rate = done / max(now - self.started, 1e-9)
-        bar = "#" * filled + "." * (self.width - filled)
-        line = f"\r[{bar}] {done:,}/{self.total:,} records  {rate:,.0f}/s"
-        self.out.write(line + ("\n" if final else ""))
-        self.out.flush()
 
 
 async def rebuild(

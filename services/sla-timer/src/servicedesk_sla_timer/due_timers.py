@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +62,22 @@ class DueTimers:
                 "ON CONFLICT (name) DO NOTHING",
                 (PROJECTION,),
             )
+
+    def rebuild(self, on_progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+        """Drops every row and builds the index again from the whole log; returns how many
+        events were read. Safe beside a running sla-timer: a catch-up of its own waits for
+        the emptying, and the rows of a clock are replaced whole, whoever writes them."""
+        with self.db.transaction() as cursor:
+            cursor.execute(f"DELETE FROM {self.timers}")
+            cursor.execute(
+                f"UPDATE {self.positions} SET position = 0 WHERE name = ?", (PROJECTION,)
+            )
+        total = self.store.process_recorder.max_notification_id() or 0
+        done = 0
+        while read := self.catch_up():
+            done += read
+            on_progress(done, total)
+        return done
 
     def catch_up(self, limit: int = 1000) -> int:
         """Applies the next clock events to the index; returns how many were read."""

@@ -8,6 +8,7 @@
     servicedesk statements issue --month YYYY-MM
     servicedesk statements export --month YYYY-MM [--format csv] [--to DIR]
     servicedesk rebuild gateway        the gateway's view, from the topics
+    servicedesk rebuild sla-timer      the due-time index, from sla-timer's event log
 
 Kafka and the gateway are found through KAFKA_BOOTSTRAP_SERVERS, SERVICEDESK_GATEWAY and
 SERVICEDESK_TOKEN (an admin's token, for statements), as the services find theirs.
@@ -202,15 +203,21 @@ def export_statements(
 
 @app.command()
 def rebuild(
-    what: Annotated[str, typer.Argument(help="the read model: gateway")],
+    what: Annotated[str, typer.Argument(help="gateway (its view) or sla-timer (due timers)")],
     context: typer.Context,
 ) -> None:
-    """Drops a read model and builds it again from the topics (its service stopped)."""
-    if what != "gateway":
-        raise _fail(f"no read model {what!r}: only gateway")
-    from servicedesk_gateway.rebuild import main as rebuild_gateway
+    """Builds a read model again: the gateway's view from the topics (every gateway
+    stopped), or sla-timer's due-time index from its event log (it may run)."""
+    if what == "gateway":
+        from servicedesk_gateway.rebuild import main as rebuild_view
 
-    rebuild_gateway(context.args)
+        rebuild_view(context.args)
+    elif what == "sla-timer":
+        from servicedesk_sla_timer.rebuild import main as rebuild_due_timers
+
+        rebuild_due_timers(context.args)
+    else:
+        raise _fail(f"no read model {what!r}: gateway or sla-timer")
 
 
 def main() -> None:
