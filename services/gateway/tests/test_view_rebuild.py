@@ -31,11 +31,11 @@ from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
 from servicedesk_gateway.broker import BrokerSide
 from servicedesk_gateway.rebuild import rebuild
-from servicedesk_runtime.progress import Progress
 from servicedesk_gateway.view.queries import Sort, TicketFilter
 from servicedesk_gateway.view.store import GatewayView
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.kafka import ensure_topics
+from servicedesk_runtime.progress import Progress
 from servicedesk_runtime.relay import RelayPositions
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
