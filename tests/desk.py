@@ -7,11 +7,12 @@ import uuid
 from typing import Any
 
 import httpx
-from tests.conftest import metric_value
+from tests.conftest import StackFactory, metric_value
 from tests.test_fault_tolerance import Z_PREMIUM, register
 
 from servicedesk_contracts import topics
 from servicedesk_stack.demo import DEMO_AGREEMENTS
+from servicedesk_stack.stack import Stack
 from servicedesk_stack.waiting import wait_for
 
 AGENT = {"Authorization": "Bearer agent-token"}
@@ -26,6 +27,16 @@ def agreement_in_view(bootstrap: str, gateway: str, agreement_id: uuid.UUID) -> 
         60,
         "the agreement in the gateway's view",
     )
+
+
+def running_desk(make_stack: StackFactory) -> tuple[Stack, str]:
+    """A started stack whose gateway knows Z Premium: (the stack, the gateway's URL)."""
+    stack = make_stack()
+    stack.start()
+    stack.wait_ready()
+    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
+    agreement_in_view(stack.config.bootstrap, gateway, Z_PREMIUM)
+    return stack, gateway
 
 
 def phone_call(**changes: Any) -> dict[str, Any]:

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.desk import agreement_in_view, phone_call
+from tests.desk import phone_call, running_desk
 from tests.kafka_tools import publish_raw
-from tests.test_fault_tolerance import Z_PREMIUM
 
 from servicedesk_contracts import topics
 from servicedesk_stack.stack import Stack
@@ -40,11 +39,7 @@ def find(stack: Stack, service: str, event: str, **fields: Any) -> dict[str, Any
 def test_a_ticket_and_a_dead_letter_can_be_followed_through_the_logs(
     make_stack: StackFactory,
 ) -> None:
-    stack = make_stack()
-    stack.start()
-    stack.wait_ready()
-    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    agreement_in_view(stack.config.bootstrap, gateway, Z_PREMIUM)
+    stack, gateway = running_desk(make_stack)
 
     answer = httpx.post(f"{gateway}/tickets", json=phone_call(), headers=AGENT, timeout=10)
     assert answer.status_code == 202

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.desk import agreement_in_view, phone_call
+from tests.desk import phone_call, running_desk
 from tests.kafka_tools import publish_raw, read_topic
 from tests.test_fault_tolerance import Z_PREMIUM
 from typer.testing import CliRunner
@@ -53,12 +53,8 @@ def request_without_subject() -> tuple[str, dict[str, Any]]:
 def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    stack = make_stack()
-    stack.start()
-    stack.wait_ready()
+    stack, gateway = running_desk(make_stack)
     bootstrap = stack.config.bootstrap
-    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    agreement_in_view(bootstrap, gateway, Z_PREMIUM)
 
     request_id, broken = request_without_subject()
     publish_raw(
@@ -151,11 +147,7 @@ def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
 def test_month_end_issues_and_exports_every_agreements_statement(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    stack = make_stack()
-    stack.start()
-    stack.wait_ready()
-    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    agreement_in_view(stack.config.bootstrap, gateway, Z_PREMIUM)
+    _, gateway = running_desk(make_stack)
     last_month = datetime.now(ZoneInfo("Europe/Berlin")).replace(day=1) - timedelta(days=3)
     month = last_month.strftime("%Y-%m")
     common = ["--month", month, "--gateway", gateway, "--token", "admin-token"]

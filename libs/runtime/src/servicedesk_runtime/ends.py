@@ -60,8 +60,8 @@ async def partitions_of(
 ) -> list[TopicPartition]:
     """Every partition of `topics` (which must exist), in topic and partition order."""
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await probe.start()
-    try:
+    try:  # stopped even when it could not start (no broker): no unclosed client left
+        await probe.start()
         async with asyncio.timeout(wait_seconds):
             while True:
                 known = await probe.topics()  # fresh metadata from the broker
@@ -99,8 +99,8 @@ async def read_whole_topic(bootstrap: str, topic: str) -> list[StoredRecord]:
     partition and offset order."""
     partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await end_offsets(bootstrap, partitions)  # not the broker's own report

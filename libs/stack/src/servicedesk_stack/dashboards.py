@@ -185,6 +185,21 @@ class Board:
             )
         self.builder.with_panel(panel)
 
+    def counts(
+        self,
+        title: str,
+        description: str,
+        counter: str,
+        by: Sequence[str],
+        *,
+        width: int = 12,
+        where: str = "",
+    ) -> None:
+        """Bars of what `counter` counted in each interval, a series per `by` label set."""
+        legend = " ".join(f"{{{{{label}}}}}" for label in by)
+        queries = [(per_interval(counter, where, by), legend)]
+        self.graph(title, description, queries, width=width, bars=True)
+
     def table(
         self,
         title: str,
@@ -283,17 +298,17 @@ def overview() -> Board:
         "SLA targets breached in the range shown.",
         happened("servicedesk_sla_breaches_total"),
     )
-    board.graph(
+    board.counts(
         "Tickets opened by channel",
         "Tickets opened in each interval, by the channel they came in through.",
-        [(per_interval("servicedesk_tickets_opened_total", by=["channel"]), "{{channel}}")],
-        bars=True,
+        "servicedesk_tickets_opened_total",
+        ["channel"],
     )
-    board.graph(
+    board.counts(
         "Tickets triaged by priority",
         "Triage decisions in each interval, by the priority decided.",
-        [(per_interval("servicedesk_tickets_triaged_total", by=["priority"]), "{{priority}}")],
-        bars=True,
+        "servicedesk_tickets_triaged_total",
+        ["priority"],
     )
     board.graph(
         "Triage lag",
@@ -332,12 +347,12 @@ def overview() -> Board:
         "Rounds of the IMAP poller that failed (the server away, the login refused).",
         happened("servicedesk_imap_polls_total", 'outcome="failed"'),
     )
-    board.graph(
+    board.counts(
         "Mails decided by outcome",
         "What intake made of each received mail: a new ticket, a reply, or why it was set aside.",
-        [(per_interval("servicedesk_mails_decided_total", by=["outcome"]), "{{outcome}}")],
+        "servicedesk_mails_decided_total",
+        ["outcome"],
         width=8,
-        bars=True,
     )
     board.row("SLA")
     board.graph(
@@ -346,29 +361,19 @@ def overview() -> Board:
         [("max(servicedesk_sla_clocks_open)", "open")],
         width=8,
     )
-    board.graph(
+    board.counts(
         "SLA breaches by kind and priority",
         "Targets breached in each interval.",
-        [
-            (
-                per_interval("servicedesk_sla_breaches_total", by=["kind", "priority"]),
-                "{{kind}} {{priority}}",
-            )
-        ],
+        "servicedesk_sla_breaches_total",
+        ["kind", "priority"],
         width=8,
-        bars=True,
     )
-    board.graph(
+    board.counts(
         "SLA clocks stopped: met vs breached",
         "Clocks stopped in each interval, by whether they met their target.",
-        [
-            (
-                per_interval("servicedesk_sla_clocks_stopped_total", by=["kind", "outcome"]),
-                "{{kind}} {{outcome}}",
-            )
-        ],
+        "servicedesk_sla_clocks_stopped_total",
+        ["kind", "outcome"],
         width=8,
-        bars=True,
     )
     met = happened("servicedesk_sla_clocks_stopped_total", 'outcome="met"')
     breached = happened("servicedesk_sla_breaches_total")
@@ -382,17 +387,12 @@ def overview() -> Board:
         width=6,
         height=8,
     )
-    board.graph(
+    board.counts(
         "SLA clocks started by kind and priority",
         "Clocks started in each interval.",
-        [
-            (
-                per_interval("servicedesk_sla_clocks_started_total", by=["kind", "priority"]),
-                "{{kind}} {{priority}}",
-            )
-        ],
+        "servicedesk_sla_clocks_started_total",
+        ["kind", "priority"],
         width=9,
-        bars=True,
     )
     board.graph(
         "Breach firing delay p95",
@@ -433,17 +433,12 @@ def overview() -> Board:
         happened("servicedesk_time_logged_seconds_total"),
         unit="s",
     )
-    board.graph(
+    board.counts(
         "Statements issued by billing model",
         "Statements issued in each interval.",
-        [
-            (
-                per_interval("servicedesk_statements_issued_total", by=["billing_model"]),
-                "{{billing_model}}",
-            )
-        ],
+        "servicedesk_statements_issued_total",
+        ["billing_model"],
         width=8,
-        bars=True,
     )
     board.graph(
         "Notifications sent and failed by kind",
@@ -561,16 +556,12 @@ def pipeline() -> Board:
             )
         ],
     )
-    board.graph(
+    board.counts(
         "Duplicates skipped",
         "Redelivered messages whose event_id had been applied already, in each interval.",
-        [
-            (
-                per_interval("servicedesk_duplicate_messages_total", only, ["service", "topic"]),
-                "{{service}} {{topic}}",
-            )
-        ],
-        bars=True,
+        "servicedesk_duplicate_messages_total",
+        ["service", "topic"],
+        where=only,
     )
     board.row("Outbox relays")
     board.graph(
@@ -598,21 +589,13 @@ def pipeline() -> Board:
         width=6,
         height=8,
     )
-    board.graph(
+    board.counts(
         "Dead-lettered by service, topic and reason",
         "Messages sent to the dead-letter topic in each interval.",
-        [
-            (
-                per_interval(
-                    "servicedesk_messages_dead_lettered_total",
-                    only,
-                    ["service", "topic", "reason"],
-                ),
-                "{{service}} {{topic}} {{reason}}",
-            )
-        ],
+        "servicedesk_messages_dead_lettered_total",
+        ["service", "topic", "reason"],
         width=18,
-        bars=True,
+        where=only,
     )
     board.row("Gateway HTTP")
     board.graph(
