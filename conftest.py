@@ -58,3 +58,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield f"{base}?schema={schema}"
     with psycopg.connect(base, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def pytest_report_header() -> list[str]:
+    """Which real parts this run uses, said once at its start."""
+    database = os.environ.get("SERVICEDESK_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE)
+    docker = "answers" if Path("/var/run/docker.sock").exists() else "absent"
+    return [
+        "real parts: Kafka = the embedded Tansu broker (a fresh one per test, memory storage); "
+        f"PostgreSQL = {database} (SERVICEDESK_TEST_DATABASE_URL); Docker engine {docker} "
+        "(testcontainers not used yet)",
+        "tools: "
+        + ", ".join(
+            f"{name} {'found' if shutil.which(name) else 'missing'}"
+            for name in ("chromium", "chromedriver", "prometheus", "promtool", "node", "npm")
+        ),
+    ]
