@@ -348,7 +348,7 @@ def test_kafka_listens_internally_for_services_and_on_localhost_for_host_tools()
     advertised = env["KAFKA_ADVERTISED_LISTENERS"].split(",")
     assert f"INTERNAL://{KAFKA_INTERNAL}" in advertised
     assert "EXTERNAL://localhost:9092" in advertised
-    assert any(str(port).startswith("9092:9092") for port in kafka["ports"])
+    assert "127.0.0.1:9092:9092" in kafka["ports"]
     assert "healthcheck" in kafka
 
 
@@ -390,10 +390,12 @@ def test_every_service_is_configured_through_its_environment() -> None:
             url = urlsplit(env["DATABASE_URL"])
             assert url.scheme == "postgresql", name
             assert (url.hostname, url.port, url.path) == ("postgres", 5432, f"/{database}"), name
+            # The same variable as PostgreSQL's own, from .env: no password in the file.
             assert (url.username, url.password) == (
                 postgres_env["POSTGRES_USER"],
-                postgres_env["POSTGRES_PASSWORD"],
+                "${POSTGRES_PASSWORD}",
             )
+            assert postgres_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
         health = " ".join(map(str, service["healthcheck"]["test"]))
         assert "/health" in health, name
         assert "urllib" in health, name  # python:3.11-slim has no curl
@@ -401,10 +403,9 @@ def test_every_service_is_configured_through_its_environment() -> None:
     assert notifier["SMTP_HOST"] == "mailpit"
     assert int(notifier["SMTP_PORT"]) in container_ports(compose_services()["mailpit"])
     assert notifier["ALERT_EMAIL"] == "oncall@example.com"
-    assert (
-        environment(compose_services()["gateway"])["GATEWAY_TOKENS"]
-        == "agent-token:agent,admin-token:admin"
-    )
+    # The tokens come from .env; .env.example has the README's, so its walk-through works.
+    example = (ROOT / ".env.example").read_text()
+    assert "GATEWAY_TOKENS=agent-token:agent,admin-token:admin" in example.splitlines()
 
 
 def test_postgres_init_script_creates_every_service_database() -> None:
@@ -761,3 +762,39 @@ def test_what_the_services_import_is_in_the_runtime_lock() -> None:
     }
     assert missing == {}
     assert {"fastapi", "aiokafka", "eventsourcing"} <= third_party
+
+
+# --- exposure and secrets -------------------------------------------------------------------
+def test_every_published_port_is_on_the_loopback_address_only() -> None:
+    published = {
+        name: [str(port) for port in service.get("ports", [])]
+        for name, service in compose_services().items()
+    }
+    assert published["postgres"]
+    assert published["gateway"]
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+REQUIRED_VARIABLE = re.compile(r"\$\{([A-Z_]+):\?[^}]*\}")
+
+
+def test_no_secret_is_in_the_compose_file_and_env_example_names_each() -> None:
+    text = COMPOSE_FILE.read_text()
+    env = {name: environment(service) for name, service in compose_services().items()}
+    secrets = {
+        "POSTGRES_PASSWORD": env["postgres"]["POSTGRES_PASSWORD"],
+        "GRAFANA_ADMIN_PASSWORD": env["grafana"]["GF_SECURITY_ADMIN_PASSWORD"],
+        "GATEWAY_TOKENS": env["gateway"]["GATEWAY_TOKENS"],
+    }
+    for variable, value in secrets.items():
+        assert value.startswith(f"${{{variable}:?"), f"{variable}: {value!r} is not from .env"
+    assert "postgres:postgres@" not in text
+    required = set(REQUIRED_VARIABLE.findall(text))
+    assert set(secrets) <= required
+    example = (ROOT / ".env.example").read_text()
+    defined = set(re.findall(r"^([A-Z_]+)=", example, re.MULTILINE))
+    assert required <= defined, ".env.example must name every variable Compose requires"
+    for ignore in (".gitignore", ".dockerignore"):
+        assert ".env" in (ROOT / ignore).read_text().split(), f"{ignore} must keep .env out"

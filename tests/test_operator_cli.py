@@ -168,3 +168,28 @@ def test_month_end_issues_and_exports_every_agreements_statement(
     assert written.name.startswith(f"statement-{month}-nordlicht-gmbh-")
     assert "1 statement(s) written" in out
     assert f"total,{month},,total,,,0" in written.read_text()  # nothing logged: nothing owed
+
+
+def test_the_demo_agreements_are_registered_on_a_running_desk_once(
+    make_stack: StackFactory,
+) -> None:
+    """What Compose users run after `docker compose up` to follow the README."""
+    _, gateway = running_desk(make_stack)
+    common = ["--gateway", gateway, "--token", "admin-token"]
+    said = run("demo-agreements", *common)
+    assert "registered" in said
+
+    def listed() -> list[str]:
+        answer = httpx.get(f"{gateway}/agreements", headers=AGENT, timeout=10)
+        return sorted(a["agreement_id"] for a in answer.json())
+
+    from servicedesk_stack.demo import DEMO_AGREEMENTS
+
+    demo = {str(agreement_id) for agreement_id in DEMO_AGREEMENTS}
+    wait_for(lambda: demo <= set(listed()), 60, "the demo agreements in the view")
+    before = listed()
+    run("demo-agreements", *common)  # again: the same ids, nothing new
+    assert listed() == before
+    assert "did not take them" in run(
+        "demo-agreements", "--gateway", gateway, "--token", "x", ok=False
+    )

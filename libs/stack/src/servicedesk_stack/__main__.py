@@ -14,14 +14,12 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
-
 from servicedesk_stack.demo import (
-    DEMO_AGREEMENTS,
     DEMO_ORGANISATION,
     DEMO_TOKENS,
     FIRST_AGREEMENT_ID,
     PEOPLE_FILE_HEADER,
+    register_demo_agreements,
 )
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.operator.status import ENDPOINTS_FILE
@@ -72,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.wait_ready()
         write_endpoints(config)
         if args.demo:
-            register_demo_agreements(args.gateway_port)
+            register_demo_agreements(f"http://127.0.0.1:{args.gateway_port}", "admin-token")
         print_welcome(config, bootstrap)
         supervisor = Supervisor(stack)
         while not stopping:
@@ -96,17 +94,6 @@ def people_file(data_dir: Path) -> Path:
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(PEOPLE_FILE_HEADER, encoding="utf-8")
     return path.resolve()
-
-
-def register_demo_agreements(gateway_port: int) -> None:
-    for agreement_id, terms in DEMO_AGREEMENTS.items():
-        response = httpx.post(
-            f"http://127.0.0.1:{gateway_port}/agreements",
-            json={"agreement_id": str(agreement_id), **terms()},
-            headers={"Authorization": "Bearer admin-token"},
-            timeout=10,
-        )
-        response.raise_for_status()
 
 
 def print_welcome(config: StackConfig, bootstrap: str) -> None:

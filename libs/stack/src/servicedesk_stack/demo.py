@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
+
 from servicedesk_contracts.messages import PlanSelection
 from servicedesk_contracts.plans import resolve
 
@@ -101,3 +103,21 @@ PEOPLE_FILE_HEADER = """\
 # The token is printed once; only its hash lands here. Removing an entry refuses its token.
 # The demo tokens (agent-token, admin-token, customer-token) are in GATEWAY_TOKENS instead.
 """
+
+
+def register_demo_agreements(gateway: str, token: str) -> list[str]:
+    """Registers the demo agreements through the gateway (`gateway` is its base URL, `token`
+    an admin's), under their fixed ids: registering them again changes nothing they say.
+    Returns the customers."""
+    customers = []
+    for agreement_id, terms in DEMO_AGREEMENTS.items():
+        body = {"agreement_id": str(agreement_id), **terms()}
+        response = httpx.post(
+            f"{gateway}/agreements",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        customers.append(str(body["customer"]))
+    return customers

@@ -1,6 +1,7 @@
 """`servicedesk`: the operator's command line.
 
     servicedesk up                     the whole desk on this machine (what `make up` runs)
+    servicedesk demo-agreements        the README's demo agreements, e.g. on Compose
     servicedesk status                 the dashboards' key figures, from the services
     servicedesk dead-letters list      what was refused, and whether it was replayed
     servicedesk dead-letters show REF  one dead letter whole
@@ -22,6 +23,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
@@ -67,6 +69,18 @@ def up(context: typer.Context) -> None:
 
     arguments = ["--help" if a == "--help-embedded" else a for a in context.args]
     run_embedded(arguments)
+
+
+@app.command("demo-agreements")
+def demo_agreements(token: Token, gateway: GatewayUrl = "http://127.0.0.1:8080") -> None:
+    """Registers the README's demo agreements (what `make up` does), e.g. on Compose."""
+    from servicedesk_stack.demo import register_demo_agreements
+
+    try:
+        customers = register_demo_agreements(gateway, token)
+    except httpx.HTTPError as failed:
+        raise _fail(f"the gateway at {gateway} did not take them: {failed}") from failed
+    console.print(f"registered {len(customers)} demo agreements: {', '.join(customers)}")
 
 
 @app.command("status")
