@@ -11,21 +11,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-DEFAULT_TEST_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
-
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """PostgreSQL for the tests. In CI (CI=true) a missing database fails the run."""
-    url = os.environ.get("SERVICEDESK_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE)
-    try:
-        with psycopg.connect(url, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI and unreachable at {url}: {error}")
-        pytest.skip(f"no PostgreSQL at {url}")
-    return url
+def postgres_url() -> Iterator[str]:
+    """PostgreSQL for the tests (tests/real_parts.py chooses which). In CI (CI=true) a
+    missing database fails the run."""
+    from tests.real_parts import database_for_the_run
+
+    with database_for_the_run() as url:
+        try:
+            with psycopg.connect(url, connect_timeout=5) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.OperationalError as error:
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL is required in CI and unreachable at {url}: {error}")
+            pytest.skip(f"no PostgreSQL at {url}")
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +63,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def pytest_report_header() -> list[str]:
     """Which real parts this run uses, said once at its start."""
-    database = os.environ.get("SERVICEDESK_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE)
-    docker = "answers" if Path("/var/run/docker.sock").exists() else "absent"
+    from tests.real_parts import describe
+
     return [
-        "real parts: Kafka = the embedded Tansu broker (a fresh one per test, memory storage); "
-        f"PostgreSQL = {database} (SERVICEDESK_TEST_DATABASE_URL); Docker engine {docker} "
-        "(testcontainers not used yet)",
+        describe(),
         "tools: "
         + ", ".join(
             f"{name} {'found' if shutil.which(name) else 'missing'}"

@@ -10,15 +10,18 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.real_parts import Broker, broker_for_a_test
 
-from servicedesk_runtime.tansu import EmbeddedBroker, free_port
+from servicedesk_runtime.tansu import free_port
 from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig
 
 
 @pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
+def broker() -> Iterator[Broker]:
+    """A Kafka-protocol broker of this test's own (see real_parts: named, a container, or
+    the embedded one)."""
+    with broker_for_a_test() as running:
         yield running
 
 
@@ -32,9 +35,7 @@ StackFactory = Callable[..., Stack]
 
 
 @pytest.fixture
-def make_stack(
-    broker: EmbeddedBroker, mail_sink: MailSink, tmp_path: Path
-) -> Iterator[StackFactory]:
+def make_stack(broker: Broker, mail_sink: MailSink, tmp_path: Path) -> Iterator[StackFactory]:
     """Builds stacks on this test's broker and mail sink; stops them all at the end and
     drops the PostgreSQL schemas they made."""
     stacks: list[Stack] = []

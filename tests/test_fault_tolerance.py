@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.conftest import StackFactory, metric_value
 from tests.kafka_tools import events_of, publish_raw, read_topic
+from tests.real_parts import require_embedded
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
@@ -159,6 +160,7 @@ def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_applies(
 def test_a_new_embedded_broker_is_recovered_without_losing_or_repeating_anything(
     make_stack: StackFactory, broker: EmbeddedBroker, mail_sink: MailSink
 ) -> None:
+    require_embedded(broker)
     services = ("intake", "triage", "sla-timer", "billing", "notifier", "gateway")
     first = make_stack()
     first.start(services)

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import StackFactory
 from tests.desk import agreement_in_view, phone_call
 from tests.kafka_tools import publish_raw
+from tests.real_parts import require_embedded
 from tests.test_fault_tolerance import Z_PREMIUM, submit_ticket
 
 from servicedesk_contracts import topics
@@ -43,6 +44,7 @@ def ticket_ready(stack: Stack, gateway: str, ticket_id: str) -> dict[str, Any] |
 def test_an_accepted_command_survives_a_broker_restart_and_the_view_is_rebuilt(
     make_stack: StackFactory, broker: EmbeddedBroker
 ) -> None:
+    require_embedded(broker)
     stack = make_stack()
     stack.start(WITHOUT_INTAKE)  # nothing consumes the gateway's commands yet
     stack.wait_ready(WITHOUT_INTAKE)
