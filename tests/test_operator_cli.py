@@ -80,6 +80,9 @@ def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
     assert shown["headers"]["error_reason"] == "validation_failed"
     assert json.loads(shown["value"]) == broken
 
+    # Somebody else's junk on the audit topic does not confuse the workbench.
+    publish_raw(bootstrap, topics.DEAD_LETTER_REPLAYS, [(b"junk", b"not an audit record")])
+
     # As it was, it would only be refused again: not sent.
     refused = run(
         "dead-letters", "replay", fixable["ref"], "--by", "Mette", "--bootstrap", bootstrap,
@@ -108,7 +111,9 @@ def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
         "--bootstrap", bootstrap, ok=False,
     )  # fmt: skip
     assert "replayed already, by Mette" in again
-    (audit,) = [r.json() for r in read_topic(bootstrap, topics.DEAD_LETTER_REPLAYS)]
+    (audit,) = [
+        r.json() for r in read_topic(bootstrap, topics.DEAD_LETTER_REPLAYS) if r.key != b"junk"
+    ]
     assert audit["data"]["replayed_by"] == "Mette"
     assert audit["data"]["fixed"] is True
     assert audit["data"]["replayed_event_id"] == request_id

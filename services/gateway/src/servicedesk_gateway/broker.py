@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from prometheus_client import Gauge
 
 from servicedesk_contracts import topics
 from servicedesk_gateway.outbox import translate
@@ -250,15 +251,27 @@ async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | N
     return None
 
 
+_shown_risk: dict[Gauge, set[tuple[str, ...]]] = {}
+
+
 def show_risk(groups: list[dict[str, Any]]) -> None:
     """The SLA risk board's gauges, as the view has them now: a group that has no open
-    ticket any more disappears rather than staying at its last value."""
-    for gauge in RISK_BOARD:
-        gauge.clear()
+    ticket (or no deadline) any more disappears rather than staying at its last value. Set
+    first, then removed: a scrape in between never sees the board empty."""
+    now: dict[Gauge, set[tuple[str, ...]]] = {gauge: set() for gauge in RISK_BOARD}
     for group in groups:
         labels = (group["agreement_id"], group["customer"], group["priority"])
-        OPEN_TICKETS.labels(*labels).set(group["open"])
-        TICKETS_AT_RISK.labels(*labels).set(group["at_risk"])
-        TICKETS_BREACHED_OPEN.labels(*labels).set(group["breached"])
+        values = {
+            OPEN_TICKETS: group["open"],
+            TICKETS_AT_RISK: group["at_risk"],
+            TICKETS_BREACHED_OPEN: group["breached"],
+        }
         if group["next_due_micros"] is not None:
-            NEXT_DEADLINE.labels(*labels).set(group["next_due_micros"] / 1_000_000)
+            values[NEXT_DEADLINE] = group["next_due_micros"] / 1_000_000
+        for gauge, value in values.items():
+            gauge.labels(*labels).set(value)
+            now[gauge].add(labels)
+    for gauge, labels_now in now.items():
+        for gone in _shown_risk.get(gauge, set()) - labels_now:
+            gauge.remove(*gone)
+        _shown_risk[gauge] = labels_now

@@ -109,7 +109,10 @@ async def replays(bootstrap: str) -> dict[uuid.UUID, DeadLetterReplayed]:
     """The audit records, by dead letter id."""
     found: dict[uuid.UUID, DeadLetterReplayed] = {}
     for record in await read_whole_topic(bootstrap, topics.DEAD_LETTER_REPLAYS):
-        message = decode(record.value)
+        try:
+            message = decode(record.value)
+        except InvalidMessage:
+            continue  # not ours: an audit record is only what decodes as one
         if isinstance(message, DeadLetterReplayed):
             found.setdefault(message.subject_id, message)
     return found
