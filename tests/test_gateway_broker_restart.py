@@ -67,7 +67,13 @@ def test_an_accepted_command_survives_a_broker_restart_and_the_view_is_rebuilt(
                 60,
                 "both tickets in the rebuilt view",
             )
-            assert httpx.get(f"{gateway}/health").status_code == 200
+            # Ready once it has seen that its view holds everything the new broker had when
+            # it followed it (it looks every 0.2 s): the tickets may show a moment before.
+            wait_for(
+                lambda: httpx.get(f"{gateway}/health").status_code == 200,
+                30,
+                "the gateway ready on the new broker",
+            )
             assert stack.processes["gateway"].pid == gateway_pid  # rebuilt, not restarted
             views = all_tickets(gateway, AGENT)
             assert len({v["ticket_id"] for v in views}) == 2
