@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.desk import agreement_in_view, phone_call
+from tests.desk import phone_call, running_desk
 from tests.kafka_tools import read_topic
-from tests.test_fault_tolerance import Z_PREMIUM
 
 from servicedesk_contracts import topics
 from servicedesk_runtime.tansu import EmbeddedBroker
@@ -40,11 +39,7 @@ def on_topic(bootstrap: str, topic: str, event_type: str) -> list[dict[str, Any]
 def test_commands_are_answered_applied_or_refused_and_their_events_name_them(
     make_stack: StackFactory, broker: EmbeddedBroker
 ) -> None:
-    stack = make_stack()
-    stack.start()
-    stack.wait_ready()
-    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    agreement_in_view(broker.bootstrap, gateway, Z_PREMIUM)
+    _, gateway = running_desk(make_stack)
     submitted = httpx.post(f"{gateway}/tickets", json=phone_call(), headers=AGENT).json()
     assert submitted["command_location"] == f"/commands/{submitted['command_id']}"
     opened = wait_for(lambda: decided(gateway, submitted["command_id"]), 60, "the ticket opened")

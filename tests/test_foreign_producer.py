@@ -17,9 +17,8 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 from tests.conftest import StackFactory
-from tests.desk import agreement_in_view, phone_call
+from tests.desk import phone_call, running_desk
 from tests.kafka_tools import read_topic
-from tests.test_fault_tolerance import Z_PREMIUM
 
 from servicedesk_contracts import topics
 from servicedesk_contracts.messages import ticket_id_for_request
@@ -85,11 +84,7 @@ def publish_from_node(
 def test_a_ticket_submitted_from_node_with_only_the_schema_opens(
     make_stack: StackFactory, broker: EmbeddedBroker, node_producer: list[str], tmp_path: Path
 ) -> None:
-    stack = make_stack()
-    stack.start()
-    stack.wait_ready()
-    gateway = f"http://127.0.0.1:{stack.config.gateway_port}"
-    agreement_in_view(broker.bootstrap, gateway, Z_PREMIUM)
+    _, gateway = running_desk(make_stack)
     schema_file = SCHEMA_DIR / "SubmitTicket.v1.json"
     schema = json.loads(schema_file.read_text())
     subject = f"Node says the backups fail ({uuid.uuid4().hex[:6]})"
