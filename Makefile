@@ -17,7 +17,7 @@ $(BIN)/.installed: requirements.lock contracts/pyproject.toml libs/*/pyproject.t
 	touch $@
 
 up: $(BIN)/.installed
-	$(BIN)/python -m servicedesk_stack --demo
+	$(BIN)/python -m servicedesk_stack --demo $(ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest

@@ -27,7 +27,7 @@ from servicedesk_stack.stack import SERVICES, Stack, StackConfig, Supervisor, em
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="servicedesk", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="servicedesk up", description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true", help="register the demo agreements")
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--kafka-port", type=int, default=9092)
@@ -120,11 +120,11 @@ def print_welcome(config: StackConfig, bootstrap: str) -> None:
     )
 
 
-if __name__ == "__main__":
-    main()
-
-
 def write_endpoints(config: StackConfig) -> None:
     """Where each service answers (`servicedesk status` reads it from the data dir)."""
     where = {s: f"http://127.0.0.1:{config.port_of(s)}" for s in SERVICES}
     (config.data_dir / ENDPOINTS_FILE).write_text(json.dumps(where, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
