@@ -798,3 +798,26 @@ def test_no_secret_is_in_the_compose_file_and_env_example_names_each() -> None:
     assert required <= defined, ".env.example must name every variable Compose requires"
     for ignore in (".gitignore", ".dockerignore"):
         assert ".env" in (ROOT / ignore).read_text().split(), f"{ignore} must keep .env out"
+
+
+SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$")
+
+
+def test_every_secret_in_the_compose_file_comes_from_a_variable() -> None:
+    """No service carries a literal secret: an environment entry named like one is a
+    variable reference, a database URL takes its password from one, and none of the
+    example values of .env.example made its way into the compose file."""
+    literal = re.compile(r"\$\{[A-Z_]+(?::[?-][^}]*)?\}")
+    for name, service in compose_services().items():
+        for key, value in environment(service).items():
+            if SECRET_KEY.search(key):
+                assert literal.fullmatch(str(value)), f"{name}: {key} is a literal"
+            if "://" in str(value) and "@" in str(value):
+                userinfo = str(value).split("://", 1)[1].split("@", 1)[0]
+                password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+                assert not password or literal.fullmatch(password), f"{name}: {key}"
+    text = COMPOSE_FILE.read_text()
+    example = (ROOT / ".env.example").read_text()
+    for variable, value in re.findall(r"^([A-Z_]+)=(.+)$", example, re.MULTILINE):
+        if SECRET_KEY.search(variable):
+            assert value not in text, f"the example {variable} is written into the compose file"
