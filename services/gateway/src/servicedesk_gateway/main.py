@@ -80,6 +80,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
         store.close()
         database.close()
         SERVICE_UP.set(0)
+        log.info("stopped")  # as every service says it
 
 
 def main() -> None:

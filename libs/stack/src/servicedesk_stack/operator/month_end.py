@@ -87,7 +87,7 @@ def export_all(
         if content is None:
             yield agreement, None
             continue
-        path = folder / f"statement-{month}-{_slug(agreement)}-{agreement_id[:8]}.{form}"
+        path = folder / f"statement-{month}-{_slug(agreement)}-{agreement_id}.{form}"
         path.write_bytes(content)
         yield agreement, path
 
