@@ -120,6 +120,36 @@ def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
     replayed = {row["ref"]: row["replayed_by"] for row in listed()}
     assert replayed == {fixable["ref"]: "Mette", junk["ref"]: None}
 
+    # Read and refused by intake (a date in the future): its event_id counts as decided, so
+    # the same id again would be skipped in silence. Only a new event_id goes.
+    future_id, future = request_without_subject()
+    future["data"]["subject"] = "From the future"
+    future["occurred_at"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    publish_raw(bootstrap, topics.INBOUND, [(future_id.encode(), json.dumps(future).encode())])
+    (late,) = wait_for(
+        lambda: [row for row in listed() if row["event_id"] == future_id], 60, "its dead letter"
+    )
+    assert late["reason"] == "future_timestamp"
+    fixed.write_text(json.dumps({**future, "occurred_at": datetime.now(UTC).isoformat()}))
+    same_id = run(
+        "dead-letters", "replay", late["ref"], "--by", "Mette", "--file", str(fixed),
+        "--bootstrap", bootstrap, ok=False,
+    )  # fmt: skip
+    assert "counts as decided" in same_id
+    new_id = str(uuid.uuid4())
+    renewed = {**future, "event_id": new_id, "subject_id": new_id}
+    fixed.write_text(json.dumps({**renewed, "occurred_at": datetime.now(UTC).isoformat()}))
+    run(
+        "dead-letters", "replay", late["ref"], "--by", "Mette", "--file", str(fixed),
+        "--bootstrap", bootstrap,
+    )  # fmt: skip
+    renewed_ticket = ticket_id_for_request(uuid.UUID(new_id))
+    wait_for(
+        lambda: httpx.get(f"{gateway}/tickets/{renewed_ticket}", headers=AGENT).status_code == 200,
+        60,
+        "the request under its new id to open its ticket",
+    )
+
     away = run("dead-letters", "list", "--bootstrap", "127.0.0.1:1", ok=False)
     assert "cannot reach Kafka at 127.0.0.1:1" in away
 
@@ -135,17 +165,17 @@ def test_a_dead_letter_is_found_fixed_and_replayed_once_with_an_audit_record(
     write_endpoints(stack.config)
     figures = run("status", "--data-dir", str(stack.config.data_dir))
     intake_row = next(line for line in figures.splitlines() if "intake" in line)
-    assert intake_row.split("│")[5].strip() == "2"  # dead-lettered since intake started
+    assert intake_row.split("│")[5].strip() == "3"  # junk, no subject, from the future
     wait_for(
         lambda: (
             "open tickets" in (out := run("status", "--data-dir", str(stack.config.data_dir)))
             and next(line for line in out.splitlines() if "open tickets" in line)
             .split("│")[2]
             .strip()
-            == "1"
+            == "2"  # the replayed request's and the renewed one's
         ),
         60,
-        "status to show the one open ticket",
+        "status to show the two open tickets",
     )
 
 

@@ -46,6 +46,7 @@ from servicedesk_contracts.messages import (
     SetAsideReason,
     TicketStatus,
 )
+from servicedesk_runtime.refusals import RUNTIME_REFUSALS
 
 # `_created` timestamps come out as separate gauge series in the text format Prometheus
 # scrapes: twice the series for nothing a dashboard or rule uses.
@@ -411,19 +412,6 @@ def start_at_zero(metric: MetricWrapperBase, *values: Iterable[str]) -> None:
     increment is an increase Prometheus can see."""
     for combination in itertools.product(*values):
         metric.labels(*combination)
-
-
-# Refusals the runtime itself decides, whatever the service (domain refusals come on top).
-RUNTIME_REFUSALS = (
-    "empty",
-    "invalid_json",
-    "too_large",
-    "validation_failed",
-    "unknown_type",
-    "handler_error",
-    "conflict",
-    "store_refused",
-)
 
 
 def _closed_label_sets() -> dict[MetricWrapperBase, tuple[Sequence[str], ...]]:

@@ -21,6 +21,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
@@ -44,6 +45,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
 STEP = "15s"
 """The step of exact counts: the default scrape interval (a smaller one adds nothing)."""
 SERVICE_JOBS = "intake|triage|sla-timer|billing|notifier|gateway"
+P = TypeVar("P", stat.Panel, timeseries.Panel, table.Panel)
 
 
 # --- PromQL --------------------------------------------------------------------------------
@@ -112,6 +114,17 @@ class Board:
         self._next_id += 1
         return self._next_id - 1
 
+    def _placed(self, panel: P, title: str, description: str, width: int, height: int) -> P:
+        """A new panel with its id, title, description, data source and size."""
+        return (
+            panel.id(self._id())
+            .title(title)
+            .description(description)
+            .datasource(DATASOURCE)
+            .span(width)
+            .height(height)
+        )
+
     def row(self, title: str) -> None:
         self.builder.with_row(dashboard.Row(title).id(self._id()))
 
@@ -128,15 +141,9 @@ class Board:
         mappings: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         panel = (
-            stat.Panel()
-            .id(self._id())
-            .title(title)
-            .description(description)
-            .datasource(DATASOURCE)
-            .with_target(_query(expr, "A", legend).instant())
+            self._placed(stat.Panel(), title, description, width, height)
+            .with_target(_query(expr, _ref(0), legend).instant())
             .unit(unit)
-            .span(width)
-            .height(height)
             .graph_mode(common.BigValueGraphMode.NONE)
             .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
         )
@@ -167,18 +174,9 @@ class Board:
         bars: bool = False,
     ) -> None:
         """A time series panel; `queries` are (expr, legend). `bars` for counts per interval."""
-        panel = (
-            timeseries.Panel()
-            .id(self._id())
-            .title(title)
-            .description(description)
-            .datasource(DATASOURCE)
-            .unit(unit)
-            .span(width)
-            .height(height)
-        )
+        panel = self._placed(timeseries.Panel(), title, description, width, height).unit(unit)
         for index, (expr, legend) in enumerate(queries):
-            panel.with_target(_query(expr, chr(ord("A") + index), legend).range())
+            panel.with_target(_query(expr, _ref(index), legend).range())
         if bars:
             panel.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80).stacking(
                 common_builders.StackingConfig().mode(common.StackingMode.NORMAL)
@@ -210,19 +208,11 @@ class Board:
         height: int = 10,
     ) -> None:
         """One row per label set, a column per query: `columns` are (expr, column name)."""
-        panel = (
-            table.Panel()
-            .id(self._id())
-            .title(title)
-            .description(description)
-            .datasource(DATASOURCE)
-            .span(width)
-            .height(height)
-        )
+        panel = self._placed(table.Panel(), title, description, width, height)
         for index, (expr, _) in enumerate(columns):
-            query = _query(expr, chr(ord("A") + index), "").instant()
+            query = _query(expr, _ref(index), "").instant()
             panel.with_target(query.format(PromQueryFormat.TABLE))
-        renames = {f"Value #{chr(ord('A') + i)}": name for i, (_, name) in enumerate(columns)}
+        renames = {f"Value #{_ref(i)}": name for i, (_, name) in enumerate(columns)}
         panel.with_transformation(DataTransformerConfig(id_val="merge", options={}))
         panel.with_transformation(
             DataTransformerConfig(
@@ -249,6 +239,11 @@ class Board:
 
     def json(self) -> str:
         return json.dumps(self.builder.build(), cls=JSONEncoder, indent=2, sort_keys=True) + "\n"
+
+
+def _ref(index: int) -> str:
+    """A panel's query ids: A, B, C..."""
+    return chr(ord("A") + index)
 
 
 def _query(expr: str, ref_id: str, legend: str) -> prometheus.Dataquery:

@@ -180,15 +180,16 @@ def issue_statements(
 ) -> None:
     """Issues `month`'s statement for every agreement (those issued before are left)."""
     client = month_end.Gateway(gateway, token)
+    agreements = client.agreements()
     table = Table("customer", "agreement", "statement")
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"issuing {month}", total=len(client.agreements()))
+        task = progress.add_task(f"issuing {month}", total=len(agreements))
 
         def each(outcome: month_end.Outcome) -> None:
             table.add_row(outcome.customer, outcome.agreement_id, outcome.result)
             progress.advance(task)
 
-        outcomes = month_end.issue_all(client, month, each)
+        outcomes = month_end.issue_all(client, month, agreements, each)
     console.print(table)
     if any(o.result.startswith("refused") for o in outcomes):
         raise typer.Exit(1)

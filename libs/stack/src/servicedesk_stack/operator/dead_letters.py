@@ -7,8 +7,9 @@ headers. A replay publishes first the audit record (`DeadLetterReplayed`, on
 `servicedesk.dead-letter-replays.v1`, keyed by the dead letter's id), then the message, to
 its source topic with its original key. A dead letter with an audit record is not replayed
 again. Should the process die between the two, the audit record names what was meant to be
-sent; replaying a message whose event_id was applied already changes nothing (every
-consumer skips an event_id it applied).
+sent, and sending it again changes nothing (every consumer skips an event_id it applied).
+A message a service read and refused for a domain reason counts as decided: it is replayed
+only under a new event_id (see `servicedesk_runtime.refusals`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from servicedesk_contracts.messages import (
 )
 from servicedesk_runtime.ends import StoredRecord, read_whole_topic
 from servicedesk_runtime.kafka import new_producer
+from servicedesk_runtime.refusals import decided_when_refused
 
 REPLAY_HEADER = "replayed_from_dead_letter"
 
@@ -135,6 +137,7 @@ async def replay(
     if letter.source_topic not in topics.ALL:
         raise ReplayRefused(f"dead letter {ref} came from {letter.source_topic!r}: not ours")
     _check_decodes(value, ref)
+    _check_not_decided(letter, value)
     audit = DeadLetterReplayed.create(
         producer="operator",
         subject_id=letter.id,
@@ -166,6 +169,21 @@ def _check_decodes(value: bytes, ref: str) -> None:
             f"dead letter {ref}: the message would be refused again ({invalid.reason}: "
             f"{invalid.detail[:300]})"
         ) from invalid
+
+
+def _check_not_decided(letter: DeadLetter, value: bytes) -> None:
+    """A message a service read and refused (a domain reason) counts as decided: sent
+    again with the same event_id it would be skipped as a duplicate, and nothing would
+    happen. Said here, rather than replayed into silence."""
+    event_id = _event_id(value)
+    if event_id is None or event_id != letter.event_id:
+        return
+    if decided_when_refused(letter.reason):
+        raise ReplayRefused(
+            f"dead letter {letter.ref}: {letter.header('source_service') or 'the service'} "
+            f"read it and refused it ({letter.reason}), so its event_id {event_id} counts as "
+            "decided and would be skipped: send it fixed with a new event_id (--file)"
+        )
 
 
 async def _find(bootstrap: str, ref: str) -> DeadLetter:

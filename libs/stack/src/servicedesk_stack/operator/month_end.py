@@ -65,11 +65,14 @@ def _detail(answer: httpx.Response) -> str:
 
 
 def issue_all(
-    gateway: Gateway, month: str, each: Callable[[Outcome], None] = lambda _: None
+    gateway: Gateway,
+    month: str,
+    agreements: list[dict[str, Any]],
+    each: Callable[[Outcome], None] = lambda _: None,
 ) -> list[Outcome]:
-    """Issues `month`'s statement of every agreement; `each` hears every outcome."""
+    """Issues `month`'s statement of each of `agreements`; `each` hears every outcome."""
     outcomes = []
-    for agreement in gateway.agreements():
+    for agreement in agreements:
         outcome = gateway.issue(agreement, month)
         each(outcome)
         outcomes.append(outcome)
