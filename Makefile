@@ -33,10 +33,18 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy contracts/src libs/runtime/src libs/stack/src services/*/src
 
 bench: $(BIN)/.installed
-	$(BIN)/python -u bench/pipeline.py
-	$(BIN)/python -u bench/pipeline.py --tickets 300 --rate 20
+	$(BIN)/python -u bench/pipeline.py --all --tickets 10000
+	$(BIN)/python -u bench/pipeline.py --all --tickets 3000 --rate 100 --only postgres
+	$(BIN)/python -u bench/pipeline.py --all --tickets 10000 --rate 1000 --only postgres
+	$(BIN)/python -u bench/pipeline.py --tickets 600 --rate 20
+	$(BIN)/python -u -m bench.idle
+	$(BIN)/python -u -m bench.broker_fetch_wait
+	$(BIN)/python -u -m bench.batch_apply
 	$(BIN)/python -u bench/sla_timers.py
 	$(BIN)/python -u bench/statements.py
+	$(BIN)/python -u -m bench.billing_history
+	$(BIN)/python -u -m bench.reference_history
+	$(BIN)/python -u -m bench.reference_history --old-store --tickets 100000
 	$(BIN)/python -u bench/notifier_mail.py
 	$(BIN)/python -u bench/gateway_accept.py
 	$(BIN)/python -u -m bench.gateway_view

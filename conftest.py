@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+
+# `tests.real_parts` (which PostgreSQL and broker a run uses) must import when only a
+# service's tests are collected (`pytest services/intake`), not only from the repository root.
+ROOT = str(Path(__file__).parent)
+if ROOT not in sys.path:
+    sys.path.append(ROOT)
 
 
 @pytest.fixture(scope="session")

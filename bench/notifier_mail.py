@@ -38,7 +38,7 @@ from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.stack import Stack, StackConfig
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-OUTCOMES = [get_topic(Delivery.Sent), get_topic(Delivery.Failed)]
+OUTCOMES = [get_topic(Delivery.Dispatched), get_topic(Delivery.Failed)]
 
 
 def request(n: int, bad: bool) -> tuple[bytes, bytes]:

@@ -2,7 +2,7 @@
 
 Computes every agreement's statement with billing's statement engine (the pure part of
 issuing: grouping per ticket, minimums, models, fees, VAT) and prints seconds and peak
-memory. Storing and replaying the ledgers is measured by the pipeline benchmark.
+memory. Storing and replaying a ledger is measured by bench/billing_history.py.
 
     .venv/bin/python bench/statements.py [--entries 1000000] [--agreements 1000]
 """

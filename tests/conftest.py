@@ -18,10 +18,11 @@ from servicedesk_stack.stack import SERVICES, Stack, StackConfig
 
 
 @pytest.fixture
-def broker() -> Iterator[Broker]:
+def broker(tmp_path: Path) -> Iterator[Broker]:
     """A Kafka-protocol broker of this test's own (see real_parts: named, a container, or
-    the embedded one)."""
-    with broker_for_a_test() as running:
+    the embedded one, which logs beside the services: a failed test prints it too)."""
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    with broker_for_a_test(tmp_path / "logs" / "tansu.log") as running:
         yield running
 
 
@@ -34,10 +35,20 @@ def mail_sink() -> Iterator[MailSink]:
 StackFactory = Callable[..., Stack]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keeps each phase's report on the test, so a fixture can tell that the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def make_stack(broker: Broker, mail_sink: MailSink, tmp_path: Path) -> Iterator[StackFactory]:
+def make_stack(
+    broker: Broker, mail_sink: MailSink, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[StackFactory]:
     """Builds stacks on this test's broker and mail sink; stops them all at the end and
-    drops the PostgreSQL schemas they made."""
+    drops the PostgreSQL schemas they made. A failed test prints its services' logs."""
     stacks: list[Stack] = []
     schemas: list[tuple[str, str]] = []
 
@@ -61,6 +72,10 @@ def make_stack(broker: Broker, mail_sink: MailSink, tmp_path: Path) -> Iterator[
     yield make
     for stack in stacks:
         stack.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for stack in {stack.config.data_dir: stack for stack in stacks}.values():
+            print(stack.log_digest())  # shown under "Captured stdout teardown"
     for url, schema in schemas:
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -89,7 +90,8 @@ def describe() -> str:
 
 
 @contextmanager
-def broker_for_a_test() -> Iterator[Broker]:
+def broker_for_a_test(log_path: Path | None = None) -> Iterator[Broker]:
+    """The broker a test uses; the embedded one logs to `log_path` when given."""
     choice = kafka_choice()
     if choice == "named":
         named = NamedBroker(os.environ[KAFKA_VARIABLE])
@@ -99,7 +101,7 @@ def broker_for_a_test() -> Iterator[Broker]:
         with _kafka_container() as bootstrap:
             yield NamedBroker(bootstrap)
     else:
-        with EmbeddedBroker() as embedded:
+        with EmbeddedBroker(log_path=log_path) as embedded:
             yield embedded
 
 

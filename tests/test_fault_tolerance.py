@@ -100,6 +100,7 @@ def test_a_killed_consumer_resumes_and_triages_every_ticket_exactly_once(
     stack.kill("triage")  # SIGKILL in the middle of the stream
     streaming.join()
     stack.start_service("triage")
+    stack.wait_ready(("triage",))  # a restart that exits says so, not a timeout
 
     def all_triaged() -> dict[str, set[str]] | None:
         triaged = per_subject(events_of(bootstrap, topics.TRIAGE, "TicketTriaged"))

@@ -66,6 +66,8 @@ def read_as_the_service_does(aggregate: object) -> None:
             assert aggregate._calendar().zone
     elif isinstance(aggregate, MonthLedger):
         assert aggregate.month
+        entries, adjustments = aggregate.statement_entries()
+        assert all(e.minutes > 0 and e.reference for e in (*entries, *adjustments))
 
 
 def test_there_is_a_golden_history_for_every_service_with_a_store() -> None:

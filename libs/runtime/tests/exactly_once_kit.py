@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from eventsourcing.domain import Aggregate, event
 
+from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
-from servicedesk_contracts import topics
-from servicedesk_runtime.consumer import Handler, Rejected, handles
+from servicedesk_runtime.consumer import Handler, Rejected, TrackedConsumer, TrackedStore, handles
 from servicedesk_runtime.store import ServiceStore, UnitOfWork
 
 CRASH = "crash"
@@ -113,3 +115,54 @@ def header(record: Any, name: str) -> str | None:
         if key == name:
             return bytes(value).decode()
     return None
+
+
+class Feed:
+    """Hands the real consumer (`TrackedConsumer.process`) batches of records, as a broker
+    would, with rising offsets: a service's handlers applied exactly as in production,
+    without a broker."""
+
+    def __init__(
+        self, store: TrackedStore, handlers: dict[str, Handler], topic: str, partition: int = 0
+    ) -> None:
+        self.tp = TopicPartition(topic, partition)
+        self.offset = 0
+        self.consumer = TrackedConsumer(
+            service="fed",
+            bootstrap="127.0.0.1:9",  # never connected: batches are handed over directly
+            topics=[topic],
+            handlers=handlers,
+            store=store,
+            producer=None,  # type: ignore[arg-type]  # nothing here is dead-lettered
+            incarnation="test",
+        )
+
+    async def deliver(self, messages: Sequence[Message]) -> None:
+        records = []
+        for message in messages:
+            # With the headers a relay sends.
+            records.append(record(self.tp, self.offset, message.to_json(), message.kafka_headers()))
+            self.offset += 1
+        await self.consumer.process(self.tp, records)
+
+
+def record(
+    tp: TopicPartition,
+    offset: int,
+    value: bytes,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as the broker hands it to the consumer."""
+    return ConsumerRecord(
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value),
+        headers=headers,
+    )

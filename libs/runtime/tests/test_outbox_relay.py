@@ -177,3 +177,59 @@ def test_the_relay_can_publish_an_event_stored_under_older_rules() -> None:
     message = message_for(_StoredReply(), m.CustomerReplied, "intake")
     assert isinstance(message, m.CustomerReplied)
     assert message.data.author_email == "anna@acme.example\n"
+
+
+async def test_the_relay_hears_of_events_another_process_commits(postgres_url: str) -> None:
+    """On PostgreSQL the relay LISTENs to the NOTIFY each insert sends: events stored by
+    another writer (a replica, a tool) go out at once, though the relay would not poll for
+    five minutes."""
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    url = DatabaseUrl.parse(f"{postgres_url}?schema={schema}", "notes")
+    database = Database(url)
+    store, other_writer = ServiceStore(url, "notes"), ServiceStore(url, "notes")
+    stop = asyncio.Event()
+    try:
+        with EmbeddedBroker() as broker:
+            await ensure_topics(broker.bootstrap)
+            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+            await producer.start()
+            relay = OutboxRelay(
+                service="notes",
+                store=store,
+                positions=RelayPositions(database),
+                producer=producer,
+                incarnation=broker.cluster_id,
+                translate=as_reply,
+                poll_interval=300,
+            )
+            task = asyncio.create_task(relay.run(stop))
+            write_notes(other_writer, ["first"])  # maybe before the LISTEN: its first round
+            assert await bodies(broker, 1) == ["first"]
+            write_notes(other_writer, ["second"])  # certainly after: only NOTIFY tells
+            records = await read_topic(broker.bootstrap, topics.TICKETS, 2, timeout=30)
+            assert len(records) == 2
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+            await producer.stop()
+    finally:
+        store.close()
+        other_writer.close()
+        database.close()
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def test_the_relay_saves_its_position_once_caught_up(
+    relaying: tuple[EmbeddedBroker, ServiceStore, Relaying],
+) -> None:
+    """While events flow the position is saved at most once a second; a relay that has
+    published everything saves where it is, so a restart publishes nothing again."""
+    broker, store, running = relaying
+    write_notes(store, [f"note {n}" for n in range(30)])
+    running.relay.wake()
+    assert len(await bodies(broker, 30)) == 30
+    newest = store.process_recorder.max_notification_id()
+    positions = running.relay.positions
+    await eventually(
+        lambda: positions.get(running.relay.incarnation) == newest, what="the position saved"
+    )

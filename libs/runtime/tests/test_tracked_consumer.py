@@ -16,7 +16,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 from eventsourcing.persistence import Tracking
 from libs.runtime.tests.exactly_once_kit import (
     CRASH,
@@ -26,10 +25,12 @@ from libs.runtime.tests.exactly_once_kit import (
     note_handlers,
     notes,
     read_topic,
+    record,
     request,
 )
 
 from servicedesk_contracts import topics
+from servicedesk_runtime import consumer as consumer_module
 from servicedesk_runtime.consumer import TrackedConsumer
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.kafka import ensure_topics
@@ -267,28 +268,12 @@ async def test_a_batch_another_member_recorded_already_is_not_retried(
     # Another member (or this one before a crash) applied offsets 0-2 and recorded it.
     uow = store.unit_of_work()
     uow.commit(Tracking(consumer.tracking_name(tp), 3))
-    records = [_record(tp, offset, request(f"late {offset}").to_json()) for offset in range(3)]
+    records = [record(tp, offset, request(f"late {offset}").to_json()) for offset in range(3)]
 
     await asyncio.wait_for(consumer.process(tp, records), timeout=10)
 
     assert notes(store) == {}  # not applied a second time, and not retried forever
     assert store.position(consumer.tracking_name(tp)) == 3
-
-
-def _record(tp: TopicPartition, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic=tp.topic,
-        partition=tp.partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
 
 
 def test_a_unit_of_work_is_committed_once(store: ServiceStore) -> None:
@@ -309,3 +294,47 @@ def test_effects_run_after_commit_only(store: ServiceStore) -> None:
     assert ran == []
     committed.commit()
     assert ran == ["once"]
+
+
+async def test_a_quiet_consumer_fetches_rarely_and_wakes_up_to_the_next_message(
+    running: Running,
+    producer: AIOKafkaProducer,
+    store: ServiceStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Idle, the consumer asks the broker once a second instead of twenty times (most of
+    an idle stack's CPU); the next message is applied all the same, and it fetches often
+    again while messages flow."""
+    monkeypatch.setattr(consumer_module, "IDLE_AFTER_SECONDS", 0.5)
+    first = request("first")
+    await send(producer, first.to_json())
+    await eventually(lambda: first.subject_id in notes(store), what="the first note")
+    assert running.consumer.fetch_wait_ms == consumer_module.BUSY_FETCH_WAIT_MS
+    await eventually(
+        lambda: running.consumer.fetch_wait_ms == consumer_module.IDLE_FETCH_WAIT_MS,
+        what="the consumer to slow down",
+    )
+    after = request("after a quiet spell")
+    await send(producer, after.to_json())
+    await eventually(lambda: after.subject_id in notes(store), what="the next note")
+    assert running.consumer.fetch_wait_ms == consumer_module.BUSY_FETCH_WAIT_MS
+    assert running.alive()
+
+
+async def test_messages_read_past_have_their_position_recorded_soon(
+    running: Running, producer: AIOKafkaProducer, store: ServiceStore
+) -> None:
+    """A batch that changes nothing is not committed at once (a transaction for nothing),
+    but its position is recorded within a second or so: a restart, or the gateway's
+    readiness, must see how far the consumer read."""
+    foreign = json.loads(request().to_json())
+    foreign["event_type"] = "SomethingNewer"
+    value, headers = json.dumps(foreign).encode(), [("event_type", b"SomethingNewer")]
+    tracking = running.consumer.tracking_name(TopicPartition(topics.TICKETS, 0))
+    await send(producer, value, topic=topics.TICKETS, headers=headers)
+    await eventually(lambda: store.position(tracking) == 1, what="the first position")
+    for _ in range(4):  # right after it: not committed with their batch
+        await send(producer, value, topic=topics.TICKETS, headers=headers)
+    await eventually(lambda: store.position(tracking) == 5, what="the position recorded")
+    assert notes(store) == {}
+    assert running.alive()

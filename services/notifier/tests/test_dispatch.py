@@ -13,7 +13,8 @@ from aiosmtpd.controller import Controller
 
 from servicedesk_contracts import messages as m
 from servicedesk_notifier.application import Notifier
-from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
+from servicedesk_notifier.dispatch import Dispatcher, RetryPolicy
+from servicedesk_notifier.dispatch_log import DispatchLog
 from servicedesk_notifier.domain import Delivery
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_runtime.consumer import Rejected
@@ -25,6 +26,7 @@ from servicedesk_stack.mail_sink import MailSink
 from servicedesk_stack.waiting import eventually
 
 from .conftest import mail_id_of, message_ids, outcomes, ticket_opened
+from .test_read_ahead import SelectEvents
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +67,11 @@ class CrashingOnRecord(Dispatcher):
         self.crash_on = crash_on
         self.recorded = 0
 
-    def _record(self, delivery: Delivery) -> None:
-        self.recorded += 1
-        if self.recorded == self.crash_on:
+    def _record(self, sent: list[tuple[Delivery, Any]]) -> None:
+        self.recorded += len(sent)
+        if self.recorded >= self.crash_on:
             raise Crash
-        super()._record(delivery)
+        super()._record(sent)
 
 
 async def run_until(dispatching: Dispatcher, condition: object, what: str) -> None:
@@ -110,6 +112,29 @@ async def test_each_requested_mail_goes_out_once_after_commit_with_a_stable_mess
     assert len(sink.messages) == 5
 
 
+async def test_mail_the_consumer_just_requested_is_sent_without_reading_each_delivery(
+    store: ServiceStore, database: Database, sink: MailSink
+) -> None:
+    """The dispatcher reads the requested deliveries as the consumer does (versions in one
+    query, the copies committed in this process from the cache), and a copy that another
+    writer changed since is read again, not trusted."""
+    deliveries = request_confirmations(store, 12)
+    changed: Delivery = store.repository.get(deliveries[0])  # another writer records it sent
+    changed.record_sent(1, "<elsewhere@example.com>")
+    store.save(changed)
+    reads = SelectEvents(store)
+    await run_until(
+        dispatcher(store, database, sink.port),
+        lambda: len(outcomes(store)) == 12,
+        "twelve outcomes recorded",
+    )
+    # Only the delivery changed behind the cache's back was read on its own; it was
+    # recorded elsewhere, so it is not sent again.
+    assert reads.count == 1
+    assert len(sink.messages) == 11
+    assert outcomes(store)[deliveries[0]] == ["sent"]
+
+
 async def test_a_crash_between_sending_and_recording_resends_once_with_the_same_message_id(
     store: ServiceStore, database: Database, sink: MailSink, database_url: str
 ) -> None:
@@ -121,6 +146,7 @@ async def test_a_crash_between_sending_and_recording_resends_once_with_the_same_
         mailer=SmtpMailer("127.0.0.1", sink.port, "servicedesk@example.com"),
         policy=QUICK,
         crash_on=2,
+        record_every=1,  # each mail recorded before the next goes out
     )
     with pytest.raises(Crash):
         await crashing.run(asyncio.Event())
@@ -230,6 +256,7 @@ async def test_a_failed_delivery_resent_on_request_goes_out_once_with_its_messag
     uow = store.unit_of_work()
     handlers["ResendNotification"](resend, uow)
     uow.commit()
+    DispatchLog(database).advance(0)  # the request and its resend in one round: one mail
     await run_until(
         dispatcher(store, database, sink.port),
         lambda: outcomes(store)[delivery] == ["failed", "sent"],
@@ -286,3 +313,75 @@ async def test_a_recipient_deferred_for_now_does_not_hold_up_everyone_elses_mail
         deliveries[2]: ["sent"],
     }
     assert sorted(server.kept) == ["user2@nordlicht.de", "user3@nordlicht.de"]
+
+
+async def test_a_crash_before_a_group_is_recorded_resends_that_group_with_its_message_ids(
+    store: ServiceStore, database: Database, sink: MailSink, database_url: str
+) -> None:
+    """Mail goes out in groups recorded together: a kill -9 before the record sends the
+    group's mails again (never with another Message-ID), and each counts as resent."""
+    deliveries = request_confirmations(store, 3)
+    resent_before = counted("servicedesk_notifications_resent_total")
+    crashing = CrashingOnRecord(
+        store=store,
+        log=DispatchLog(database),
+        mailer=SmtpMailer("127.0.0.1", sink.port, "servicedesk@example.com"),
+        policy=QUICK,
+        crash_on=1,
+    )
+    with pytest.raises(Crash):
+        await crashing.run(asyncio.Event())
+    assert message_ids(sink) == {mail_id_of(store, d): 1 for d in deliveries}
+
+    restarted = ServiceStore(DatabaseUrl.parse(database_url, "notifier"), "notifier")
+    try:
+        await run_until(
+            dispatcher(restarted, database, sink.port),
+            lambda: len(outcomes(restarted)) == 3,
+            "three outcomes recorded",
+        )
+    finally:
+        restarted.close()
+    assert outcomes(store) == {d: ["sent"] for d in deliveries}
+    assert message_ids(sink) == {mail_id_of(store, d): 2 for d in deliveries}
+    assert counted("servicedesk_notifications_resent_total") - resent_before == 3
+
+
+class _Busy:
+    """An SMTP server that answers 451 to the data of mail to one recipient until told
+    to take it, and keeps the rest."""
+
+    def __init__(self, busy_for: str) -> None:
+        self.busy_for: str | None = busy_for
+        self.kept: list[str] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        if self.busy_for in envelope.rcpt_tos:
+            return "451 4.3.0 Busy, try again later"
+        self.kept.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+async def test_a_mail_waiting_for_a_retry_does_not_hold_up_the_receipts_before_it(
+    store: ServiceStore, database: Database
+) -> None:
+    deliveries = request_confirmations(store, 3)  # one group: user1, user2, user3
+    server = _Busy("user2@nordlicht.de")
+    controller = Controller(server, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher(store, database, controller.port).run(stop))
+    try:
+        await eventually(
+            lambda: outcomes(store) == {deliveries[0]: ["sent"]},
+            30,
+            "the first mail recorded while the second waits",
+        )
+        server.busy_for = None
+        await eventually(lambda: len(outcomes(store)) == 3, 30, "three outcomes recorded")
+    finally:
+        stop.set()
+        await task
+        controller.stop()
+    assert outcomes(store) == {d: ["sent"] for d in deliveries}
+    assert server.kept == [f"user{n}@nordlicht.de" for n in (1, 2, 3)]

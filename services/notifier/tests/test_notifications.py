@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import uuid
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -11,12 +12,14 @@ from email.policy import default as default_policy
 from typing import Any
 
 import pytest
+from jinja2 import Environment
 
 from servicedesk_contracts import messages as m
 from servicedesk_intake.inbox import reference_in_our_id
 from servicedesk_notifier.domain import (
     Delivery,
     TicketAbout,
+    _templates,
     agent_reply,
     assignment_notice,
     closed_notice,
@@ -361,3 +364,23 @@ def test_the_new_assignee_is_told_who_assigned_it_and_why() -> None:
     assert "Why: knows the firmware" in notice.body
     assert assignment_notice(assigned(None)) is None  # no address in the directory
     assert assignment_notice(assigned("x@y.example", assignee=None)) is None  # unassigned
+
+
+def test_each_template_is_read_and_compiled_once_however_many_mails_use_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _templates.cache_clear()  # a fresh process's environment
+    loader = _templates().loader
+    assert loader is not None
+    loads: Counter[str] = Counter()
+    read = loader.get_source
+
+    def counted_read(environment: Environment, name: str) -> tuple[str, str | None, Any]:
+        loads[name] += 1
+        return read(environment, name)
+
+    monkeypatch.setattr(loader, "get_source", counted_read)
+    for n in range(5):
+        ticket_confirmation(opened(subject=f"Request {n}", language="da"))
+    assert loads == {"da/ticket_confirmation.txt": 1}
+    assert not _templates().auto_reload  # no file checked for changes at each render

@@ -3,6 +3,7 @@ replicas (FOR UPDATE SKIP LOCKED on PostgreSQL). Real SQLite files and real Post
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,13 +17,14 @@ from eventsourcing.persistence import IntegrityError
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts.messages import Calendar
-from servicedesk_runtime.clock import ManualClock
+from servicedesk_runtime.clock import ManualClock, SystemClock
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.metrics import SLA_BREACHES
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.application import SlaTimer
 from servicedesk_sla_timer.domain import RESPONSE, SlaClock
 from servicedesk_sla_timer.due_timers import DueTimers
+from servicedesk_stack.waiting import eventually
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -290,3 +292,84 @@ def events_of(store: ServiceStore, clock_id: uuid.UUID) -> list[Any]:
     notifications = store.process_recorder.select_notifications(1, 1000)
     events = [store.mapper.to_domain_event(n) for n in notifications]
     return [e for e in events if e.originator_id == clock_id]
+
+
+async def test_the_timer_loop_sleeps_until_a_timer_falls_due_or_clocks_are_stored(
+    database_url: DatabaseUrl,
+) -> None:
+    """No polling: with a look every minute at the most, a clock stored now (the consumer
+    says so) is indexed at once and breaches on time, seconds later, on the real clock."""
+    replica = Replica(database_url, ManualClock(START))
+    replica.timer.clock = SystemClock()
+    stop = asyncio.Event()
+    fired: list[int] = []
+    loop = asyncio.create_task(replica.timer.timer_loop(60, lambda: fired.append(1))(stop))
+    try:
+        await asyncio.sleep(0)  # the loop's first look: nothing is due
+        uow = replica.store.unit_of_work()
+        clock = SlaClock(ticket_id=uuid.uuid4(), kind=RESPONSE)
+        clock.note_triage("SD-000001", "P1", datetime.now(UTC), uuid.uuid4())
+        clock.start(ALWAYS_OPEN, {"P1": 2 / 60}, ["awaiting_reply"], [])  # two seconds
+        uow.add(clock)
+        uow.commit()
+        replica.timer.clocks_changed()
+        await eventually(lambda: breached_events(replica.store) == [clock.id], timeout=30)
+        assert fired
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, timeout=10)
+        replica.close()
+
+
+class Decodings:
+    """Counts the events the store decodes (a spy on the real mapper)."""
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.count = 0
+        real = store.mapper.to_domain_event
+
+        def counted(*args: Any) -> Any:
+            self.count += 1
+            return real(*args)
+
+        store.mapper.to_domain_event = counted  # type: ignore[method-assign]
+
+
+def index_rows(replica: Replica) -> list[tuple[Any, ...]]:
+    with replica.database.reading() as cursor:
+        cursor.execute(f"SELECT clock_id, timer, due_ms FROM {replica.due.timers} ORDER BY 1, 2")
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def test_clocks_this_process_committed_are_indexed_from_its_cache_as_from_the_log(
+    database_url: DatabaseUrl,
+) -> None:
+    here = Replica(database_url, ManualClock(START))
+    ids = start_clocks(here.store, 6, warnings=(0.5, 0.75))
+    uow = here.store.unit_of_work()
+    answered = uow.get(ids[0], SlaClock)
+    assert answered is not None
+    answered.observe_reply(START + timedelta(minutes=5))
+    uow.commit()
+    decoded = Decodings(here.store)
+    here.due.catch_up()
+    assert decoded.count == 0
+    from_cache = index_rows(here)
+    assert len(from_cache) == 5 * 3  # the answered clock has no timers left
+
+    # A process that committed none of it indexes the same log by decoding it.
+    elsewhere = Replica(database_url, ManualClock(START))
+    elsewhere.due.rebuild()
+    assert index_rows(elsewhere) == from_cache
+
+    # A clock changed by another replica is not read from this one's stale copy.
+    uow = elsewhere.store.unit_of_work()
+    stopped = uow.get(ids[1], SlaClock)
+    assert stopped is not None
+    stopped.observe_reply(START + timedelta(minutes=6))
+    uow.commit()
+    here.due.catch_up()
+    assert decoded.count > 0
+    assert {row[0] for row in index_rows(here)} == {str(i) for i in ids[2:]}
+    here.close()
+    elsewhere.close()

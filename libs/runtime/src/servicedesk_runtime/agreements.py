@@ -7,7 +7,9 @@ arrive, instead of being decided with terms that do not exist.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -32,11 +34,9 @@ class AgreementCopy(Aggregate):
 
     @property
     def terms(self) -> AgreementTerms | None:
-        return (
-            None
-            if self.terms_json is None
-            else AgreementTerms.model_validate(self.terms_json, context=STORED)
-        )
+        if self.terms_json is None:
+            return None
+        return _validated(self.id, self.terms_json)
 
     @event("TermsRecorded")
     def record_terms(self, terms_json: dict[str, Any]) -> None:
@@ -55,6 +55,26 @@ class AgreementCopy(Aggregate):
     @event("Released")
     def _released(self) -> None:
         self.parked = []
+
+
+_VALIDATED: OrderedDict[uuid.UUID, tuple[dict[str, Any], AgreementTerms]] = OrderedDict()
+_VALIDATED_LOCK = threading.Lock()
+
+
+def _validated(agreement_id: uuid.UUID, terms_json: dict[str, Any]) -> AgreementTerms:
+    """The terms as a model, validated once per recorded version rather than once per
+    ticket (validation of a whole agreement costs more than applying the ticket)."""
+    with _VALIDATED_LOCK:
+        known = _VALIDATED.get(agreement_id)
+    if known is not None and known[0] is terms_json:
+        return known[1]
+    terms = AgreementTerms.model_validate(terms_json, context=STORED)
+    with _VALIDATED_LOCK:
+        _VALIDATED[agreement_id] = (terms_json, terms)
+        _VALIDATED.move_to_end(agreement_id)
+        while len(_VALIDATED) > 1000:
+            _VALIDATED.popitem(last=False)
+    return terms
 
 
 def agreement_copy(uow: UnitOfWork, agreement_id: uuid.UUID) -> AgreementCopy:

@@ -33,8 +33,9 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import psycopg
@@ -65,7 +66,15 @@ from servicedesk_runtime.retry import Backoff, Stopped, retry
 log = get_logger(__name__)
 
 
-class TrackedUnitOfWork(Protocol):
+class ReadsAhead(Protocol):
+    """A unit of work that can read ahead what a batch will ask (see `read_ahead`)."""
+
+    def prefetch(
+        self, message_ids: Iterable[uuid.UUID], aggregate_ids: Iterable[uuid.UUID]
+    ) -> None: ...
+
+
+class TrackedUnitOfWork(ReadsAhead, Protocol):
     """What a batch is applied through: a service's `store.UnitOfWork` (events) or a
     projection's `projection.ProjectionUnitOfWork` (read-model tables)."""
 
@@ -75,6 +84,7 @@ class TrackedUnitOfWork(Protocol):
     def produced_since(self, mark: dict[uuid.UUID, int]) -> list[Any]: ...
     def record_outcome(self, command: Any, outcome: str, **details: Any) -> None: ...
     def after_commit(self, effect: Callable[[], None]) -> None: ...
+    def is_empty(self) -> bool: ...
     def commit(self, tracking: Tracking | None = None) -> None: ...
     def discard(self) -> None: ...
 
@@ -94,14 +104,45 @@ T = TypeVar("T")
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
-def handles(kind: type[M], handle: Callable[[M, U], None]) -> tuple[str, Handler]:
-    """Registers `handle` for messages of `kind`: `dict([handles(SubmitTicket, f), ...])`."""
+class _Registered:
+    """A handler for one message type, and the aggregates it will read (see `handles`)."""
 
-    def handler(message: Message, uow: U) -> None:
-        assert isinstance(message, kind)
-        handle(message, uow)
+    def __init__(
+        self,
+        kind: type[Message],
+        handle: Callable[[Any, Any], None],
+        reads: Callable[[Any], Iterable[uuid.UUID]] | None,
+    ) -> None:
+        self.kind = kind
+        self.handle = handle
+        self._reads = reads
 
-    return kind.TYPE, handler
+    def __call__(self, message: Message, uow: Any) -> None:
+        assert isinstance(message, self.kind)
+        self.handle(message, uow)
+
+    def reads(self, message: Message) -> Iterable[uuid.UUID]:
+        return () if self._reads is None else self._reads(message)
+
+
+def handles(
+    kind: type[M],
+    handle: Callable[[M, U], None],
+    reads: Callable[[M], Iterable[uuid.UUID]] | None = None,
+) -> tuple[str, Handler]:
+    """Registers `handle` for messages of `kind`: `dict([handles(SubmitTicket, f), ...])`.
+    `reads` names the aggregates `handle` will ask for (existing or not), so a batch reads
+    them all ahead in one query instead of one round trip each; a name left out is still
+    read when asked, only slower."""
+    return kind.TYPE, _Registered(kind, handle, reads)
+
+
+def handles_any(
+    handle: Callable[[Message, U], None], reads: Callable[[Message], Iterable[uuid.UUID]]
+) -> Handler:
+    """A handler registered under several message types (`dict.fromkeys(names, ...)`)
+    that names what it reads, as `handles` does for one type."""
+    return _Registered(Message, handle, reads)
 
 
 INFRASTRUCTURE_ERRORS = (
@@ -114,6 +155,18 @@ INFRASTRUCTURE_ERRORS = (
 """The database is away (a dropped connection, a restart, a locked file): wait for it."""
 
 AGGREGATE_CONFLICT_ATTEMPTS = 8
+
+RECORD_IDLE_POSITION_EVERY = 1.0
+"""Seconds between two positions recorded for batches that changed nothing."""
+
+BUSY_FETCH_WAIT_MS = 50
+IDLE_FETCH_WAIT_MS = 1000
+IDLE_AFTER_SECONDS = 10.0
+"""Tansu holds a fetch for its whole wait even when data arrives meanwhile (FACTS.md), so
+the wait is what a message waits at each hop: short while messages flow. A consumer that
+has read nothing for a while asks less often, which is most of an idle stack's CPU (the
+broker's and its own); the first message after a quiet spell then waits up to a second
+per hop, which moves no deadline (clocks run from when a ticket was received)."""
 
 
 class Rejected(Exception):
@@ -138,6 +191,10 @@ class _AppliedChunk:
     unit_of_work: TrackedUnitOfWork
     tracking: Tracking
     refusals: list[_Refusal] = field(default_factory=list)
+
+
+_Route: TypeAlias = "tuple[Message, Handler] | _Refusal | None"
+"""A message and its handler; None to read past it; or why it is refused."""
 
 
 class _HandlerCrashed(Exception):
@@ -192,10 +249,13 @@ class TrackedConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 4, 100),
             max_poll_records=batch_max,
-            # The broker holds a fetch until data or this wait: at aiokafka's default
-            # (500 ms) every hop of a quiet pipeline adds up to half a second.
-            fetch_max_wait_ms=50,
+            fetch_max_wait_ms=BUSY_FETCH_WAIT_MS,
         )
+        self._last_read = time.monotonic()
+        self._lag_reported = 0.0
+        self._recorded_at: dict[TopicPartition, float] = {}
+        self._unrecorded: dict[TopicPartition, int] = {}
+        """Positions read past but not recorded yet (see `_attempt`)."""
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member of the group consumes now."""
@@ -210,16 +270,37 @@ class TrackedConsumer:
         await self._consumer.start()
         try:
             while not stop.is_set():
-                batch = await self._consumer.getmany(timeout_ms=200)
+                batch = await self._consumer.getmany(timeout_ms=1000)
                 self.ready = True
+                self._pace(busy=bool(batch))
                 try:
                     for tp, records in batch.items():
                         await self.process(tp, records)
+                    await self._record_unrecorded_positions()
                 except Stopped:
                     break  # uncommitted: read again from the recorded position next time
-                await self._report_lag()
+                if batch or time.monotonic() - self._lag_reported > 5:
+                    await self._report_lag()
         finally:
             await self._consumer.stop()
+
+    def _pace(self, busy: bool) -> None:
+        """Fetches often while messages flow, rarely when there have been none for a while
+        (see IDLE_FETCH_WAIT_MS). aiokafka reads the wait anew for every fetch."""
+        now = time.monotonic()
+        if busy:
+            self._last_read = now
+        idle = now - self._last_read > IDLE_AFTER_SECONDS
+        self.fetch_wait_ms = IDLE_FETCH_WAIT_MS if idle else BUSY_FETCH_WAIT_MS
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        return int(self._consumer._fetcher._fetch_max_wait_ms)
+
+    @fetch_wait_ms.setter
+    def fetch_wait_ms(self, wait: int) -> None:
+        # aiokafka has no public setter; the test of this pace fails if this one moves.
+        self._consumer._fetcher._fetch_max_wait_ms = wait
 
     # --- one batch -----------------------------------------------------------------------
 
@@ -233,8 +314,9 @@ class TrackedConsumer:
         if not records:
             return
         dead_lettered: set[int] = set()  # offsets sent to the dead-letter topic already
+        stored = True
         try:
-            await self._apply_batch(tp, records, dead_lettered)
+            stored = await self._apply_batch(tp, records, dead_lettered)
         except _BatchDone:
             pass
         except _AggregateConflict:
@@ -249,7 +331,8 @@ class TrackedConsumer:
         self._next_offset[tp] = max(self._next_offset.get(tp, 0), records[-1].offset + 1)
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
         MESSAGES_CONSUMED.labels(tp.topic).inc(len(records))
-        self.on_committed()
+        if stored:
+            self.on_committed()
 
     async def _apply_one_by_one(
         self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]
@@ -278,7 +361,7 @@ class TrackedConsumer:
 
     async def _apply_batch(
         self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]
-    ) -> None:
+    ) -> bool:
         """Applies and commits `records` in one transaction. Raises `_BatchDone` when
         another writer recorded past them, `_AggregateConflict` when conflicts persist,
         `_StoreRefused` when the store refuses what the batch produced."""
@@ -286,8 +369,9 @@ class TrackedConsumer:
         conflicts = 0
         while conflicts < AGGREGATE_CONFLICT_ATTEMPTS:
             try:
-                await self._with_store(lambda: self._attempt(tp, records, crashed, dead_lettered))
-                return
+                return await self._with_store(
+                    lambda: self._attempt(tp, records, crashed, dead_lettered)
+                )
             except _HandlerCrashed as crash:
                 log.error("handler_crashed", topic=tp.topic, offset=crash.offset, error=str(crash))
                 crashed[crash.offset] = crash.detail
@@ -306,16 +390,45 @@ class TrackedConsumer:
         records: list[Record],
         crashed: dict[int, str],
         dead_lettered: set[int],
-    ) -> None:
+    ) -> bool:
         """One try, always on fresh state: a failed commit leaves nothing to commit again
-        (the events were handed to the store), so every retry applies the batch anew."""
+        (the events were handed to the store), so every retry applies the batch anew.
+        Returns whether anything was stored. A batch that changed nothing (every message
+        read past or a duplicate) records its position at most once a second: reading
+        those messages again after a restart changes nothing either."""
         chunk = await asyncio.to_thread(self._apply, tp, records, crashed)
+        unit_of_work = chunk.unit_of_work
+        if not chunk.refusals and unit_of_work.is_empty() and self._recorded_lately(tp):
+            await asyncio.to_thread(unit_of_work.discard)
+            self._unrecorded[tp] = chunk.tracking.notification_id
+            return False
         try:
             await self._send_dead_letters(chunk.refusals, dead_lettered)
         except BaseException:
-            await asyncio.to_thread(chunk.unit_of_work.discard)
+            await asyncio.to_thread(unit_of_work.discard)
             raise
-        await asyncio.to_thread(chunk.unit_of_work.commit, chunk.tracking)
+        stored = not unit_of_work.is_empty()
+        await asyncio.to_thread(unit_of_work.commit, chunk.tracking)
+        self._recorded(tp)
+        return stored
+
+    def _recorded(self, tp: TopicPartition) -> None:
+        self._recorded_at[tp] = time.monotonic()
+        self._unrecorded.pop(tp, None)
+
+    async def _record_unrecorded_positions(self) -> None:
+        """Records, once their second is up, the positions of batches that changed nothing
+        (so a restart, or the gateway's readiness, sees how far this consumer read)."""
+        for tp, position in list(self._unrecorded.items()):
+            if self._recorded_lately(tp):
+                continue
+            tracking = Tracking(self.tracking_name(tp), position)
+            with contextlib.suppress(IntegrityError):  # someone recorded past it already
+                await self._with_store(partial(asyncio.to_thread, self._commit_only, tracking))
+            self._recorded(tp)
+
+    def _recorded_lately(self, tp: TopicPartition) -> bool:
+        return time.monotonic() - self._recorded_at.get(tp, -1e9) < RECORD_IDLE_POSITION_EVERY
 
     async def _after_conflict(
         self, tp: TopicPartition, records: list[Record], conflict: IntegrityError
@@ -364,13 +477,15 @@ class TrackedConsumer:
         the batch changed so far (a projection's open transaction is rolled back)."""
         chunk = _AppliedChunk(self.store.unit_of_work(), self._tracking(tp, records))
         try:
+            routes = {r.offset: self._route(r) for r in records if r.offset not in crashed}
+            self._prefetch(routes.values(), chunk.unit_of_work)
             for record in records:
                 if record.offset in crashed:
                     refused: _Refusal | None = _Refusal(
                         record, "handler_error", crashed[record.offset]
                     )
                 else:
-                    refused = self._apply_one(record, chunk.unit_of_work)
+                    refused = self._apply_one(record, routes[record.offset], chunk.unit_of_work)
                 if refused is not None:
                     chunk.refusals.append(refused)
                     self._decide_refused(refused, chunk.unit_of_work)
@@ -379,8 +494,11 @@ class TrackedConsumer:
             raise
         return chunk
 
-    def _apply_one(self, record: Record, uow: TrackedUnitOfWork) -> _Refusal | None:
-        routed = self._route(record)
+    @staticmethod
+    def _prefetch(routes: Iterable[_Route], uow: TrackedUnitOfWork) -> None:
+        read_ahead(uow, [route for route in routes if isinstance(route, tuple)])
+
+    def _apply_one(self, record: Record, routed: _Route, uow: TrackedUnitOfWork) -> _Refusal | None:
         if not isinstance(routed, tuple):
             return routed
         message, handler = routed
@@ -414,7 +532,7 @@ class TrackedConsumer:
         if command is not None:
             uow.record_outcome(command, "refused", reason=refusal.reason, detail=refusal.detail)
 
-    def _route(self, record: Record) -> tuple[Message, Handler] | _Refusal | None:
+    def _route(self, record: Record) -> _Route:
         """The message and its handler; None to read past it; or why it is refused."""
         if self._reads_past(record, _header(record, EVENT_TYPE_HEADER)):
             return None
@@ -470,6 +588,7 @@ class TrackedConsumer:
             log.info("resuming", topic=tp.topic, partition=tp.partition, offset=position)
 
     async def _report_lag(self) -> None:
+        self._lag_reported = time.monotonic()
         lag_by_topic: dict[str, int] = {}
         for tp in self._consumer.assignment():
             end = self._consumer.highwater(tp)
@@ -509,6 +628,23 @@ def command_of(value: bytes | None) -> CommandRef | None:
         )
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None
+
+
+def read_ahead(uow: ReadsAhead, handled: Sequence[tuple[Message, Handler]]) -> None:
+    """Reads ahead, for a whole batch, what applying it will ask the store: whether each
+    message was applied before, and the aggregates its handler names. The consumer does
+    this for every batch; whatever applies messages outside it (a rebuild, a benchmark)
+    does the same, so that it measures and behaves as the consumer does."""
+    uow.prefetch(
+        [message.event_id for message, _ in handled],
+        [i for message, handler in handled for i in reads_of(handler, message)],
+    )
+
+
+def reads_of(handler: Handler, message: Message) -> Iterable[uuid.UUID]:
+    """The aggregates a handler said it reads for `message` (a plain function: none)."""
+    reads = getattr(handler, "reads", None)
+    return () if reads is None else reads(message)  # type: ignore[no-any-return]
 
 
 def _header(record: Record, name: str) -> str | None:

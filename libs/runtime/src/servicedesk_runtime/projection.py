@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -31,8 +31,15 @@ _DRIVER_INTEGRITY_ERRORS = (psycopg.IntegrityError, sqlite3.IntegrityError)
 class ProjectionStore:
     """The bookkeeping of one projection: positions and applied markers."""
 
-    def __init__(self, database: Database, prefix: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        prefix: str,
+        read_ahead: Callable[[ProjectionUnitOfWork, list[uuid.UUID]], None] | None = None,
+    ) -> None:
         self.database = database
+        self.read_ahead = read_ahead
+        """Reads a batch's named rows (its handlers' `reads`) in one go, in its transaction."""
         self.positions_table = database.table(f"{prefix}_positions")
         self.applied_table = database.table(f"{prefix}_applied")
         with database.transaction() as cursor:
@@ -87,6 +94,8 @@ class ProjectionUnitOfWork:
         self._transaction = store.database.begin()
         self.cursor: Cursor = self._transaction.cursor
         self._applied: set[uuid.UUID] = set()
+        self._applied_before: set[uuid.UUID] = set()
+        self._read_ahead: set[uuid.UUID] = set()
         self._before: list[Callable[[], None]] = []
         self._effects: list[Callable[[], None]] = []
         self.state: dict[str, object] = {}
@@ -99,9 +108,30 @@ class ProjectionUnitOfWork:
         """Runs `effect` once the batch is committed (never for a batch thrown away)."""
         self._effects.append(effect)
 
+    def prefetch(
+        self, message_ids: Iterable[uuid.UUID], aggregate_ids: Iterable[uuid.UUID] = ()
+    ) -> None:
+        """Reads ahead which of a batch's messages were applied, in one query per 500,
+        and hands the rows its handlers named to the projection's `read_ahead`."""
+        wanted = [str(i) for i in message_ids if i not in self._read_ahead]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            self.cursor.execute(
+                f"SELECT event_id FROM {self.store.applied_table} "
+                f"WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            self._applied_before.update(uuid.UUID(row[0]) for row in self.cursor.fetchall())
+            self._read_ahead.update(uuid.UUID(i) for i in chunk)
+        named = list(dict.fromkeys(aggregate_ids))
+        if named and self.store.read_ahead is not None:
+            self.store.read_ahead(self, named)
+
     def already_applied(self, event_id: uuid.UUID) -> bool:
-        if event_id in self._applied:
+        if event_id in self._applied or event_id in self._applied_before:
             return True
+        if event_id in self._read_ahead:
+            return False
         self.cursor.execute(
             f"SELECT 1 FROM {self.store.applied_table} WHERE event_id = ?", (str(event_id),)
         )
@@ -118,6 +148,10 @@ class ProjectionUnitOfWork:
 
     def record_outcome(self, command: object, outcome: str, **_: object) -> None:
         """Projections read event topics only: they decide no commands."""
+
+    def is_empty(self) -> bool:
+        """Nothing to write: no message applied."""
+        return not self._applied and not self._before
 
     def commit(self, tracking: Tracking | None = None) -> None:
         """Writes the batch's changes, markers and position in its one transaction. A

@@ -2,23 +2,30 @@
 
 A command never writes to Kafka. Its events go to the service's event store; this relay
 follows the store's notification log, translates each domain event into its contract
-message and publishes it, then remembers how far it got. The position is kept per broker
-incarnation, so a new (empty) embedded broker gets the whole log again. A crash between
-publishing and saving the position publishes some events twice with the same `event_id`;
-consumers skip those.
+message and publishes it, then remembers how far it got. It learns of new events when
+they are committed: from this process (`wake`), and on PostgreSQL from any process, by
+LISTENing to the NOTIFY every insert sends; a slow poll is only the fallback. The position
+is kept per broker incarnation, so a new (empty) embedded broker gets the whole log again.
+The position is saved at most once a second while events flow (and when the relay is
+caught up or stops): a crash publishes up to a second of events again, with the same
+`event_id`s, and consumers skip those.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from aiokafka import AIOKafkaProducer
+from eventsourcing.utils import get_topic
+from psycopg import sql
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts.envelope import STORED, Actor
@@ -27,12 +34,16 @@ from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger, message_fields
 from servicedesk_runtime.metrics import EVENTS_PUBLISHED, RELAY_ERRORS, RELAY_LAG
 from servicedesk_runtime.retry import Backoff, Stopped, retry
-from servicedesk_runtime.store import CommandOutcome, ServiceStore
+from servicedesk_runtime.signals import first_of
+from servicedesk_runtime.store import CommandOutcome, Received, ServiceStore
 
 log = get_logger(__name__)
 
 Translate = Callable[[Any], tuple[str, Message] | None]
 """Domain event -> (topic, message), or None for events that stay inside the service."""
+
+_MARKER_TOPIC = get_topic(Received.Applied)
+"""Markers are never published: the relay passes them without decoding them."""
 
 
 class LogPositions:
@@ -82,7 +93,7 @@ class OutboxRelay:
         incarnation: str,
         translate: Translate,
         batch_max: int = 500,
-        poll_interval: float = 0.05,
+        poll_interval: float = 1.0,
     ) -> None:
         self.service = service
         self.store = store
@@ -94,6 +105,8 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._position: int | None = None  # this relay is the only writer of its position
+        self._saved: int | None = None
+        self._saved_at = -1e9
         self._causes = _Causes()
         self.healthy = True
 
@@ -110,6 +123,19 @@ class OutboxRelay:
             self.healthy = False
             RELAY_ERRORS.inc()
 
+        listening = asyncio.create_task(self._listen(stop), name="relay-listen")
+        try:
+            await self._publish_until(stop, failed)
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+            with contextlib.suppress(Exception):  # else published again after the restart
+                await self._save_position(at_once=True)
+
+    async def _publish_until(
+        self, stop: asyncio.Event, failed: Callable[[BaseException], None]
+    ) -> None:
         while not stop.is_set():
             try:
                 published = await retry(
@@ -124,9 +150,44 @@ class OutboxRelay:
                 return
             self.healthy = True
             if published < self.batch_max:
-                self._wake.clear()
+                await first_of(self._wake, stop, timeout=self.poll_interval)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Wakes the relay whenever another process commits events (PostgreSQL's NOTIFY,
+        sent by every insert of the event store); nothing to do on SQLite, whose writers
+        all live in this process. A lost connection is reopened; meanwhile the poll
+        covers."""
+        channel = getattr(self.store.recorder, "channel_name", None)
+        ours = getattr(self.store.recorder, "origin", None)  # this process wakes us itself
+        conninfo = self.store.url.conninfo()
+        if channel is None or conninfo is None:
+            return
+        while not stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self.wake()  # whatever was committed before this LISTEN
+                    while not stop.is_set():
+                        async for notice in connection.notifies(timeout=1.0):
+                            if notice.payload != ours:
+                                self.wake()
+            except psycopg.Error as error:
+                log.warning("relay_listen_failed", error=str(error)[:300])
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+
+    async def _save_position(self, at_once: bool = False) -> None:
+        """Saves how far the relay published, if it moved: at once, or once its second is
+        up (a transaction per round cost as much as the round's publishing)."""
+        position = self._position
+        if position is None or position == self._saved:
+            return
+        if not at_once and time.monotonic() - self._saved_at < SAVE_POSITION_EVERY:
+            return
+        await asyncio.to_thread(self.positions.set, self.incarnation, position)
+        self._saved, self._saved_at = position, time.monotonic()
 
     def _translate(self, domain_event: Any) -> tuple[str, Message] | None:
         """The service's translation, plus what every service publishes alike: command
@@ -153,15 +214,20 @@ class OutboxRelay:
         """Publishes the next batch of stored events; returns how many were read."""
         if self._position is None:
             self._position = await asyncio.to_thread(self.positions.get, self.incarnation)
+            self._saved = self._position
         position = self._position
+        self._wake.clear()  # from here on, a commit wakes the next round
         notifications = await asyncio.to_thread(
             self.store.process_recorder.select_notifications, position + 1, self.batch_max
         )
         if not notifications:
             RELAY_LAG.set(0)
+            await self._save_position(at_once=True)
             return 0
         sends, sent = [], []
         for notification in notifications:
+            if notification.topic == _MARKER_TOPIC:
+                continue
             translated = self._translate(self.store.mapper.to_domain_event(notification))
             if translated is None:
                 continue
@@ -179,11 +245,14 @@ class OutboxRelay:
         for topic, message in sent:
             EVENTS_PUBLISHED.labels(topic).inc()
             log.info("event_published", topic=topic, **message_fields(message))
-        last = notifications[-1].id
-        await asyncio.to_thread(self.positions.set, self.incarnation, last)
-        self._position = last
-        newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
-        RELAY_LAG.set(max((newest or 0) - last, 0))
+        self._position = notifications[-1].id
+        await self._save_position()
+        last = self._position
+        if len(notifications) < self.batch_max:
+            RELAY_LAG.set(0)  # it read to the end of the log
+        else:
+            newest = await asyncio.to_thread(self.store.process_recorder.max_notification_id)
+            RELAY_LAG.set(max((newest or 0) - last, 0))
         return len(notifications)
 
 
@@ -192,6 +261,10 @@ class _Cause:
     command_id: uuid.UUID
     correlation_id: uuid.UUID
     actor: Actor | None
+
+
+SAVE_POSITION_EVERY = 1.0
+"""Seconds between two saves of the relay's position while events flow."""
 
 
 def _actor(decided: Any) -> Actor | None:
@@ -206,7 +279,10 @@ class _Causes:
     closely. A relay restarted between an outcome and its events publishes those events
     without a cause (their outcome still names them)."""
 
-    LIMIT = 100_000
+    LIMIT = 20_000
+    """Events are committed with their outcome, so they are read in the same relay round
+    or the next (a round is at most a few thousand). 100,000 were full only after about
+    33,000 commands, while intake's memory kept growing."""
 
     def __init__(self) -> None:
         self._by_event: OrderedDict[tuple[str, int], _Cause] = OrderedDict()

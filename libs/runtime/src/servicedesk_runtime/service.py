@@ -48,6 +48,16 @@ class Service:
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
         self._consumer: TrackedConsumer | None = None
+        self._on_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` (in the event loop) after every batch the consumer commits."""
+        self._on_commit.append(callback)
+
+    def _committed(self) -> None:
+        self.wake_relay()
+        for callback in self._on_commit:
+            callback()
 
     def wake_relay(self) -> None:
         """Something outside the consumer stored events: publish them now."""
@@ -100,7 +110,7 @@ class Service:
             incarnation=incarnation,
             session_timeout_ms=settings.kafka_session_timeout_ms,
             batch_max=settings.consumer_batch_max,
-            on_committed=self.relay.wake,
+            on_committed=self._committed,
         )
         add_ops_routes(self.http, self.name, self.is_ready)
         SERVICE_UP.set(0)

@@ -23,7 +23,11 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = 6000
     consumer_batch_max: int = Field(default=500, ge=1)
     relay_batch_max: int = Field(default=500, ge=1)
-    poll_interval_seconds: float = Field(default=0.05, gt=0)
+    poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="The fallback: relays learn of new events when they are committed",
+    )
     blob_dir: str = Field(
         default="var/data/blobs",
         description="The content-addressed blob store (raw mail, attachments), shared by "

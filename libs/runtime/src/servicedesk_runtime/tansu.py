@@ -7,6 +7,7 @@ as the broker's incarnation and recover (republish their logs, forget old positi
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -23,10 +24,28 @@ def tansu_binary() -> Path:
     return binary
 
 
+# Linux hands local ports from 32768 up to outgoing connections (to PostgreSQL, the broker),
+# so a port that a probe bound to port 0 was given can be taken by one of those before the
+# server that was promised it binds it (a gateway once failed to start so in CI). Ports
+# handed out here come from below that range.
+FREE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on and this process has not handed out."""
+    for _ in range(1000):
+        port = random.choice(FREE_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port between {FREE_PORTS.start} and {FREE_PORTS.stop - 1}")
 
 
 class EmbeddedBroker:
@@ -41,6 +60,12 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id (started only)."""
+        assert self._process is not None, "the broker is not started"
+        return self._process.pid
 
     def start(self, wait_seconds: float = 10) -> None:
         url = f"tcp://127.0.0.1:{self.port}"

@@ -108,6 +108,21 @@ class Stack:
             start_new_session=True,
         )
 
+    def log_digest(self, lines: int = 60) -> str:
+        """The last `lines` of each service's log, the published-event lines left out (they
+        are most of a log and say least): what a failed test prints, so a failure on a
+        machine nobody can log in to (CI) still shows what the services did."""
+        parts = []
+        for path in sorted((self.config.data_dir / "logs").glob("*.log")):
+            kept = [
+                line
+                for line in path.read_text(errors="replace").splitlines()
+                if '"event_published"' not in line and '"level": "debug"' not in line
+            ]
+            parts.append(f"----- {path.name}: last {lines} of {len(kept)} lines -----")
+            parts.extend(line[:400] for line in kept[-lines:])
+        return "\n".join(parts)
+
     def kill(self, service: str) -> None:
         """Kills a service without letting it clean up (a crash)."""
         process = self.processes.pop(service)

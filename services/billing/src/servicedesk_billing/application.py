@@ -23,6 +23,7 @@ from servicedesk_runtime.metrics import (
     STATEMENTS_ISSUED,
     TIME_LOGGED_SECONDS,
 )
+from servicedesk_runtime.snapshots import snapshot_when_committed
 from servicedesk_runtime.store import UnitOfWork
 
 
@@ -93,6 +94,8 @@ class Billing:
             ledger.record_entry(entry)
         else:
             ledger.record_adjustment(entry)
+        if ledger.due_for_snapshot:
+            snapshot_when_committed(uow, ledger)
         logged_seconds = TIME_LOGGED_SECONDS.labels(str(data.billable).lower())
         uow.after_commit(partial(logged_seconds.inc, data.duration_minutes * 60))
 

@@ -93,6 +93,11 @@ class MonthLedger(Aggregate):
     # Event classes that @event creates, declared for type checkers.
     StatementIssued: ClassVar[type[Any]]
 
+    SNAPSHOT_EVERY: ClassVar[int] = 10_000
+    """A month of a large agreement gains an event per time entry: loading its ledger reads
+    the latest snapshot and fewer than this many events after it. Each snapshot holds the
+    whole month so far, so a shorter interval stores more."""
+
     @staticmethod
     def create_id(agreement_id: uuid.UUID, month: str) -> uuid.UUID:
         return uuid.uuid5(agreement_id, f"ledger:{month}")
@@ -101,13 +106,15 @@ class MonthLedger(Aggregate):
     def __init__(self, agreement_id: uuid.UUID, month: str) -> None:
         self.agreement_id = agreement_id
         self.month = month
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.adjustments: dict[str, dict[str, Any]] = {}
+        # What a statement needs of each entry, by entry id, as a `_row`: the ledger's
+        # snapshots hold every entry of the month, so each is kept small.
+        self.entries: dict[str, list[Any]] = {}
+        self.adjustments: dict[str, list[Any]] = {}
         self.statement: dict[str, Any] | None = None
 
     @event("EntryRecorded")
     def record_entry(self, entry: dict[str, Any]) -> None:
-        self.entries[str(entry["entry_id"])] = entry
+        self.entries[str(entry["entry_id"])] = _row(entry, self.month)
 
     @event("StatementIssued")
     def issue(self, statement: dict[str, Any]) -> None:
@@ -116,7 +123,11 @@ class MonthLedger(Aggregate):
     @event("AdjustmentRecorded")
     def record_adjustment(self, entry: dict[str, Any]) -> None:
         """Time worked in an earlier month whose statement was already issued."""
-        self.adjustments[str(entry["entry_id"])] = entry
+        self.adjustments[str(entry["entry_id"])] = _row(entry, str(entry["month"]))
+
+    @property
+    def due_for_snapshot(self) -> bool:
+        return self.version % self.SNAPSHOT_EVERY == 0
 
     def knows(self, entry_id: str) -> bool:
         return entry_id in self.entries or entry_id in self.adjustments
@@ -124,21 +135,36 @@ class MonthLedger(Aggregate):
     def statement_entries(self) -> tuple[list[Entry], list[Entry]]:
         """(this month's entries, adjustments for earlier months)."""
         return (
-            [_entry(e, self.month) for e in self.entries.values()],
-            [_entry(e, str(e["month"])) for e in self.adjustments.values()],
+            [_entry(entry_id, row) for entry_id, row in self.entries.items()],
+            [_entry(entry_id, row) for entry_id, row in self.adjustments.items()],
         )
 
 
-def _entry(stored: dict[str, Any], month: str) -> Entry:
+def _row(stored: dict[str, Any], month: str) -> list[Any]:
+    """An entry as the ledger keeps it (a list: a snapshot of 100,000 is half the size)."""
+    return [
+        str(stored["ticket_id"]),
+        str(stored["reference"]),
+        int(stored["minutes"]),
+        bool(stored["billable"]),
+        str(stored.get("work_type", "support")),
+        str(stored.get("category", "")),
+        str(stored["worked_on"]) if stored.get("worked_on") else None,
+        month,
+    ]
+
+
+def _entry(entry_id: str, row: list[Any]) -> Entry:
+    ticket_id, reference, minutes, billable, work_type, category, worked_on, month = row
     return Entry(
-        entry_id=str(stored["entry_id"]),
-        ticket_id=str(stored["ticket_id"]),
-        reference=str(stored["reference"]),
-        minutes=int(stored["minutes"]),
-        billable=bool(stored["billable"]),
-        work_type=str(stored.get("work_type", "support")),
-        category=str(stored.get("category", "")),
-        worked_on=date.fromisoformat(str(stored["worked_on"])) if stored.get("worked_on") else None,
+        entry_id=entry_id,
+        ticket_id=ticket_id,
+        reference=reference,
+        minutes=minutes,
+        billable=billable,
+        work_type=work_type,
+        category=category,
+        worked_on=date.fromisoformat(worked_on) if worked_on else None,
         month=month,
     )
 

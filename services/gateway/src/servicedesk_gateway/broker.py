@@ -78,7 +78,7 @@ class BrokerSide:
         positions: RelayPositions,
         view: GatewayView,
         relay_batch_max: int = 500,
-        poll_interval: float = 0.05,
+        poll_interval: float = 1.0,
         check_every: float = 2.0,
     ) -> None:
         self.bootstrap = bootstrap

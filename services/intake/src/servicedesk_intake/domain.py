@@ -27,6 +27,9 @@ class ReferenceSequence(Aggregate):
     an event, so it survives restarts and is never handed out twice)."""
 
     ID = uuid.UUID("7f3c2a9e-5d1b-4e8f-a6c0-1b2d3e4f5a6b")
+    SNAPSHOT_EVERY = 100
+    """It gains an event per ticket for ever: loading it reads its latest snapshot and
+    fewer than this many events after it."""
 
     @staticmethod
     def create_id() -> uuid.UUID:
@@ -39,6 +42,10 @@ class ReferenceSequence(Aggregate):
     def next_reference(self) -> str:
         self._issue(number=self.last_number + 1)
         return f"SD-{self.last_number:06d}"
+
+    @property
+    def due_for_snapshot(self) -> bool:
+        return self.version % self.SNAPSHOT_EVERY == 0
 
     @event("Issued")
     def _issue(self, number: int) -> None:

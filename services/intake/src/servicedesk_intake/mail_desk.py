@@ -43,6 +43,7 @@ from servicedesk_runtime.blobs import BlobNotFound, BlobStore
 from servicedesk_runtime.consumer import Handler, Rejected, handles
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.metrics import MAIL_ADDRESSES_MOVED, MAILS_DECIDED, TICKETS_OPENED
+from servicedesk_runtime.snapshots import snapshot_when_committed
 from servicedesk_runtime.store import UnitOfWork
 
 log = get_logger(__name__)
@@ -355,20 +356,39 @@ def open_ticket(
     uow: UnitOfWork, request: m.TicketRequest, received_at: datetime, request_id: uuid.UUID
 ) -> Ticket:
     """Opens a ticket with the next reference, findable by that reference from then on."""
-    sequence = uow.get(ReferenceSequence.ID, ReferenceSequence) or ReferenceSequence()
     ticket = Ticket(
         ticket_id=ticket_id_for_request(request_id),
-        reference=sequence.next_reference(),
+        reference=next_reference(uow),
         request=request.model_dump(mode="json"),
         received_at=received_at,
         request_id=request_id,
     )
-    uow.add(sequence)
     uow.add(ticket)
-    _point(uow, reference_key(ticket.reference), ticket.id, ticket.reference)
+    # A reference is issued once, so its pointer is new: no need to ask for one.
+    uow.add(Pointer(key=reference_key(ticket.reference), target=ticket.id, label=ticket.reference))
     _register_contact(uow, request, ticket.reference, received_at)
     uow.after_commit(TICKETS_OPENED.labels(request.channel).inc)
     return ticket
+
+
+def next_reference(uow: UnitOfWork) -> str:
+    """The next ticket reference. Two replicas that take the same number conflict on the
+    sequence's version when they commit, and the loser applies its batch again."""
+    sequence = uow.get(ReferenceSequence.ID, ReferenceSequence) or ReferenceSequence()
+    reference = sequence.next_reference()
+    uow.add(sequence)
+    if sequence.due_for_snapshot:
+        snapshot_when_committed(uow, sequence)
+    return reference
+
+
+def opening_reads(request: m.TicketRequest) -> list[uuid.UUID]:
+    """What `open_ticket` asks the store for besides the new reference's pointer."""
+    return [
+        ReferenceSequence.ID,
+        Contact.create_id(request.reporter_email),
+        Pointer.create_id(contact_key(request.reporter_email)),
+    ]
 
 
 def link_both(ticket: Ticket, kind: str, other: Ticket, by: str, at: datetime) -> None:

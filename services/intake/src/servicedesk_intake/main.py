@@ -7,6 +7,7 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_intake.application import Intake
 from servicedesk_intake.config import IntakeSettings
+from servicedesk_intake.domain import ReferenceSequence
 from servicedesk_intake.imap_poller import ImapConfig, ImapPoller
 from servicedesk_intake.keeper import MailKeeper
 from servicedesk_intake.mail_desk import MailDesk, MailPolicy
@@ -14,10 +15,13 @@ from servicedesk_intake.smtp_listener import ListenerConfig, MailListener
 from servicedesk_intake.translate import translate
 from servicedesk_runtime.blobs import BlobStore
 from servicedesk_runtime.clock import Clock, SystemClock
+from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.relay import LogPositions
 from servicedesk_runtime.service import BackgroundLoop, Service
+from servicedesk_runtime.snapshots import snapshot_if_behind
 
 NAME = "intake"
+log = get_logger(__name__)
 
 
 async def run(settings: IntakeSettings, clock: Clock | None = None) -> None:
@@ -30,12 +34,23 @@ async def run(settings: IntakeSettings, clock: Clock | None = None) -> None:
         per_sender_per_hour=settings.mail_per_sender_per_hour,
     )
     handlers = {**Intake(clock).handlers(), **MailDesk(blobs, policy).handlers()}
+    await asyncio.to_thread(_snapshot_sequence, service)
     await service.run(
         topics=[topics.INBOUND, topics.AGREEMENTS],
         handlers=handlers,
         translate=translate,
         loops=_mail_in(service, settings, blobs),
     )
+
+
+def _snapshot_sequence(service: Service) -> None:
+    """A store written before the sequence was snapshotted replays it whole once, here,
+    and is snapshotted, so that later starts read little. Only speed is at stake: a
+    database not reachable yet is the consumer's to wait for."""
+    try:
+        snapshot_if_behind(service.store, ReferenceSequence.ID, ReferenceSequence.SNAPSHOT_EVERY)
+    except Exception:
+        log.exception("sequence_snapshot_failed")
 
 
 def _mail_in(service: Service, settings: IntakeSettings, blobs: BlobStore) -> list[BackgroundLoop]:

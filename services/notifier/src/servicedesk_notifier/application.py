@@ -8,9 +8,15 @@ after that commit and records the outcome.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
 from servicedesk_contracts import Message
 from servicedesk_contracts import messages as m
 from servicedesk_notifier.domain import (
+    CONFIRMATION,
+    SLA_BREACH,
+    SLA_WARNING,
     Delivery,
     DeliveryRefused,
     Notification,
@@ -35,12 +41,12 @@ class Notifier:
     def handlers(self) -> dict[str, Handler]:
         return dict(
             [
-                handles(m.TicketOpened, self.confirm_ticket),
+                handles(m.TicketOpened, self.confirm_ticket, reads=confirmation_reads),
                 handles(m.AgentReplied, self.mail_reply),
                 handles(m.TicketStatusChanged, self.tell_closed),
                 handles(m.MailSetAside, self.answer_refused_mail),
-                handles(m.SlaBreached, self.alert_breach),
-                handles(m.SlaWarning, self.warn_before_breach),
+                handles(m.SlaBreached, self.alert_breach, reads=alert_reads(SLA_BREACH)),
+                handles(m.SlaWarning, self.warn_before_breach, reads=alert_reads(SLA_WARNING)),
                 handles(m.TicketAssigned, self.tell_assignee),
                 handles(m.AgreementRegistered, self.learn_agreement),
                 handles(m.ResendNotification, self.resend),
@@ -105,6 +111,23 @@ class Notifier:
         if terms is not None and terms.mail is not None and terms.mail.on_call_email:
             return terms.mail.on_call_email
         return self.alert_email
+
+
+def confirmation_reads(opened: m.TicketOpened) -> list[uuid.UUID]:
+    """What `confirm_ticket` asks the store: the ticket's facts and its confirmation."""
+    facts = TicketFacts.create_id(opened.data.reference)
+    return [facts, Delivery.create_id(opened.event_id, CONFIRMATION)]
+
+
+def alert_reads(kind: str) -> Callable[[m.SlaBreached | m.SlaWarning], list[uuid.UUID]]:
+    """What an alert's handler asks the store first: the ticket's facts and the alert
+    (the agreement's on-call address is read once the facts name the agreement)."""
+
+    def reads(alert: m.SlaBreached | m.SlaWarning) -> list[uuid.UUID]:
+        facts = TicketFacts.create_id(alert.data.reference)
+        return [facts, Delivery.create_id(alert.event_id, kind)]
+
+    return reads
 
 
 def _request_if(cause: Message, notification: Notification | None, uow: UnitOfWork) -> None:

@@ -26,13 +26,19 @@ class Notification:
     """Threading (In-Reply-To, References) and Auto-Submitted."""
 
 
+CONFIRMATION = "ticket_confirmation"
+SLA_BREACH = "sla_breach"
+SLA_WARNING = "sla_warning"
+"""Kinds of notification that a handler's read-ahead names (a delivery's id is derived
+from its cause and its kind)."""
+
 AUTO_REPLY = {"Auto-Submitted": "auto-replied"}
 """RFC 3834: an automatic answer to a person's mail (their auto-responders stay quiet)."""
 AUTO_GENERATED = {"Auto-Submitted": "auto-generated"}
 """RFC 3834: mail no one's message caused (alerts, notices to agents)."""
 
 _SUBJECTS: dict[str, dict[str, str]] = {
-    "ticket_confirmation": {
+    CONFIRMATION: {
         "en": "[{reference}] We received your request: {subject}",
         "da": "[{reference}] Vi har modtaget din henvendelse: {subject}",
         "nl": "[{reference}] We hebben uw verzoek ontvangen: {subject}",
@@ -68,8 +74,12 @@ def threading(in_reply_to: str | None, references: list[str]) -> dict[str, str]:
 
 @cache
 def _templates() -> Environment:
+    """One environment per process: each template is parsed and compiled once, on first
+    use. The templates ship inside the package, so they are never checked for changes
+    (Jinja's default stats their files at every render)."""
     return Environment(
         loader=PackageLoader("servicedesk_notifier"),
+        auto_reload=False,
         undefined=StrictUndefined,
         autoescape=False,  # noqa: S701  plain-text mail, never rendered as HTML
         keep_trailing_newline=True,
@@ -81,7 +91,7 @@ def ticket_confirmation(opened: m.TicketOpened) -> Notification:
     mailed request is answered in its thread."""
     data = opened.data
     subject, body = _to_customer(
-        "ticket_confirmation",
+        CONFIRMATION,
         data.language or "en",
         name=data.reporter_name,
         reference=data.reference,
@@ -89,7 +99,7 @@ def ticket_confirmation(opened: m.TicketOpened) -> Notification:
     )
     thread = threading(data.message_id, [data.message_id] if data.message_id else [])
     return Notification(
-        kind="ticket_confirmation",
+        kind=CONFIRMATION,
         recipient=data.reporter_email,
         subject_line=subject,
         body=body,
@@ -171,7 +181,7 @@ def sla_breach_alert(
 ) -> Notification:
     data = breached.data
     return _alert(
-        "sla_breach",
+        SLA_BREACH,
         f"SLA {data.kind} target breached ({data.priority})",
         data,
         recipient,
@@ -186,7 +196,7 @@ def sla_warning_alert(
     data = warning.data
     percent = f"{data.threshold:.0%}"
     return _alert(
-        "sla_warning",
+        SLA_WARNING,
         f"SLA {data.kind} target {percent} used ({data.priority})",
         data,
         recipient,

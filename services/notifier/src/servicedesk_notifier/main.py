@@ -7,7 +7,8 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_notifier.application import Notifier
 from servicedesk_notifier.config import NotifierSettings
-from servicedesk_notifier.dispatch import Dispatcher, DispatchLog, RetryPolicy
+from servicedesk_notifier.dispatch import Dispatcher, RetryPolicy
+from servicedesk_notifier.dispatch_log import DispatchLog
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_notifier.translate import translate
 from servicedesk_runtime.service import Service
@@ -32,11 +33,13 @@ def dispatcher_for(service: Service, settings: NotifierSettings) -> Dispatcher:
 
 async def run(settings: NotifierSettings) -> None:
     service = Service(NAME, settings)
+    dispatcher = dispatcher_for(service, settings)
+    service.on_commit(dispatcher.wake)
     await service.run(
         topics=[topics.TICKETS, topics.SLA, topics.AGREEMENTS, topics.NOTIFIER_COMMANDS],
         handlers=Notifier(settings.alert_email).handlers(),
         translate=translate,
-        loops=[dispatcher_for(service, settings).run],
+        loops=[dispatcher.run],
     )
 
 

@@ -19,6 +19,7 @@ async def run(settings: SlaTimerSettings, clock: Clock | None = None) -> None:
     clock = clock or SystemClock()
     service = Service(NAME, settings, clock)
     timer = SlaTimer(service.store, DueTimers(service.database, service.store), clock)
+    service.on_commit(timer.clocks_changed)
     await service.run(
         topics=[topics.TRIAGE, topics.TICKETS, topics.AGREEMENTS],
         handlers=timer.handlers(),

@@ -24,7 +24,11 @@ class TriageDesk:
     def handlers(self) -> dict[str, Handler]:
         return dict(
             [
-                handles(m.TicketOpened, self.triage_ticket),
+                handles(
+                    m.TicketOpened,
+                    self.triage_ticket,
+                    reads=lambda o: [Triage.create_id(o.subject_id), o.data.agreement_id],
+                ),
                 handles(m.AgreementRegistered, self.learn_agreement),
                 handles(m.TicketPriorityChangeRequested, self.change_priority),
             ]

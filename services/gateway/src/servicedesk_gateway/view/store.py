@@ -9,7 +9,7 @@ from servicedesk_contracts import Message
 from servicedesk_gateway.view.projector import ViewProjector
 from servicedesk_gateway.view.queries import ViewQueries
 from servicedesk_gateway.view.schema import PREFIX, ViewTables
-from servicedesk_runtime.consumer import Handler
+from servicedesk_runtime.consumer import Handler, read_ahead
 from servicedesk_runtime.database import Database
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.projection import ProjectionStore
@@ -26,27 +26,30 @@ class GatewayView:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.tables = ViewTables(database)
-        self.store = ProjectionStore(database, PREFIX)
+        self.projector = ViewProjector(self.tables)
+        self.store = ProjectionStore(database, PREFIX, read_ahead=self.projector.read_ahead)
         found = self.tables.version()
         if found not in (None, SCHEMA_VERSION):
             log.warning("view_schema_changed_rebuilding", found=found, now=SCHEMA_VERSION)
             self.drop()
         self.tables.create()
         self.tables.set_version(SCHEMA_VERSION)
-        self.projector = ViewProjector(self.tables)
         self.queries = ViewQueries(self.tables)
         self.handlers: dict[str, Handler] = self.projector.handlers()
 
     def apply(self, *messages: Message, tracking: Tracking | None = None) -> int:
         """Applies messages in one transaction (with `tracking`, the position they were
-        read up to), outside the live consumer (tests, the rebuild); a message applied
-        before is skipped. Returns how many were applied."""
+        read up to), outside the live consumer (tests, the rebuild), reading ahead what
+        the handlers name as the consumer does; a message applied before is skipped.
+        Returns how many were applied."""
         uow = self.store.unit_of_work()
         applied = 0
         try:
-            for message in messages:
-                handler = self.handlers.get(message.event_type)
-                if handler is None or uow.already_applied(message.event_id):
+            routed = [(m, self.handlers.get(m.event_type)) for m in messages]
+            handled = [(m, h) for m, h in routed if h is not None]
+            read_ahead(uow, handled)
+            for message, handler in handled:
+                if uow.already_applied(message.event_id):
                     continue
                 handler(message, uow)
                 uow.mark_applied(message.event_id)
