@@ -3,7 +3,8 @@
 1. Fetch wait: how long a message produced at a random moment waits before a consumer
    that is idling in a fetch (`fetch_max_wait_ms`) receives it. Kafka answers a waiting
    fetch as soon as data arrives; Tansu was measured holding it for much of the wait, so
-   the consumers' idle wait (`IDLE_FETCH_WAIT_MS`) is paid as latency at light load.
+   the consumers' waits (`KAFKA_FETCH_WAIT_MS`, `KAFKA_IDLE_FETCH_WAIT_MS`) are paid as
+   latency at each hop.
 2. Group failover: how long a new member of a consumer group waits for its partitions
    after the old member was killed with SIGKILL (it never left the group).
 

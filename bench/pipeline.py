@@ -10,7 +10,7 @@ end it prints the stored events and bytes per ticket of each service, and the se
 peak memory.
 
     .venv/bin/python bench/pipeline.py [--tickets 1000] [--rate 0] [--only sqlite|postgres]
-        [--all] [--profile DIR]
+        [--all] [--profile DIR] [--fetch-wait-ms N]
 
 `--rate 0` publishes the whole burst at once (latency then mostly measures the queue);
 `--rate 100` publishes 100 tickets a second (latency of one ticket through the pipeline).
@@ -375,6 +375,9 @@ def bench(label: str, database_url: str, args: argparse.Namespace) -> None:
             schema_prefix=f"bench{uuid.uuid4().hex[:6]}_",
             gateway_port=free_port(),
             smtp_port=smtp.port,
+            extra_env=(
+                {"KAFKA_FETCH_WAIT_MS": str(args.fetch_wait_ms)} if args.fetch_wait_ms else {}
+            ),
         )
         stack = Stack(config)
         stack.start(services)
@@ -430,6 +433,9 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="also the notifier and gateway")
     parser.add_argument("--profile", help="folder for py-spy flame graphs of every service")
     parser.add_argument("--profile-seconds", type=float, default=20)
+    parser.add_argument(
+        "--fetch-wait-ms", type=int, help="the services' KAFKA_FETCH_WAIT_MS (default: theirs)"
+    )
     args = parser.parse_args()
     if args.only != "postgres":
         bench("sqlite", "", args)

@@ -159,14 +159,31 @@ AGGREGATE_CONFLICT_ATTEMPTS = 8
 RECORD_IDLE_POSITION_EVERY = 1.0
 """Seconds between two positions recorded for batches that changed nothing."""
 
-BUSY_FETCH_WAIT_MS = 50
-IDLE_FETCH_WAIT_MS = 1000
 IDLE_AFTER_SECONDS = 10.0
-"""Tansu holds a fetch for its whole wait even when data arrives meanwhile (FACTS.md), so
-the wait is what a message waits at each hop: short while messages flow. A consumer that
-has read nothing for a while asks less often, which is most of an idle stack's CPU (the
-broker's and its own); the first message after a quiet spell then waits up to a second
-per hop, which moves no deadline (clocks run from when a ticket was received)."""
+"""Without a message for this long, a consumer fetches at its idle pace."""
+
+
+@dataclass(frozen=True)
+class FetchPacing:
+    """How long a consumer's fetch may wait at the broker for messages (Kafka's
+    `fetch.max.wait.ms`), while messages flow and once it has read none for a while.
+
+    Tansu holds a fetch for much of its wait even when data arrives meanwhile (FACTS.md;
+    `bench/broker_fetch_wait.py`: p50 13 ms at 50 ms, 8 ms at 20, 3 ms at 10), so on Tansu the busy
+    wait is latency at each hop, and a shorter one costs CPU in every consumer and in the
+    broker. A consumer that has read nothing for a while asks less often, which is most of
+    an idle stack's CPU; the first message after a quiet spell then waits up to the idle
+    wait per hop, which moves no deadline (clocks run from when a ticket was received). A
+    Kafka broker answers a waiting fetch as soon as data arrives: there both can be long."""
+
+    busy_ms: int = 25
+    """Measured at 20 tickets/s on PostgreSQL (`bench/pipeline.py --fetch-wait-ms`): 50 ms
+    gave p50/p95 50/67 ms from submit to running clock, 25 ms 42/51 ms at 8 % more CPU per
+    ticket, 10 ms 38/50 ms at 25 % more."""
+    idle_ms: int = 1000
+
+
+DEFAULT_PACING = FetchPacing()
 
 
 class Rejected(Exception):
@@ -227,8 +244,10 @@ class TrackedConsumer:
         batch_max: int = 500,
         on_committed: Callable[[], None] = lambda: None,
         command_topics: Sequence[str] = topic_names.COMMANDS,
+        pacing: FetchPacing = DEFAULT_PACING,
     ) -> None:
         self.service = service
+        self.pacing = pacing
         self.topics = list(topics)
         start_service_series(service, self.topics)  # see metrics: a born series is unseen
         self.handlers = dict(handlers)
@@ -249,7 +268,7 @@ class TrackedConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 4, 100),
             max_poll_records=batch_max,
-            fetch_max_wait_ms=BUSY_FETCH_WAIT_MS,
+            fetch_max_wait_ms=pacing.busy_ms,
         )
         self._last_read = time.monotonic()
         self._lag_reported = 0.0
@@ -286,12 +305,12 @@ class TrackedConsumer:
 
     def _pace(self, busy: bool) -> None:
         """Fetches often while messages flow, rarely when there have been none for a while
-        (see IDLE_FETCH_WAIT_MS). aiokafka reads the wait anew for every fetch."""
+        (see `FetchPacing`). aiokafka reads the wait anew for every fetch."""
         now = time.monotonic()
         if busy:
             self._last_read = now
         idle = now - self._last_read > IDLE_AFTER_SECONDS
-        self.fetch_wait_ms = IDLE_FETCH_WAIT_MS if idle else BUSY_FETCH_WAIT_MS
+        self.fetch_wait_ms = self.pacing.idle_ms if idle else self.pacing.busy_ms
 
     @property
     def fetch_wait_ms(self) -> int:

@@ -111,6 +111,7 @@ class Service:
             session_timeout_ms=settings.kafka_session_timeout_ms,
             batch_max=settings.consumer_batch_max,
             on_committed=self._committed,
+            pacing=settings.fetch_pacing(),
         )
         add_ops_routes(self.http, self.name, self.is_ready)
         SERVICE_UP.set(0)

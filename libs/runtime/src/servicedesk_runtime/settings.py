@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicedesk_runtime.consumer import FetchPacing
 
 
 class ServiceSettings(BaseSettings):
@@ -21,6 +25,20 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     log_level: str = "INFO"
     kafka_session_timeout_ms: int = 6000
+    kafka_fetch_wait_ms: int = Field(
+        default=FetchPacing.busy_ms,
+        ge=1,
+        le=60_000,
+        description="How long a consumer's fetch may wait at the broker while messages "
+        "flow: on Tansu, latency at each hop (10 for the least, at more CPU); on Kafka, "
+        "which answers as soon as data arrives, it can be 500",
+    )
+    kafka_idle_fetch_wait_ms: int = Field(
+        default=FetchPacing.idle_ms,
+        ge=1,
+        le=60_000,
+        description="The same once a consumer has read nothing for 10 s",
+    )
     consumer_batch_max: int = Field(default=500, ge=1)
     relay_batch_max: int = Field(default=500, ge=1)
     poll_interval_seconds: float = Field(
@@ -33,6 +51,19 @@ class ServiceSettings(BaseSettings):
         description="The content-addressed blob store (raw mail, attachments), shared by "
         "intake (writes) and the gateway (reads)",
     )
+
+    @model_validator(mode="after")
+    def _idle_waits_at_least_as_long(self) -> Self:
+        if self.kafka_idle_fetch_wait_ms < self.kafka_fetch_wait_ms:
+            raise ValueError(
+                f"KAFKA_IDLE_FETCH_WAIT_MS ({self.kafka_idle_fetch_wait_ms}) is shorter than "
+                f"KAFKA_FETCH_WAIT_MS ({self.kafka_fetch_wait_ms}): an idle consumer would "
+                "ask the broker more often than a busy one"
+            )
+        return self
+
+    def fetch_pacing(self) -> FetchPacing:
+        return FetchPacing(busy_ms=self.kafka_fetch_wait_ms, idle_ms=self.kafka_idle_fetch_wait_ms)
 
     def database_url_for(self, service: str) -> str:
         return self.database_url or f"sqlite:///var/data/{service}.db"

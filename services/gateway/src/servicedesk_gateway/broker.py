@@ -26,7 +26,12 @@ from prometheus_client import Gauge
 from servicedesk_contracts import topics
 from servicedesk_gateway.outbox import translate
 from servicedesk_gateway.view.store import GatewayView
-from servicedesk_runtime.consumer import INFRASTRUCTURE_ERRORS, TrackedConsumer
+from servicedesk_runtime.consumer import (
+    DEFAULT_PACING,
+    INFRASTRUCTURE_ERRORS,
+    FetchPacing,
+    TrackedConsumer,
+)
 from servicedesk_runtime.ends import end_offsets, partitions_of
 from servicedesk_runtime.kafka import (
     broker_incarnation,
@@ -80,6 +85,7 @@ class BrokerSide:
         relay_batch_max: int = 500,
         poll_interval: float = 1.0,
         check_every: float = 2.0,
+        pacing: FetchPacing = DEFAULT_PACING,
     ) -> None:
         self.bootstrap = bootstrap
         self.store = store
@@ -88,6 +94,7 @@ class BrokerSide:
         self.relay_batch_max = relay_batch_max
         self.poll_interval = poll_interval
         self.check_every = check_every
+        self.pacing = pacing
         self.incarnation: str | None = None
         self._consumer: TrackedConsumer | None = None
         self._caught_up = False
@@ -145,6 +152,7 @@ class BrokerSide:
             producer=producer,
             incarnation=incarnation,
             command_topics=(),
+            pacing=self.pacing,
         )
         self.incarnation = incarnation
         log.info("following_broker", incarnation=incarnation)

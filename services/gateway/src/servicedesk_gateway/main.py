@@ -68,6 +68,7 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
         view=view,
         relay_batch_max=settings.relay_batch_max,
         poll_interval=settings.poll_interval_seconds,
+        pacing=settings.fetch_pacing(),
     )
     add_ops_routes(app, NAME, broker.ready)
     app.state.view_ready = broker.ready
