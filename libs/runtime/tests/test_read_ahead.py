@@ -21,6 +21,7 @@ from libs.runtime.tests.exactly_once_kit import Feed, request
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import topics
+from servicedesk_runtime import consumer as consumer_module
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import Received, ServiceStore, UnitOfWork
@@ -269,3 +270,24 @@ async def test_markers_stored_by_older_versions_still_count(
     assert isinstance(store.repository.get(marker_id), Received)
     new_marker = Received.of(uuid.uuid4()).collect_events()[0]
     assert b"event_id" not in store.mapper.to_stored_event(new_marker).state
+
+
+async def test_a_batch_of_types_the_service_does_not_handle_opens_no_unit_of_work(
+    open_store: Callable[[], ServiceStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read past on their headers alone, without a worker thread or a transaction, once
+    the partition's position was recorded within the second; it is recorded when that
+    second is up."""
+    store = open_store()
+    opened: list[UnitOfWork] = []
+    make = store.unit_of_work
+    monkeypatch.setattr(store, "unit_of_work", lambda: opened.append(make()) or opened[-1])
+    feed = Feed(store, {}, topics.TICKETS)  # handles nothing
+    tracking = feed.consumer.tracking_name(feed.tp)
+    await feed.deliver([request(f"n{i}") for i in range(3)])
+    assert (len(opened), store.position(tracking)) == (1, 3)  # the first: recorded at once
+    await feed.deliver([request(f"n{i}") for i in range(3, 6)])
+    assert (len(opened), store.position(tracking)) == (1, 3)  # within its second: none
+    monkeypatch.setattr(consumer_module, "RECORD_IDLE_POSITION_EVERY", 0)
+    await feed.consumer._record_unrecorded_positions()
+    assert store.position(tracking) == 6
