@@ -269,6 +269,11 @@ class TrackedConsumer:
             heartbeat_interval_ms=max(session_timeout_ms // 4, 100),
             max_poll_records=batch_max,
             fetch_max_wait_ms=pacing.busy_ms,
+            # aiokafka's fetch routine also wakes this often when nothing happens (its
+            # default, 200 ms, was a third of an idle consumer's wake-ups); a fetch that
+            # returns or a batch consumed wakes it at once. Only a new assignment after a
+            # rebalance may be fetched up to this much later.
+            consumer_timeout_ms=1000,
         )
         self._last_read = time.monotonic()
         self._lag_reported = 0.0
