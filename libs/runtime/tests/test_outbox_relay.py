@@ -208,6 +208,15 @@ async def test_the_relay_hears_of_events_another_process_commits(postgres_url: s
             write_notes(other_writer, ["second"])  # certainly after: only NOTIFY tells
             records = await read_topic(broker.bootstrap, topics.TICKETS, 2, timeout=30)
             assert len(records) == 2
+            # The listening connection is cut (a database restart, a proxy's timeout): it
+            # is opened again, and what was committed meanwhile goes out as well.
+            assert _terminate_listener(postgres_url, store.recorder.channel_name) == 1
+            write_notes(other_writer, ["third"])
+            records = await read_topic(broker.bootstrap, topics.TICKETS, 3, timeout=30)
+            assert len(records) == 3
+            write_notes(other_writer, ["fourth"])  # and it listens again
+            records = await read_topic(broker.bootstrap, topics.TICKETS, 4, timeout=30)
+            assert len(records) == 4
             stop.set()
             await asyncio.wait_for(task, timeout=30)
             await producer.stop()
@@ -217,6 +226,17 @@ async def test_the_relay_hears_of_events_another_process_commits(postgres_url: s
         database.close()
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _terminate_listener(postgres_url: str, channel: str) -> int:
+    """Ends the server side of the connection that LISTENs to `channel`."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        ended = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query = %s AND pid <> pg_backend_pid()",
+            (f'LISTEN "{channel}"',),
+        ).fetchall()
+    return len(ended)
 
 
 async def test_the_relay_saves_its_position_once_caught_up(

@@ -169,14 +169,35 @@ class OutboxRelay:
                 ) as connection:
                     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.wake()  # whatever was committed before this LISTEN
-                    while not stop.is_set():
-                        async for notice in connection.notifies(timeout=1.0):
-                            if notice.payload != ours:
-                                self.wake()
+                    await self._wake_on_notices(connection, ours, stop)
             except psycopg.Error as error:
                 log.warning("relay_listen_failed", error=str(error)[:300])
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
+                # Not a whole poll interval (it may be minutes): listening is what keeps
+                # the relay prompt; the poll only covers the gap.
+                await first_of(stop, timeout=min(self.poll_interval, LISTEN_RETRY_SECONDS))
+
+    async def _wake_on_notices(
+        self, connection: psycopg.AsyncConnection[Any], ours: str | None, stop: asyncio.Event
+    ) -> None:
+        """Wakes the relay for each NOTIFY not sent by this process, until `stop`. Waits on
+        the connection's socket itself: psycopg's `notifies()` looks every 0.1 s, ten
+        wake-ups a second in an idle service. Raises `psycopg.OperationalError` when the
+        connection is lost (the server ends it: its socket turns readable)."""
+        pgconn = connection.pgconn
+        ours_bytes = None if ours is None else ours.encode()
+        readable = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(pgconn.socket, readable.set)
+        try:
+            while not stop.is_set():
+                await first_of(readable, stop, timeout=60)
+                readable.clear()
+                pgconn.consume_input()
+                while (notice := pgconn.notifies()) is not None:
+                    if notice.extra != ours_bytes:
+                        self.wake()
+        finally:
+            loop.remove_reader(pgconn.socket)
 
     async def _save_position(self, at_once: bool = False) -> None:
         """Saves how far the relay published, if it moved: at once, or once its second is
@@ -265,6 +286,8 @@ class _Cause:
 
 SAVE_POSITION_EVERY = 1.0
 """Seconds between two saves of the relay's position while events flow."""
+LISTEN_RETRY_SECONDS = 1.0
+"""Seconds before a lost LISTEN connection (PostgreSQL) is opened again."""
 
 
 def _actor(decided: Any) -> Actor | None:
