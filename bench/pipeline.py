@@ -4,10 +4,11 @@ Starts the Tansu broker and the services as processes (intake, triage, sla-timer
 billing; with `--all` also the notifier, with an SMTP sink, and the gateway), registers one
 agreement, publishes N SubmitTicket requests on the inbound topic, and times each ticket
 where it appears: `TicketOpened` (intake), `TicketTriaged` (triage), `SlaClockStarted`
-(sla-timer). With `--all` it then times how long the notifier (one confirmation mail per
-ticket at the sink) and the gateway (every SLA message consumed) take to catch up. At the
-end it prints the stored events and bytes per ticket of each service, and the services'
-peak memory.
+(sla-timer), and prints how many batches each service applied per ticket and their mean
+wall time (its own work; the rest of a hop is the broker holding a fetch and the relay).
+With `--all` it then times how long the notifier (one confirmation mail per ticket at the
+sink) and the gateway (every SLA message consumed) take to catch up. At the end it prints
+the stored events and bytes per ticket of each service, and the services' peak memory.
 
     .venv/bin/python bench/pipeline.py [--tickets 1000] [--rate 0] [--only sqlite|postgres]
         [--all] [--profile DIR] [--fetch-wait-ms N]
@@ -39,6 +40,7 @@ import httpx
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 
 from servicedesk_contracts import topics
 from servicedesk_contracts.messages import ticket_id_for_request
@@ -248,6 +250,35 @@ def report_memory_growth(sightings: Sightings) -> None:
         print(f"{'':9} RSS MB at each tenth, {service:9}: {steps}")
 
 
+def batches_applied(stack: Stack) -> dict[str, tuple[float, float]]:
+    """Batches each service's consumer applied so far, and the seconds it took (from its
+    `servicedesk_message_processing_seconds` histogram): with the hops above, what part of
+    a hop is the service's own work and what part waiting (the broker, the relay)."""
+    applied = {}
+    for service in stack.processes:
+        url = f"http://127.0.0.1:{stack.config.port_of(service)}/metrics"
+        samples = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(httpx.get(url, timeout=10).text)
+            if family.name == "servicedesk_message_processing_seconds"
+            for sample in family.samples
+        }
+        applied[service] = (
+            samples.get("servicedesk_message_processing_seconds_count", 0.0),
+            samples.get("servicedesk_message_processing_seconds_sum", 0.0),
+        )
+    return applied
+
+
+def report_batches(before: dict[str, tuple[float, float]], stack: Stack, tickets: int) -> None:
+    parts = []
+    for service, (count, seconds) in batches_applied(stack).items():
+        batches, spent = count - before[service][0], seconds - before[service][1]
+        if batches:
+            parts.append(f"{service} {batches / tickets:.2f} x {1000 * spent / batches:.1f} ms")
+    print(f"{'':9} batches a ticket x wall ms a batch: " + ", ".join(parts))
+
+
 def cpu_seconds(stack: Stack) -> dict[str, float]:
     """User and system CPU each service process has used so far."""
     return cpu_of({service: process.pid for service, process in stack.processes.items()})
@@ -386,7 +417,7 @@ def bench(label: str, database_url: str, args: argparse.Namespace) -> None:
             stack.wait_ready(services)
             if args.profile:
                 recorders = profile(stack, Path(args.profile), args.profile_seconds)
-            cpu_before = cpu_seconds(stack)
+            cpu_before, batches_before = cpu_seconds(stack), batches_applied(stack)
             result = asyncio.run(run_once(stack, broker.bootstrap, args.tickets, args.rate))
             sightings = result["sightings"]
             assert isinstance(sightings, Sightings)
@@ -396,6 +427,7 @@ def bench(label: str, database_url: str, args: argparse.Namespace) -> None:
                 f"rate {'burst' if not args.rate else args.rate})"
             )
             report_latency(sightings)
+            report_batches(batches_before, stack, args.tickets)
             if args.all:
                 catch_up_seconds(stack, sightings, sink, args.tickets)
             cpu = {s: v - cpu_before[s] for s, v in cpu_seconds(stack).items()}
