@@ -7,11 +7,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.domain import Aggregate, event
+from psycopg import sql
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
@@ -166,3 +168,16 @@ def record(
         serialized_value_size=len(value),
         headers=headers,
     )
+
+
+def terminate_backends(
+    postgres_url: str, column: Literal["application_name", "query"], value: str
+) -> int:
+    """Ends, server side, every other connection whose `column` in pg_stat_activity is
+    `value`: a cut connection, as a database restart or a proxy's timeout makes one."""
+    statement = sql.SQL(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE {} = %s AND pid <> pg_backend_pid()"
+    ).format(sql.Identifier(column))
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        return len(connection.execute(statement, (value,)).fetchall())

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
-from libs.runtime.tests.exactly_once_kit import Note, read_topic
+from libs.runtime.tests.exactly_once_kit import Note, read_topic, terminate_backends
 
 from servicedesk_contracts import Message, topics
 from servicedesk_contracts import messages as m
@@ -125,13 +125,7 @@ async def test_the_relay_rides_out_a_cut_database_connection(
             task = asyncio.create_task(relay.run(stop))
             write_notes(store, ["before"])
             await bodies(broker, 1)
-            with psycopg.connect(postgres_url, autocommit=True, application_name="cut") as db:
-                cut = db.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = %s",
-                    (application,),
-                ).fetchall()
-            assert cut
+            assert terminate_backends(postgres_url, "application_name", application)
             for attempt in range(20):  # the writer, too, meets a cut connection first
                 try:
                     write_notes(store, ["after"])
@@ -210,7 +204,8 @@ async def test_the_relay_hears_of_events_another_process_commits(postgres_url: s
             assert len(records) == 2
             # The listening connection is cut (a database restart, a proxy's timeout): it
             # is opened again, and what was committed meanwhile goes out as well.
-            assert _terminate_listener(postgres_url, store.recorder.channel_name) == 1
+            listening = f'LISTEN "{store.recorder.channel_name}"'
+            assert terminate_backends(postgres_url, "query", listening) == 1
             write_notes(other_writer, ["third"])
             records = await read_topic(broker.bootstrap, topics.TICKETS, 3, timeout=30)
             assert len(records) == 3
@@ -226,17 +221,6 @@ async def test_the_relay_hears_of_events_another_process_commits(postgres_url: s
         database.close()
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def _terminate_listener(postgres_url: str, channel: str) -> int:
-    """Ends the server side of the connection that LISTENs to `channel`."""
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        ended = connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query = %s AND pid <> pg_backend_pid()",
-            (f'LISTEN "{channel}"',),
-        ).fetchall()
-    return len(ended)
 
 
 async def test_the_relay_saves_its_position_once_caught_up(

@@ -27,6 +27,7 @@ from libs.runtime.tests.exactly_once_kit import (
     read_topic,
     record,
     request,
+    terminate_backends,
 )
 
 from servicedesk_contracts import topics
@@ -233,7 +234,7 @@ async def test_a_dropped_database_connection_loses_and_doubles_nothing(
         for i, message in enumerate(sent):
             await producer.send(topics.INBOUND, message.to_json(), key=message.kafka_key())
             if i % 100 == 50:
-                killed += _terminate_connections(postgres_url, application)
+                killed += terminate_backends(postgres_url, "application_name", application)
         await producer.flush()
         await eventually(lambda: len(notes(store)) == len(sent), what="every note", timeout=90)
         assert killed > 0
@@ -246,15 +247,6 @@ async def test_a_dropped_database_connection_loses_and_doubles_nothing(
         store.close()
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def _terminate_connections(postgres_url: str, application: str) -> int:
-    with psycopg.connect(postgres_url, autocommit=True, application_name="killer") as db:
-        rows = db.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (application,),
-        ).fetchall()
-    return len(rows)
 
 
 async def test_a_batch_another_member_recorded_already_is_not_retried(

@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from servicedesk_runtime.database import Cursor, Database
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.store import in_chunks
 
 log = get_logger(__name__)
 
@@ -111,11 +112,10 @@ class ProjectionUnitOfWork:
     def prefetch(
         self, message_ids: Iterable[uuid.UUID], aggregate_ids: Iterable[uuid.UUID] = ()
     ) -> None:
-        """Reads ahead which of a batch's messages were applied, in one query per 500,
+        """Reads ahead which of a batch's messages were applied, in one query per 500 ids,
         and hands the rows its handlers named to the projection's `read_ahead`."""
         wanted = [str(i) for i in message_ids if i not in self._read_ahead]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in in_chunks(wanted):
             self.cursor.execute(
                 f"SELECT event_id FROM {self.store.applied_table} "
                 f"WHERE event_id IN ({','.join('?' * len(chunk))})",

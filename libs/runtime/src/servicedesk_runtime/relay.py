@@ -170,7 +170,7 @@ class OutboxRelay:
                     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.wake()  # whatever was committed before this LISTEN
                     await self._wake_on_notices(connection, ours, stop)
-            except psycopg.Error as error:
+            except (psycopg.Error, OSError) as error:  # the socket, too, may be gone
                 log.warning("relay_listen_failed", error=str(error)[:300])
                 # Not a whole poll interval (it may be minutes): listening is what keeps
                 # the relay prompt; the poll only covers the gap.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.application import (
@@ -123,8 +123,8 @@ class ServiceStore(Application[uuid.UUID]):
     def versions_of(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         """The stored version of each of `ids` that exists, in one query per 500 ids."""
         versions: dict[uuid.UUID, int] = {}
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            versions.update(_versions_of(self.recorder, ids[start : start + _IDS_PER_QUERY]))
+        for chunk in in_chunks(ids):
+            versions.update(_versions_of(self.recorder, chunk))
         return versions
 
     def load(
@@ -396,7 +396,17 @@ class AggregateCache:
         return len(self._aggregates)
 
 
-_IDS_PER_QUERY = 500
+IDS_PER_QUERY = 500
+"""Ids named in one `IN (...)` / `= ANY(...)` query, at most (well under both engines'
+parameter limits)."""
+
+
+def in_chunks(items: Sequence[T], size: int = IDS_PER_QUERY) -> Iterator[Sequence[T]]:
+    """`items` in consecutive slices of at most `size` (one query each)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 FEW_EVENTS = 100
 """Fewer events than this are replayed without looking for a snapshot first."""
 

@@ -22,11 +22,10 @@ from servicedesk_gateway.view.schema import NO_DEADLINE, ViewTables, micros
 from servicedesk_gateway.view.tickets import TICKET_EVENTS, TicketView
 from servicedesk_runtime.consumer import Handler, handles, handles_any
 from servicedesk_runtime.projection import ProjectionUnitOfWork
+from servicedesk_runtime.store import in_chunks
 
 _REFERENCE = re.compile(r"\[(SD-\d+)\]")
 _SEARCHED = {"TicketOpened", "AgentReplied", "CustomerReplied"}
-_CHUNK = 500
-"""Rows per statement when reading ahead (well under both engines' parameter limits)."""
 
 
 @dataclass
@@ -90,8 +89,7 @@ class ViewProjector:
         wanted = sorted({str(i) for i in ticket_ids if i not in read})
         table = self.tables.tickets
         lock = " FOR UPDATE" if self.tables.is_postgres else ""
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for chunk in in_chunks(wanted):
             uow.cursor.execute(
                 f"INSERT INTO {table} (ticket_id) VALUES {','.join(['(?)'] * len(chunk))} "
                 "ON CONFLICT (ticket_id) DO NOTHING",
