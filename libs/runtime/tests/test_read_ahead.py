@@ -8,8 +8,10 @@ seen; a failed commit leaves nothing half-changed in the cache.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,12 @@ import pytest
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from libs.runtime.tests.exactly_once_kit import Feed, request
+from psycopg.sql import SQL
 
 from servicedesk_contracts import messages as m
 from servicedesk_contracts import topics
 from servicedesk_runtime import consumer as consumer_module
+from servicedesk_runtime import store as store_module
 from servicedesk_runtime.consumer import Handler, handles
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.store import Received, ServiceStore, UnitOfWork
@@ -291,3 +295,61 @@ async def test_a_batch_of_types_the_service_does_not_handle_opens_no_unit_of_wor
     monkeypatch.setattr(consumer_module, "RECORD_IDLE_POSITION_EVERY", 0)
     await feed.consumer._record_unrecorded_positions()
     assert store.position(tracking) == 6
+
+
+def tally_with_events(store: ServiceStore, count: int) -> None:
+    uow = store.unit_of_work()
+    counter = uow.get_or_create(Tally)
+    for number in range(count - 1):
+        counter.count(f"n{number}")
+    uow.commit()
+
+
+def rows_read_for_versions(store: ServiceStore, ids: list[uuid.UUID]) -> int:
+    """What the engine reads to answer `versions_of(ids)`: rows its plan takes from the
+    events table (PostgreSQL's EXPLAIN ANALYZE) or virtual-machine steps (SQLite)."""
+    recorder: Any = store.recorder
+    table = recorder.events_table_name
+    conninfo = store.url.conninfo()
+    if conninfo:
+        schema = recorder.datastore.schema
+        statement = store_module.postgres_versions_query(schema, table)
+        with psycopg.connect(conninfo) as connection:
+            explain = SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + statement
+            (plan,) = connection.execute(explain, (ids,)).fetchone()  # type: ignore[misc]
+        return _rows_from(plan[0]["Plan"], table)
+    steps = 0
+
+    def count_step() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with closing(sqlite3.connect(store.url.sqlite_path)) as connection:
+        connection.set_progress_handler(count_step, 1)
+        connection.execute(
+            store_module.sqlite_versions_query(table, len(ids)), [i.hex for i in ids]
+        ).fetchall()
+    return steps
+
+
+def _rows_from(node: dict[str, Any], table: str) -> int:
+    own = node["Actual Rows"] * node["Actual Loops"] if node.get("Relation Name") == table else 0
+    return own + sum(_rows_from(child, table) for child in node.get("Plans", []))
+
+
+def test_asking_for_versions_does_not_grow_with_an_aggregates_history(
+    open_store: Callable[[], ServiceStore],
+) -> None:
+    """The read-ahead asks every batch for the version of aggregates such as intake's
+    reference sequence, which gains an event per ticket: the answer must cost the same
+    with 3 or 3,000 events behind it (a GROUP BY read them all)."""
+    store = open_store()
+    absent = uuid.uuid4()
+    tally_with_events(store, 3)
+    assert store.versions_of([COUNTER_ID, absent]) == {COUNTER_ID: 3}
+    few = rows_read_for_versions(store, [COUNTER_ID, absent])
+    tally_with_events(store, 3000)
+    assert store.versions_of([COUNTER_ID, absent]) == {COUNTER_ID: 3002}
+    many = rows_read_for_versions(store, [COUNTER_ID, absent])
+    assert many <= few + 2, (few, many)

@@ -26,7 +26,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import ProcessRecorder, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from servicedesk_runtime.database import DatabaseUrl
 from servicedesk_runtime.logs import get_logger
@@ -414,27 +414,38 @@ FEW_EVENTS = 100
 def _versions_of(recorder: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
     """One query: the highest stored version of each of `ids` that has events."""
     if isinstance(recorder, PostgresAggregateRecorder):
-        statement = SQL(
-            "SELECT originator_id, max(originator_version) FROM {schema}.{table} "
-            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
-        )
+        statement = postgres_versions_query(recorder.datastore.schema, recorder.events_table_name)
         with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(statement, (list(ids),), prepare=True)
             rows = cursor.fetchall()
-        return {row["originator_id"]: int(row["max"]) for row in rows}
+        return {row["id"]: int(row["version"]) for row in rows if row["version"] is not None}
     assert isinstance(recorder, SQLiteAggregateRecorder), type(recorder)
-    marks = ",".join("?" * len(ids))
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(
-            f"SELECT originator_id, max(originator_version) FROM {recorder.events_table_name} "
-            f"WHERE originator_id IN ({marks}) GROUP BY originator_id",
-            [i.hex for i in ids],
+            sqlite_versions_query(recorder.events_table_name, len(ids)), [i.hex for i in ids]
         )
         rows = cursor.fetchall()
-    return {uuid.UUID(row[0]): int(row[1]) for row in rows}
+    return {uuid.UUID(row[0]): int(row[1]) for row in rows if row[1] is not None}
+
+
+# Why one max() per id and not `max(...) GROUP BY originator_id`: the grouped form reads
+# every event of every asked aggregate (a sequential scan on PostgreSQL once the table is
+# big), so an aggregate that gains an event per ticket (intake's reference sequence) made
+# every batch slower as history grew: 1.5 ms at 3,000 tickets, 24 ms at 100,000. A lone
+# max() on the primary key is one step down the index on both engines.
+def postgres_versions_query(schema: str, table: str) -> Composed:
+    return SQL(
+        "SELECT ids.id, (SELECT max(originator_version) FROM {schema}.{table} "
+        "WHERE originator_id = ids.id) AS version FROM unnest(%s::uuid[]) AS ids(id)"
+    ).format(schema=Identifier(schema), table=Identifier(table))
+
+
+def sqlite_versions_query(table: str, count: int) -> str:
+    values = ",".join("(?)" for _ in range(count))
+    return (
+        f"WITH ids(id) AS (VALUES {values}) SELECT ids.id, (SELECT max(originator_version) "
+        f"FROM {table} WHERE originator_id = ids.id) FROM ids"
+    )
 
 
 def _actor_of(command: Any) -> dict[str, Any] | None:
