@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.projection import ProjectionStore
+from servicedesk_runtime.recorders import positions
 
 
 @pytest.fixture
@@ -86,3 +87,24 @@ def test_a_discarded_batch_leaves_nothing_and_forget_starts_over(store: Projecti
     with store.database.transaction() as cursor:
         store.forget(cursor)
     assert store.positions() == {}
+
+
+def test_the_positions_of_several_partitions_commit_together_or_not_at_all(
+    store: ProjectionStore,
+) -> None:
+    """A fetch over several partitions is one batch: each position is checked as a lone
+    one is, and one that is not past its recorded position writes nothing at all."""
+    write(store, "partition 0 by a replica", 4, uuid.uuid4())  # at "inc:topic:0"
+    uow = store.unit_of_work()
+    uow.cursor.execute(f"INSERT INTO {store.database.table('notes')} VALUES ('both')")
+    uow.commit(positions([Tracking("inc:topic:1", 2), Tracking("inc:topic:2", 7)]))
+    assert (store.position("inc:topic:1"), store.position("inc:topic:2")) == (2, 7)
+
+    late = store.unit_of_work()
+    late.cursor.execute(f"INSERT INTO {store.database.table('notes')} VALUES ('late')")
+    late.mark_applied(marker := uuid.uuid4())
+    with pytest.raises(IntegrityError):
+        late.commit(positions([Tracking("inc:topic:2", 9), Tracking("inc:topic:0", 4)]))
+    assert notes(store) == ["both", "partition 0 by a replica"]
+    assert store.position("inc:topic:2") == 7  # the good position went with the bad one
+    assert not store.applied(marker)

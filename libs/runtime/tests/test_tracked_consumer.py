@@ -335,3 +335,103 @@ async def test_messages_read_past_have_their_position_recorded_soon(
     await eventually(lambda: store.position(tracking) == 5, what="the position recorded")
     assert notes(store) == {}
     assert running.alive()
+
+
+def fed_consumer(store: ServiceStore, producer: AIOKafkaProducer | None) -> TrackedConsumer:
+    """A consumer handed fetches directly (`process_fetch`), as a broker would."""
+    return TrackedConsumer(
+        service="notes",
+        bootstrap="127.0.0.1:9",  # never connected
+        topics=[topics.INBOUND],
+        handlers=note_handlers(),
+        store=store,
+        producer=producer,  # type: ignore[arg-type]
+        incarnation="test",
+    )
+
+
+def transactions_of(store: ServiceStore) -> list[int]:
+    """Counts the transactions a store writes (a spy on the real store)."""
+    count = [0]
+    real = store.save_with_tracking
+
+    def counted(*args: object, **kwargs: object) -> None:
+        count[0] += 1
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.save_with_tracking = counted  # type: ignore[method-assign]
+    return count
+
+
+def fetch_of(values: dict[int, list[bytes]]) -> dict[TopicPartition, list[object]]:
+    """A fetch over several partitions of the inbound topic, from offset 0 in each."""
+    return {
+        TopicPartition(topics.INBOUND, partition): [
+            record(TopicPartition(topics.INBOUND, partition), offset, value)
+            for offset, value in enumerate(batch)
+        ]
+        for partition, batch in values.items()
+    }
+
+
+async def test_a_fetch_over_several_partitions_is_applied_in_one_transaction(
+    store: ServiceStore,
+) -> None:
+    consumer = fed_consumer(store, producer=None)
+    sent = {p: [request(f"p{p} n{i}") for i in range(3)] for p in range(4)}
+    transactions = transactions_of(store)
+
+    await consumer.process_fetch(fetch_of({p: [m.to_json() for m in b] for p, b in sent.items()}))
+
+    assert transactions == [1]
+    assert set(notes(store)) == {m.subject_id for batch in sent.values() for m in batch}
+    for partition in sent:
+        tp = TopicPartition(topics.INBOUND, partition)
+        assert store.position(consumer.tracking_name(tp)) == 3
+    # The same fetch again (a broker handing it out again after a restart): nothing twice.
+    again = fed_consumer(store, producer=None)
+    await again.process_fetch(fetch_of({p: [m.to_json() for m in b] for p, b in sent.items()}))
+    assert set(notes(store).values()) == {1}
+
+
+async def test_a_fetch_with_a_partition_recorded_elsewhere_is_applied_partition_by_partition(
+    store: ServiceStore,
+) -> None:
+    """Another member recorded partition 0 past this fetch (a rebalance): the one
+    transaction fails on that position, so nothing of it stays, and each partition is
+    applied on its own: 0 not again, 1 and 2 once."""
+    consumer = fed_consumer(store, producer=None)
+    tp0 = TopicPartition(topics.INBOUND, 0)
+    store.unit_of_work().commit(Tracking(consumer.tracking_name(tp0), 3))
+    sent = {p: [request(f"p{p} n{i}") for i in range(3)] for p in range(3)}
+    transactions = transactions_of(store)
+
+    await consumer.process_fetch(fetch_of({p: [m.to_json() for m in b] for p, b in sent.items()}))
+
+    assert set(notes(store)) == {m.subject_id for p in (1, 2) for m in sent[p]}
+    assert set(notes(store).values()) == {1}
+    assert transactions[0] == 1 + 3  # the one that failed, then each partition's own
+    for partition in range(3):
+        tp = TopicPartition(topics.INBOUND, partition)
+        assert store.position(consumer.tracking_name(tp)) == 3
+
+
+async def test_a_poison_message_in_a_fetch_leaves_the_other_partitions_applied_once(
+    store: ServiceStore, producer: AIOKafkaProducer, broker: EmbeddedBroker
+) -> None:
+    consumer = fed_consumer(store, producer)
+    good = {p: [request(f"p{p} n{i}") for i in range(2)] for p in range(3)}
+    values = {p: [m.to_json() for m in batch] for p, batch in good.items()}
+    values[1].insert(1, request(CRASH).to_json())
+    values[2].append(b"[" * 50_000)
+
+    await consumer.process_fetch(fetch_of(values))
+
+    assert set(notes(store)) == {m.subject_id for batch in good.values() for m in batch}
+    assert set(notes(store).values()) == {1}
+    letters = await read_topic(broker.bootstrap, topics.DEAD_LETTER, 2)
+    assert sorted(header(r, "error_reason") or "" for r in letters) == [
+        "handler_error",
+        "invalid_json",
+    ]
+    assert store.position(consumer.tracking_name(TopicPartition(topics.INBOUND, 1))) == 3

@@ -61,6 +61,7 @@ from servicedesk_runtime.metrics import (
     STORE_RETRIES,
     start_service_series,
 )
+from servicedesk_runtime.recorders import positions
 from servicedesk_runtime.retry import Backoff, Stopped, retry
 
 log = get_logger(__name__)
@@ -225,6 +226,10 @@ class _AggregateConflict(Exception):
     pass
 
 
+class _Separately(Exception):
+    """A message of a fetch applied together needs its partition's batch alone."""
+
+
 class _BatchDone(Exception):
     """Another consumer recorded a position past this batch: nothing left to do."""
 
@@ -298,8 +303,7 @@ class TrackedConsumer:
                 self.ready = True
                 self._pace(busy=bool(batch))
                 try:
-                    for tp, records in batch.items():
-                        await self.process(tp, records)
+                    await self.process_fetch(batch)
                     await self._record_unrecorded_positions()
                 except Stopped:
                     break  # uncommitted: read again from the recorded position next time
@@ -328,13 +332,94 @@ class TrackedConsumer:
 
     # --- one batch -----------------------------------------------------------------------
 
+    async def process_fetch(self, fetched: Mapping[TopicPartition, list[Record]]) -> None:
+        """Applies what one fetch returned: the batches of all its partitions together, in
+        one transaction that records each partition's position, else partition by
+        partition. A fetch at a light load spans three or four partitions of a few
+        messages each, and every transaction costs a worker thread, a read-ahead query, a
+        commit and a relay round: together they cost one."""
+        pending: dict[TopicPartition, list[Record]] = {}
+        for tp, records in fetched.items():
+            unseen = self._unseen(tp, records)
+            if unseen and self._read_past_whole(tp, unseen):
+                self._finished({tp: unseen}, time.perf_counter(), stored=False)
+            elif unseen:
+                pending[tp] = unseen
+        if len(pending) > 1 and await self._apply_together(pending):
+            return
+        for tp, records in pending.items():
+            await self.process(tp, records)
+
+    def _unseen(self, tp: TopicPartition, records: list[Record]) -> list[Record]:
+        # A broker may hand out records again that this consumer has committed (Tansu
+        # answers a fetch with the whole stored batch around the asked offset).
+        return [r for r in records if r.offset >= self._next_offset.get(tp, 0)]
+
+    def _finished(
+        self, batches: Mapping[TopicPartition, list[Record]], started: float, stored: bool
+    ) -> None:
+        """After a batch (of one partition or several) is done with."""
+        for tp, records in batches.items():
+            self._next_offset[tp] = max(self._next_offset.get(tp, 0), records[-1].offset + 1)
+            MESSAGES_CONSUMED.labels(tp.topic).inc(len(records))
+        PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        if stored:
+            self.on_committed()
+
+    async def _apply_together(self, batches: dict[TopicPartition, list[Record]]) -> bool:
+        """Applies the batches of several partitions in one transaction, if nothing in
+        them needs the care of one partition alone; says whether it did. Anything else (a
+        refused or crashing message, a conflict, a position recorded elsewhere) rolls the
+        whole back and leaves it to `process`, partition by partition: nothing of it was
+        committed, and no dead letter was sent."""
+        started = time.perf_counter()
+        try:
+            stored = await self._with_store(lambda: self._attempt_together(batches))
+        except Stopped:
+            raise
+        except Exception as error:
+            log.info("fetch_applied_partition_by_partition", why=f"{type(error).__name__}")
+            return False
+        self._finished(batches, started, stored)
+        return True
+
+    async def _attempt_together(self, batches: dict[TopicPartition, list[Record]]) -> bool:
+        """`_attempt` for several partitions at once; returns whether anything was stored."""
+        unit_of_work = await asyncio.to_thread(self._apply_all, batches)
+        if unit_of_work.is_empty() and all(self._recorded_lately(tp) for tp in batches):
+            await asyncio.to_thread(unit_of_work.discard)
+            for tp, records in batches.items():
+                self._unrecorded[tp] = records[-1].offset + 1
+            return False
+        stored = not unit_of_work.is_empty()
+        tracking = positions([self._tracking(tp, records) for tp, records in batches.items()])
+        await asyncio.to_thread(unit_of_work.commit, tracking)
+        for tp in batches:
+            self._recorded(tp)
+        return stored
+
+    def _apply_all(self, batches: dict[TopicPartition, list[Record]]) -> TrackedUnitOfWork:
+        """Runs in a worker thread: applies every batch through one unit of work. Raises
+        `_Separately` at the first message that is refused."""
+        unit_of_work: TrackedUnitOfWork = self.store.unit_of_work()
+        try:
+            routes = {(tp, r.offset): self._route(r) for tp, rs in batches.items() for r in rs}
+            self._prefetch(routes.values(), unit_of_work)
+            for tp, records in batches.items():
+                for record in records:
+                    refused = self._apply_one(record, routes[tp, record.offset], unit_of_work)
+                    if refused is not None:
+                        raise _Separately(f"{tp.topic}[{tp.partition}]@{record.offset}")
+        except BaseException:
+            unit_of_work.discard()
+            raise
+        return unit_of_work
+
     async def process(self, tp: TopicPartition, records: list[Record]) -> None:
         """Applies one fetched batch of a topic-partition; returns when every message of it
         is applied, read past, dead-lettered or skipped (or the service stops)."""
         started = time.perf_counter()
-        # A broker may hand out records again that this consumer has committed (Tansu
-        # answers a fetch with the whole stored batch around the asked offset).
-        records = [r for r in records if r.offset >= self._next_offset.get(tp, 0)]
+        records = self._unseen(tp, records)
         if not records:
             return
         dead_lettered: set[int] = set()  # offsets sent to the dead-letter topic already
@@ -355,11 +440,7 @@ class TrackedConsumer:
             else:
                 log.warning("store_refused_batch_applying_one_by_one", error=str(refused))
                 await self._apply_one_by_one(tp, records, dead_lettered)
-        self._next_offset[tp] = max(self._next_offset.get(tp, 0), records[-1].offset + 1)
-        PROCESSING_SECONDS.observe(time.perf_counter() - started)
-        MESSAGES_CONSUMED.labels(tp.topic).inc(len(records))
-        if stored:
-            self.on_committed()
+        self._finished({tp: records}, started, stored)
 
     async def _apply_one_by_one(
         self, tp: TopicPartition, records: list[Record], dead_lettered: set[int]

@@ -94,6 +94,10 @@ class DatabaseUrl:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.sqlite_path,
                 "SQLITE_LOCK_TIMEOUT": "30",
+                # Records several positions in one transaction (recorders.py).
+                "PROCESS_RECORDER_TOPIC": (
+                    "servicedesk_runtime.recorders:PositionsSQLiteProcessRecorder"
+                ),
             }
         return {
             **_SNAPSHOTS,
@@ -107,7 +111,8 @@ class DatabaseUrl:
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_MAX_OVERFLOW": "4",
             "POSTGRES_CONNECT_TIMEOUT": "10",
-            # Inserts a batch's events as binary column arrays (recorders.py says why).
+            # Inserts a batch's events as binary column arrays (recorders.py says why), and
+            # records several positions in one transaction.
             "PROCESS_RECORDER_TOPIC": (
                 "servicedesk_runtime.recorders:ColumnarPostgresProcessRecorder"
             ),

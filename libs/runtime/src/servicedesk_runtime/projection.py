@@ -22,6 +22,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from servicedesk_runtime.database import Cursor, Database
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.recorders import each_position
 from servicedesk_runtime.store import in_chunks
 
 log = get_logger(__name__)
@@ -186,6 +187,10 @@ class ProjectionUnitOfWork:
             )
         if tracking is None:
             return
+        for position in each_position(tracking):
+            self._record_position(position)
+
+    def _record_position(self, tracking: Tracking) -> None:
         table = self.store.positions_table
         self.cursor.execute(
             f"UPDATE {table} SET position = ? WHERE tracking_name = ? AND position < ?",

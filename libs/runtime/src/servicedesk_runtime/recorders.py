@@ -7,22 +7,62 @@ column, in PostgreSQL's binary format. Its NOTIFY says which recorder sent it, s
 is woken only by other processes' commits (its own process wakes it directly). Everything
 else (the table lock that keeps notification ids in commit order, tracking, the ids
 returned) is the library's.
+
+Both engines' recorders also record several Kafka positions in one transaction (see
+`Positions`): a fetch that spans partitions is applied as one batch.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
 
-class ColumnarPostgresProcessRecorder(PostgresProcessRecorder):
+@dataclass(frozen=True)
+class Positions(Tracking):
+    """Several tracking positions (one per partition of a fetch) recorded in the one
+    transaction of a batch: this tracking and `more`. Each is checked as a lone tracking
+    is: one that is not past its recorded position fails the whole transaction."""
+
+    more: tuple[Tracking, ...] = ()
+
+
+def positions(trackings: Sequence[Tracking]) -> Tracking:
+    """One tracking for `trackings` (at least one)."""
+    first, *more = trackings
+    if not more:
+        return first
+    return Positions(first.application_name, first.notification_id, tuple(more))
+
+
+def each_position(tracking: Tracking) -> list[Tracking]:
+    if isinstance(tracking, Positions):
+        return [Tracking(tracking.application_name, tracking.notification_id), *tracking.more]
+    return [tracking]
+
+
+class _RecordsPositions:
+    """Records every position of a `Positions` with the library's own statement."""
+
+    def _insert_tracking(self, cursor: Any, tracking: Tracking) -> None:
+        for position in each_position(tracking):
+            super()._insert_tracking(cursor, position)  # type: ignore[misc]
+
+
+class PositionsSQLiteProcessRecorder(_RecordsPositions, SQLiteProcessRecorder):
+    pass
+
+
+class ColumnarPostgresProcessRecorder(_RecordsPositions, PostgresProcessRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.origin = uuid.uuid4().hex
