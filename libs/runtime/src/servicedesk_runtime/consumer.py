@@ -378,7 +378,8 @@ class TrackedConsumer:
         except Stopped:
             raise
         except Exception as error:
-            log.info("fetch_applied_partition_by_partition", why=f"{type(error).__name__}")
+            why = f"{type(error).__name__}: {error}"[:300]
+            log.info("fetch_applied_partition_by_partition", why=why)
             return False
         self._finished(batches, started, stored)
         return True
