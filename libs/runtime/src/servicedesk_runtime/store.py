@@ -3,9 +3,10 @@
 Exactly-once effect: a batch of Kafka messages is applied to aggregates in memory, and the
 new events are written in ONE transaction together with the Kafka position they came from
 (eventsourcing's tracking record, one tracking name per broker incarnation, topic and
-partition; a batch of several partitions records each one's, see `recorders.Positions`). Each applied message also leaves a tiny `Received` marker keyed by its
-`event_id`, so a message delivered again at another offset (a relay that republished, a new
-broker) is recognised and skipped.
+partition; a batch of several partitions records each one's, see `recorders.Positions`).
+Each applied message also leaves a tiny `Received` marker keyed by its `event_id`, so a
+message delivered again at another offset (a relay that republished, a new broker) is
+recognised and skipped.
 """
 
 from __future__ import annotations
