@@ -17,22 +17,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from bench.pipeline import POSTGRES, cpu_of, drop_schemas
+from bench.pipeline import POSTGRES, cpu_of, drop_schemas, postgres_processes
 
 from servicedesk_runtime.tansu import EmbeddedBroker, free_port
 from servicedesk_stack.stack import SERVICES, Stack, StackConfig
-
-
-def postgres_processes() -> dict[str, int]:
-    """PostgreSQL's processes (its backends serve the services' connections)."""
-    found = {}
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().startswith("postgres"):
-                found[f"postgres:{comm.parent.name}"] = int(comm.parent.name)
-        except OSError:
-            continue
-    return found
 
 
 def measure(label: str, database_url: str, seconds: float) -> None:

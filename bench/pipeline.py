@@ -8,7 +8,9 @@ where it appears: `TicketOpened` (intake), `TicketTriaged` (triage), `SlaClockSt
 wall time (its own work; the rest of a hop is the broker holding a fetch and the relay).
 With `--all` it then times how long the notifier (one confirmation mail per ticket at the
 sink) and the gateway (every SLA message consumed) take to catch up. At the end it prints
-the stored events and bytes per ticket of each service, and the services' peak memory.
+the CPU per ticket of each service and of what they lean on (the broker, PostgreSQL, this
+benchmark's own producer and consumer: on a small machine they share the cores), the
+stored events and bytes per ticket of each service, and the services' peak memory.
 
     .venv/bin/python bench/pipeline.py [--tickets 1000] [--rate 0] [--only sqlite|postgres]
         [--all] [--profile DIR] [--fetch-wait-ms N]
@@ -298,6 +300,29 @@ def cpu_of(pids: dict[str, int]) -> dict[str, float]:
     return used
 
 
+def postgres_processes() -> dict[str, int]:
+    """PostgreSQL's processes (its backends serve the services' connections)."""
+    found = {}
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("postgres"):
+                found[f"postgres:{comm.parent.name}"] = int(comm.parent.name)
+        except OSError:
+            continue
+    return found
+
+
+def outside_the_services(broker_pid: int, database_url: str) -> dict[str, float]:
+    """CPU seconds so far of what the services lean on: the broker, PostgreSQL's live
+    processes (a backend that ended meanwhile is not counted) and this benchmark (its
+    producer and its consumer)."""
+    used = {"broker": cpu_of({"broker": broker_pid})["broker"]}
+    if database_url:
+        used["postgres"] = sum(cpu_of(postgres_processes()).values())
+    used["this benchmark"] = time.process_time()
+    return used
+
+
 def profile(stack: Stack, folder: Path, seconds: float) -> list[subprocess.Popen[bytes]]:
     """py-spy on every service for `seconds`: flame graphs and collapsed stacks."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -418,6 +443,7 @@ def bench(label: str, database_url: str, args: argparse.Namespace) -> None:
             if args.profile:
                 recorders = profile(stack, Path(args.profile), args.profile_seconds)
             cpu_before, batches_before = cpu_seconds(stack), batches_applied(stack)
+            outside_before = outside_the_services(broker.pid, database_url)
             result = asyncio.run(run_once(stack, broker.bootstrap, args.tickets, args.rate))
             sightings = result["sightings"]
             assert isinstance(sightings, Sightings)
@@ -434,6 +460,14 @@ def bench(label: str, database_url: str, args: argparse.Namespace) -> None:
             print(
                 f"{'':9} CPU ms/ticket: "
                 + ", ".join(f"{s} {1000 * v / args.tickets:.2f}" for s, v in cpu.items())
+            )
+            outside = outside_the_services(broker.pid, database_url)
+            print(
+                f"{'':9} CPU ms/ticket outside the services: "
+                + ", ".join(
+                    f"{name} {1000 * (v - outside_before[name]) / args.tickets:.2f}"
+                    for name, v in outside.items()
+                )
             )
             memory = peak_rss_mb(stack)
             print(f"{'':9} peak RSS MB: " + ", ".join(f"{s} {v:.0f}" for s, v in memory.items()))
