@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.domain import Aggregate, event
 from psycopg import sql
@@ -122,10 +122,15 @@ def header(record: Any, name: str) -> str | None:
 class Feed:
     """Hands the real consumer (`TrackedConsumer.process`) batches of records, as a broker
     would, with rising offsets: a service's handlers applied exactly as in production,
-    without a broker."""
+    without a broker. Without a `producer` nothing may be dead-lettered."""
 
     def __init__(
-        self, store: TrackedStore, handlers: dict[str, Handler], topic: str, partition: int = 0
+        self,
+        store: TrackedStore,
+        handlers: dict[str, Handler],
+        topic: str,
+        partition: int = 0,
+        producer: AIOKafkaProducer | None = None,
     ) -> None:
         self.tp = TopicPartition(topic, partition)
         self.offset = 0
@@ -135,7 +140,7 @@ class Feed:
             topics=[topic],
             handlers=handlers,
             store=store,
-            producer=None,  # type: ignore[arg-type]  # nothing here is dead-lettered
+            producer=producer,  # type: ignore[arg-type]
             incarnation="test",
         )
 
@@ -181,3 +186,17 @@ def terminate_backends(
     ).format(sql.Identifier(column))
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         return len(connection.execute(statement, (value,)).fetchall())
+
+
+class Saves:
+    """Counts the transactions a store attempts (a spy on the real store)."""
+
+    def __init__(self, store: ServiceStore) -> None:
+        self.count = 0
+        real = store.save_with_tracking
+
+        def counted(*args: Any, **kwargs: Any) -> None:
+            self.count += 1
+            real(*args, **kwargs)
+
+        store.save_with_tracking = counted  # type: ignore[method-assign]

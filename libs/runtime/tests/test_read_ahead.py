@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, StoredEvent
-from libs.runtime.tests.exactly_once_kit import Feed, request
+from libs.runtime.tests.exactly_once_kit import Feed, Saves, request
 from psycopg.sql import SQL
 
 from servicedesk_contracts import messages as m
@@ -122,20 +122,6 @@ class Queries:
             return real(*args, **kwargs)
 
         setattr(owner, name, counted)
-
-
-class Saves:
-    """Counts the transactions a store attempts (a spy on the real store)."""
-
-    def __init__(self, store: ServiceStore) -> None:
-        self.count = 0
-        real = store.save_with_tracking
-
-        def counted(*args: Any, **kwargs: Any) -> None:
-            self.count += 1
-            real(*args, **kwargs)
-
-        store.save_with_tracking = counted  # type: ignore[method-assign]
 
 
 def stored(store: ServiceStore) -> list[str]:

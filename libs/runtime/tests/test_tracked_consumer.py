@@ -21,6 +21,8 @@ from libs.runtime.tests.exactly_once_kit import (
     CRASH,
     REFUSE,
     UNSTORABLE,
+    Feed,
+    Saves,
     header,
     note_handlers,
     notes,
@@ -227,6 +229,16 @@ async def test_a_dropped_database_connection_loses_and_doubles_nothing(
         session_timeout_ms=2000,
         batch_max=20,
     )
+    together = 0  # fetches over several partitions applied in their one transaction
+    attempt_together = consumer._attempt_together
+
+    async def counted(batches: dict[TopicPartition, list[object]]) -> bool:
+        nonlocal together
+        stored = await attempt_together(batches)  # type: ignore[arg-type]
+        together += 1
+        return stored
+
+    consumer._attempt_together = counted  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(consumer.run(stop))
     try:
         sent = [request(f"n{i}") for i in range(400)]
@@ -238,9 +250,10 @@ async def test_a_dropped_database_connection_loses_and_doubles_nothing(
         await producer.flush()
         await eventually(lambda: len(notes(store)) == len(sent), what="every note", timeout=90)
         assert killed > 0
-        counted = notes(store)
-        assert set(counted) == {m.subject_id for m in sent}
-        assert set(counted.values()) == {1}
+        assert together > 0  # the cuts also hit fetches applied across partitions
+        written = notes(store)
+        assert set(written) == {m.subject_id for m in sent}
+        assert set(written.values()) == {1}
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
@@ -339,28 +352,7 @@ async def test_messages_read_past_have_their_position_recorded_soon(
 
 def fed_consumer(store: ServiceStore, producer: AIOKafkaProducer | None) -> TrackedConsumer:
     """A consumer handed fetches directly (`process_fetch`), as a broker would."""
-    return TrackedConsumer(
-        service="notes",
-        bootstrap="127.0.0.1:9",  # never connected
-        topics=[topics.INBOUND],
-        handlers=note_handlers(),
-        store=store,
-        producer=producer,  # type: ignore[arg-type]
-        incarnation="test",
-    )
-
-
-def transactions_of(store: ServiceStore) -> list[int]:
-    """Counts the transactions a store writes (a spy on the real store)."""
-    count = [0]
-    real = store.save_with_tracking
-
-    def counted(*args: object, **kwargs: object) -> None:
-        count[0] += 1
-        real(*args, **kwargs)  # type: ignore[arg-type]
-
-    store.save_with_tracking = counted  # type: ignore[method-assign]
-    return count
+    return Feed(store, note_handlers(), topics.INBOUND, producer=producer).consumer
 
 
 def fetch_of(values: dict[int, list[bytes]]) -> dict[TopicPartition, list[object]]:
@@ -379,11 +371,11 @@ async def test_a_fetch_over_several_partitions_is_applied_in_one_transaction(
 ) -> None:
     consumer = fed_consumer(store, producer=None)
     sent = {p: [request(f"p{p} n{i}") for i in range(3)] for p in range(4)}
-    transactions = transactions_of(store)
+    transactions = Saves(store)
 
     await consumer.process_fetch(fetch_of({p: [m.to_json() for m in b] for p, b in sent.items()}))
 
-    assert transactions == [1]
+    assert transactions.count == 1
     assert set(notes(store)) == {m.subject_id for batch in sent.values() for m in batch}
     for partition in sent:
         tp = TopicPartition(topics.INBOUND, partition)
@@ -404,13 +396,13 @@ async def test_a_fetch_with_a_partition_recorded_elsewhere_is_applied_partition_
     tp0 = TopicPartition(topics.INBOUND, 0)
     store.unit_of_work().commit(Tracking(consumer.tracking_name(tp0), 3))
     sent = {p: [request(f"p{p} n{i}") for i in range(3)] for p in range(3)}
-    transactions = transactions_of(store)
+    transactions = Saves(store)
 
     await consumer.process_fetch(fetch_of({p: [m.to_json() for m in b] for p, b in sent.items()}))
 
     assert set(notes(store)) == {m.subject_id for p in (1, 2) for m in sent[p]}
     assert set(notes(store).values()) == {1}
-    assert transactions[0] == 1 + 3  # the one that failed, then each partition's own
+    assert transactions.count == 1 + 3  # the one that failed, then each partition's own
     for partition in range(3):
         tp = TopicPartition(topics.INBOUND, partition)
         assert store.position(consumer.tracking_name(tp)) == 3

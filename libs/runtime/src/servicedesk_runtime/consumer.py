@@ -385,36 +385,35 @@ class TrackedConsumer:
         return True
 
     async def _attempt_together(self, batches: dict[TopicPartition, list[Record]]) -> bool:
-        """`_attempt` for several partitions at once; returns whether anything was stored."""
-        unit_of_work = await asyncio.to_thread(self._apply_all, batches)
-        if unit_of_work.is_empty() and all(self._recorded_lately(tp) for tp in batches):
+        """`_attempt` for several partitions at once; returns whether anything was stored.
+        Raises `_Separately` when a message is refused: that needs its partition alone."""
+        chunk = await asyncio.to_thread(self._apply, batches, {})
+        if chunk.refusals:
+            await asyncio.to_thread(chunk.unit_of_work.discard)
+            refused = chunk.refusals[0].record
+            raise _Separately(f"{refused.topic}[{refused.partition}]@{refused.offset}")
+        return await self._commit_or_defer(chunk, batches)
+
+    async def _commit_or_defer(
+        self, chunk: _AppliedChunk, batches: Mapping[TopicPartition, list[Record]]
+    ) -> bool:
+        """Commits an applied chunk with its positions; returns whether anything was
+        stored. A chunk that changed nothing, of partitions whose positions were recorded
+        within the second, is thrown away instead and its positions wait (see
+        `_record_unrecorded_positions`): reading those messages again after a restart
+        changes nothing either."""
+        unit_of_work = chunk.unit_of_work
+        changed_nothing = not chunk.refusals and unit_of_work.is_empty()
+        if changed_nothing and all(self._recorded_lately(tp) for tp in batches):
             await asyncio.to_thread(unit_of_work.discard)
             for tp, records in batches.items():
                 self._unrecorded[tp] = records[-1].offset + 1
             return False
         stored = not unit_of_work.is_empty()
-        tracking = positions([self._tracking(tp, records) for tp, records in batches.items()])
-        await asyncio.to_thread(unit_of_work.commit, tracking)
+        await asyncio.to_thread(unit_of_work.commit, chunk.tracking)
         for tp in batches:
             self._recorded(tp)
         return stored
-
-    def _apply_all(self, batches: dict[TopicPartition, list[Record]]) -> TrackedUnitOfWork:
-        """Runs in a worker thread: applies every batch through one unit of work. Raises
-        `_Separately` at the first message that is refused."""
-        unit_of_work: TrackedUnitOfWork = self.store.unit_of_work()
-        try:
-            routes = {(tp, r.offset): self._route(r) for tp, rs in batches.items() for r in rs}
-            self._prefetch(routes.values(), unit_of_work)
-            for tp, records in batches.items():
-                for record in records:
-                    refused = self._apply_one(record, routes[tp, record.offset], unit_of_work)
-                    if refused is not None:
-                        raise _Separately(f"{tp.topic}[{tp.partition}]@{record.offset}")
-        except BaseException:
-            unit_of_work.discard()
-            raise
-        return unit_of_work
 
     async def process(self, tp: TopicPartition, records: list[Record]) -> None:
         """Applies one fetched batch of a topic-partition; returns when every message of it
@@ -505,21 +504,13 @@ class TrackedConsumer:
         Returns whether anything was stored. A batch that changed nothing (every message
         read past or a duplicate) records its position at most once a second: reading
         those messages again after a restart changes nothing either."""
-        chunk = await asyncio.to_thread(self._apply, tp, records, crashed)
-        unit_of_work = chunk.unit_of_work
-        if not chunk.refusals and unit_of_work.is_empty() and self._recorded_lately(tp):
-            await asyncio.to_thread(unit_of_work.discard)
-            self._unrecorded[tp] = chunk.tracking.notification_id
-            return False
+        chunk = await asyncio.to_thread(self._apply, {tp: records}, crashed)
         try:
             await self._send_dead_letters(chunk.refusals, dead_lettered)
         except BaseException:
-            await asyncio.to_thread(unit_of_work.discard)
+            await asyncio.to_thread(chunk.unit_of_work.discard)
             raise
-        stored = not unit_of_work.is_empty()
-        await asyncio.to_thread(unit_of_work.commit, chunk.tracking)
-        self._recorded(tp)
-        return stored
+        return await self._commit_or_defer(chunk, {tp: records})
 
     def _read_past_whole(self, tp: TopicPartition, records: list[Record]) -> bool:
         """Reads past a batch of event types this service does not handle (their headers
@@ -594,21 +585,29 @@ class TrackedConsumer:
         return Tracking(self.tracking_name(tp), records[-1].offset + 1)
 
     def _apply(
-        self, tp: TopicPartition, records: list[Record], crashed: dict[int, str]
+        self, batches: Mapping[TopicPartition, list[Record]], crashed: dict[int, str]
     ) -> _AppliedChunk:
-        """Runs in a worker thread: the stores are synchronous. A failure discards what
-        the batch changed so far (a projection's open transaction is rolled back)."""
-        chunk = _AppliedChunk(self.store.unit_of_work(), self._tracking(tp, records))
+        """Runs in a worker thread: the stores are synchronous. Applies the batches (of one
+        partition, or of every partition of a fetch) through one unit of work, whose
+        tracking records each one's position. A failure discards what the batch changed
+        so far (a projection's open transaction is rolled back). `crashed`: offsets (of
+        a lone partition) whose handler crashed before, refused now."""
+        tracking = positions([self._tracking(tp, records) for tp, records in batches.items()])
+        chunk = _AppliedChunk(self.store.unit_of_work(), tracking)
         try:
-            routes = {r.offset: self._route(r) for r in records if r.offset not in crashed}
-            self._prefetch(routes.values(), chunk.unit_of_work)
-            for record in records:
+            routed = [
+                (record, None if record.offset in crashed else self._route(record))
+                for batch in batches.values()
+                for record in batch
+            ]
+            self._prefetch((route for _, route in routed), chunk.unit_of_work)
+            for record, route in routed:
                 if record.offset in crashed:
                     refused: _Refusal | None = _Refusal(
                         record, "handler_error", crashed[record.offset]
                     )
                 else:
-                    refused = self._apply_one(record, routes[record.offset], chunk.unit_of_work)
+                    refused = self._apply_one(record, route, chunk.unit_of_work)
                 if refused is not None:
                     chunk.refusals.append(refused)
                     self._decide_refused(refused, chunk.unit_of_work)
