@@ -55,3 +55,11 @@ def test_a_service_that_keeps_dying_waits_longer_each_time(make_stack: StackFact
         stack.processes["intake"].kill()
         stack.processes["intake"].wait()
     assert pauses == [0.2, 0.4, 0.4, 0.4]  # doubled, then capped
+
+
+def test_a_service_that_exits_at_start_says_what_it_died_of(make_stack: StackFactory) -> None:
+    # On CI only the failed test's one-line summary is sure to be read: it names the cause.
+    stack = make_stack(extra_env={"KAFKA_FETCH_WAIT_MS": "0"})
+    stack.start(("triage",))
+    with pytest.raises(RuntimeError, match=r"triage exited with 1 \(.*greater than or equal to 1"):
+        stack.wait_ready(("triage",))

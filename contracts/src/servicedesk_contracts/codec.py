@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +22,42 @@ NEWEST: dict[str, type[Message]] = {
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Larger values are refused before parsing: no message of ours comes near it (a body is
 at most 20,000 characters), and parsing 100 MB of hostile JSON costs memory and time."""
+
+
+MAX_JSON_DEPTH = 64
+"""Deeper JSON is refused before parsing. Ours nests five levels at most. Python's parser
+recurses once per level: a text nested near the interpreter's limit raises RecursionError,
+and leaves whatever runs meanwhile without stack (a garbage collection's finalizers then
+fail)."""
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+"""A JSON string, or an unterminated one to the end: one pass over any text, never a
+second try from a later quote."""
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = [{ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}.get(b, 0) for b in range(256)]
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than a parser may go safely."""
+
+
+def load_json(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` for text from outside: a text whose arrays and objects nest deeper than
+    `max_depth` raises `TooDeep` without being parsed. Anything else is as `json.loads`."""
+    text = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _nesting_depth(text, max_depth) > max_depth:
+        raise TooDeep(f"JSON nested deeper than {max_depth} levels")
+    return json.loads(raw)
+
+
+def _nesting_depth(text: bytes, bound: int) -> int:
+    """How deep arrays and objects nest in `text`; brackets inside strings do not count.
+    A text with few brackets is not scanned: its depth is at most their number."""
+    brackets = text.count(b"[") + text.count(b"{")
+    if brackets <= bound:
+        return brackets
+    structure = _STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, structure)), default=0)
 
 
 class InvalidMessage(ValueError):
@@ -46,7 +84,7 @@ def decode(raw: bytes | None) -> Message:
 
 def parse_json(raw: bytes | None) -> dict[str, Any]:
     """The JSON object in a Kafka value, or `InvalidMessage` for anything else: no value,
-    too large, not UTF-8, not JSON, nested too deeply, an integer too long to convert, not
+    too large, not UTF-8, not JSON, nested too deep, an integer too long to convert, not
     an object."""
     if raw is None:
         raise InvalidMessage("empty", "message has no value")
@@ -55,9 +93,9 @@ def parse_json(raw: bytes | None) -> dict[str, Any]:
             "too_large", f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES} bytes"
         )
     try:
-        document: Any = json.loads(raw)
-    except RecursionError as error:
-        raise InvalidMessage("invalid_json", "JSON nested too deeply") from error
+        document: Any = load_json(raw)
+    except TooDeep as error:
+        raise InvalidMessage("invalid_json", str(error)) from error
     except ValueError as error:  # bad UTF-8, bad JSON, an integer of thousands of digits
         raise InvalidMessage("invalid_json", f"not valid JSON: {str(error)[:200]}") from error
     if not isinstance(document, dict):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
 import uuid
@@ -50,6 +49,7 @@ from eventsourcing.persistence import (
 
 from servicedesk_contracts import InvalidMessage, Message, decode
 from servicedesk_contracts import topics as topic_names
+from servicedesk_contracts.codec import load_json
 from servicedesk_contracts.envelope import EVENT_TYPE_HEADER
 from servicedesk_runtime.kafka import dead_letter
 from servicedesk_runtime.logs import get_logger, message_fields
@@ -264,7 +264,8 @@ class TrackedConsumer:
         self.ready = False
         self._stop = asyncio.Event()
         self._next_offset: dict[TopicPartition, int] = {}
-        self._consumer = AIOKafkaConsumer(
+        self._new_client = partial(
+            AIOKafkaConsumer,
             bootstrap_servers=bootstrap,
             group_id=service,
             client_id=f"{service}-consumer",
@@ -280,6 +281,9 @@ class TrackedConsumer:
             # rebalance may be fetched up to this much later.
             consumer_timeout_ms=1000,
         )
+        self._client: AIOKafkaConsumer | None = None
+        """Made by `run`: a consumer handed fetches directly (a rebuild, a test) opens none,
+        and leaves no unclosed client behind."""
         self._last_read = time.monotonic()
         self._lag_reported = 0.0
         self._recorded_at: dict[TopicPartition, float] = {}
@@ -288,13 +292,20 @@ class TrackedConsumer:
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member of the group consumes now."""
-        return set(self._consumer.assignment())
+        return set(self._client.assignment()) if self._client is not None else set()
+
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            raise RuntimeError(f"{self.service}: the consumer is not running")
+        return self._client
 
     def tracking_name(self, tp: TopicPartition) -> str:
         return f"{self.incarnation}:{tp.topic}:{tp.partition}"
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
+        self._client = self._new_client()
         self._consumer.subscribe(self.topics, listener=_SeekToRecordedPositions(self))
         await self._consumer.start()
         try:
@@ -740,7 +751,7 @@ def command_of(value: bytes | None) -> CommandRef | None:
     if value is None or len(value) > 1 << 20:
         return None
     try:
-        raw = json.loads(value)
+        raw = load_json(value)
         event_id = uuid.UUID(str(raw["event_id"]))
         correlation = raw.get("correlation_id")
         return CommandRef(
@@ -748,7 +759,7 @@ def command_of(value: bytes | None) -> CommandRef | None:
             event_type=str(raw.get("event_type", "unknown"))[:100],
             correlation_id=uuid.UUID(str(correlation)) if correlation else None,
         )
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (ValueError, TypeError, KeyError, AttributeError):  # TooDeep is a ValueError
         return None
 
 

@@ -154,9 +154,9 @@ class Stack:
             service = pending[0]
             process = self.processes.get(service)
             if process is not None and process.poll() is not None:
+                log = self.config.data_dir / "logs" / f"{service}.log"
                 raise RuntimeError(
-                    f"{service} exited with {process.returncode}; see "
-                    f"{self.config.data_dir / 'logs' / (service + '.log')}"
+                    f"{service} exited with {process.returncode} ({last_words(log)}); see {log}"
                 )
             try:
                 if httpx.get(self.health_url(service), timeout=1).status_code == 200:
@@ -216,3 +216,13 @@ class Supervisor:
 def embedded_broker(port: int, data_dir: Path) -> EmbeddedBroker:
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     return EmbeddedBroker(port=port, log_path=data_dir / "logs" / "tansu.log")
+
+
+def last_words(log: Path, count: int = 3) -> str:
+    """The last lines a service wrote before it exited: after a crash, the end of what it
+    died of. A failure on CI then names its cause where only a one-line summary is read."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError as error:
+        return f"no log: {error.strerror}"
+    return " | ".join(line.strip()[:200] for line in lines[-count:]) or "its log is empty"

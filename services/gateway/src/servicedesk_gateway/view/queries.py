@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from servicedesk_contracts.codec import load_json
 from servicedesk_gateway.view.schema import NO_DEADLINE, ViewTables, micros
 from servicedesk_gateway.view.tickets import TicketView
 
@@ -441,7 +442,7 @@ def _encode_cursor(sort: Sort, value: Any, ticket_id: str) -> str:
 def _decode_cursor(cursor: str, sort: Sort) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        sort_spec, value, ticket_id = json.loads(raw)
+        sort_spec, value, ticket_id = load_json(raw)
         uuid.UUID(ticket_id)
     except (binascii.Error, ValueError, TypeError) as bad:
         raise BadCursor("not a cursor this API handed out") from bad
