@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -427,3 +428,32 @@ async def test_a_poison_message_in_a_fetch_leaves_the_other_partitions_applied_o
         "invalid_json",
     ]
     assert store.position(consumer.tracking_name(TopicPartition(topics.INBOUND, 1))) == 3
+
+
+class SeekSpy:
+    """Stands in for the Kafka client: where, and from which thread, it was told to seek."""
+
+    def __init__(self) -> None:
+        self.seeks: dict[TopicPartition, tuple[int, int]] = {}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks[tp] = (offset, threading.get_ident())
+
+
+async def test_new_partitions_resume_from_the_store_with_seeks_made_on_the_event_loop(
+    store: ServiceStore,
+) -> None:
+    # aiokafka is not thread-safe: a seek made from a worker thread raced the fetcher
+    # draining its records, and its KeyError stopped the service after a restart.
+    consumer = fed_consumer(store, producer=None)
+    recorded, fresh = TopicPartition(topics.INBOUND, 1), TopicPartition(topics.INBOUND, 2)
+    store.unit_of_work().commit(Tracking(consumer.tracking_name(recorded), 17))
+    spy = SeekSpy()
+    consumer._client = spy  # type: ignore[assignment]
+
+    await consumer_module._SeekToRecordedPositions(consumer).on_partitions_assigned(
+        {recorded, fresh}
+    )
+
+    loop_thread = threading.get_ident()
+    assert spy.seeks == {recorded: (17, loop_thread), fresh: (0, loop_thread)}

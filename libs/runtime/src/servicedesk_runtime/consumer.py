@@ -713,12 +713,21 @@ class TrackedConsumer:
             )
             sent.add(record.offset)
 
-    def seek_to_recorded(self, assigned: set[TopicPartition]) -> None:
-        for tp in assigned:
-            position = self.store.position(self.tracking_name(tp)) or 0
+    async def seek_to_recorded(self, assigned: set[TopicPartition]) -> None:
+        """Resumes newly assigned partitions from the positions recorded in the store. The
+        store is read in a worker thread, the seeks are made here, on the event loop:
+        aiokafka is not thread-safe, and a seek from another thread once raced a fetch
+        being drained (a KeyError in its fetcher that stopped the service)."""
+        positions = await self._with_store(
+            lambda: asyncio.to_thread(self._recorded_positions, assigned)
+        )
+        for tp, position in positions.items():
             self._next_offset[tp] = position
             self._consumer.seek(tp, position)
             log.info("resuming", topic=tp.topic, partition=tp.partition, offset=position)
+
+    def _recorded_positions(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.store.position(self.tracking_name(tp)) or 0 for tp in assigned}
 
     async def _report_lag(self) -> None:
         self._lag_reported = time.monotonic()
@@ -798,4 +807,4 @@ class _SeekToRecordedPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await asyncio.to_thread(self._consumer.seek_to_recorded, assigned)
+        await self._consumer.seek_to_recorded(assigned)
