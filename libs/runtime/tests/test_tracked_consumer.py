@@ -38,7 +38,7 @@ from servicedesk_runtime import consumer as consumer_module
 from servicedesk_runtime.consumer import FetchPacing, TrackedConsumer
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.kafka import ensure_topics
-from servicedesk_runtime.store import ServiceStore
+from servicedesk_runtime.store import CommandOutcome, Received, ServiceStore
 from servicedesk_runtime.tansu import EmbeddedBroker
 from servicedesk_stack.waiting import eventually
 
@@ -457,3 +457,84 @@ async def test_new_partitions_resume_from_the_store_with_seeks_made_on_the_event
 
     loop_thread = threading.get_ident()
     assert spy.seeks == {recorded: (17, loop_thread), fresh: (0, loop_thread)}
+
+
+def decided(store: ServiceStore) -> dict[uuid.UUID, list[tuple[str, str]]]:
+    """Each command's stored rows that say it was applied or decided: (kind, outcome)."""
+    rows: dict[uuid.UUID, list[tuple[str, str]]] = {}
+    for notification in store.process_recorder.select_notifications(1, 1_000_000):
+        event = store.mapper.to_domain_event(notification)
+        if isinstance(event, CommandOutcome.Decided):
+            kind = (
+                "outcome as marker"
+                if event.originator_id == Received.id_for(event.command_id)
+                else "outcome"
+            )
+            rows.setdefault(event.command_id, []).append((kind, event.outcome))
+    markers = {
+        n.originator_id
+        for n in store.process_recorder.select_notifications(1, 1_000_000)
+        if n.topic.endswith("Received.Applied")
+    }
+    for command_id, found in rows.items():
+        if Received.id_for(command_id) in markers:
+            found.append(("marker", ""))
+    return rows
+
+
+async def test_a_command_decided_by_its_handler_is_one_stored_row(
+    store: ServiceStore, producer: AIOKafkaProducer
+) -> None:
+    # Its outcome stands in for the `Received` marker: one row less per command.
+    feed = Feed(store, note_handlers(), topics.INBOUND, producer=producer)
+    applied, refused = request("printer"), request(REFUSE)
+
+    await feed.deliver([applied, refused])
+    await feed.deliver([applied, refused])  # again: duplicates, decided once
+
+    assert decided(store) == {
+        applied.event_id: [("outcome as marker", "applied")],
+        refused.event_id: [("outcome as marker", "refused")],
+    }
+    assert set(notes(store)) == {applied.subject_id}
+    assert set(notes(store).values()) == {1}
+
+
+async def test_a_command_refused_by_its_contract_then_replayed_fixed_is_applied_once(
+    store: ServiceStore, producer: AIOKafkaProducer
+) -> None:
+    feed = Feed(store, note_handlers(), topics.INBOUND, producer=producer)
+    fixed = request("printer")
+    broken = json.loads(fixed.to_json())
+    broken["data"]["subject"] = ""  # refused by the contract: decided, not applied
+    await feed.consumer.process(feed.tp, [record(feed.tp, 0, json.dumps(broken).encode())])
+    feed.offset = 1
+
+    await feed.deliver([fixed])  # the operator's fixed copy, under the same event_id
+    await feed.deliver([fixed])
+
+    assert decided(store) == {fixed.event_id: [("outcome", "refused"), ("marker", "")]}
+    assert notes(store) == {fixed.subject_id: 1}
+
+
+async def test_commands_stored_with_a_marker_and_an_outcome_stay_applied_and_decided(
+    store: ServiceStore,
+) -> None:
+    # What stores written before outcomes stood in for markers hold.
+    feed = Feed(store, note_handlers(), topics.INBOUND)
+    command = request("printer")
+    outcome = CommandOutcome(
+        command_id=command.event_id,
+        command_type=command.event_type,
+        correlation_id=str(command.event_id),
+        outcome="applied",
+        reason=None,
+        detail=None,
+        produced=[],
+    )
+    store.save(outcome, Received.of(command.event_id))
+
+    await feed.deliver([command])
+
+    assert decided(store) == {command.event_id: [("outcome", "applied"), ("marker", "")]}
+    assert notes(store) == {}

@@ -170,8 +170,9 @@ class UnitOfWork:
         self._stored: dict[uuid.UUID, int] = {}
         """Versions read ahead by `prefetch` (ids not in it were read ahead and absent)."""
         self._read_ahead: set[uuid.UUID] = set()
-        self._outcomes: dict[uuid.UUID, CommandOutcome] = {}
-        """Commands decided here, saved first (see `record_outcome`)."""
+        self._outcomes: dict[uuid.UUID, dict[str, Any]] = {}
+        """How the commands decided here were decided, by command id: saved first (see
+        `record_outcome` and `_decided`)."""
         self._touched: dict[uuid.UUID, int] = {}
         """Pending events of each aggregate touched since `events_mark`, when first touched."""
 
@@ -278,28 +279,33 @@ class UnitOfWork:
         """Records how a command was decided, once: a command decided before (refused, and
         delivered again) keeps its first outcome. `command` is the message, or anything
         with `event_id`, `event_type` and `correlation_id`."""
-        outcome_id = CommandOutcome.id_for(command.event_id)
-        if outcome_id in self._outcomes or self._exists(outcome_id):
+        command_id = command.event_id
+        if command_id in self._outcomes or self._decided_before(command_id):
             return
-        decided = CommandOutcome(
-            command_id=command.event_id,
-            command_type=command.event_type,
-            correlation_id=str(command.correlation_id or command.event_id),
-            outcome=outcome,
-            reason=reason,
+        self._outcomes[command_id] = {
+            "command_id": command_id,
+            "command_type": command.event_type,
+            "correlation_id": str(command.correlation_id or command.event_id),
+            "outcome": outcome,
+            "reason": reason,
             # As text that always encodes (a refusal may quote a lone surrogate it refused).
-            detail=_printable(detail[:2000]) if detail else detail,
-            produced=produced or [],
-            actor=_actor_of(command),
+            "detail": _printable(detail[:2000]) if detail else detail,
+            "produced": produced or [],
+            "actor": _actor_of(command),
+        }
+
+    def _decided_before(self, command_id: uuid.UUID) -> bool:
+        """An outcome is stored under the outcome's own id, or under the marker's id when
+        the command was applied in the same transaction (see `_decided`)."""
+        return self._exists(CommandOutcome.id_for(command_id)) or self._exists(
+            Received.id_for(command_id)
         )
-        # Saved first in the transaction: in the notification log it precedes the events it
-        # lists, so the relay knows their cause when it publishes them.
-        self._outcomes[decided.id] = decided
 
     def already_applied(self, event_id: uuid.UUID) -> bool:
-        """Applied before: by this unit of work, or stored with a `Received` marker. (A
-        command's outcome is no proof: one refused by its contract is decided but not
-        applied, and a fixed copy is replayed under the same `event_id`.)"""
+        """Applied before: by this unit of work, or stored with a `Received` marker (or a
+        command's outcome in its place, see `_decided`). An outcome under its own id is no
+        proof: one refused by its contract is decided but not applied, and a fixed copy is
+        replayed under the same `event_id`."""
         return event_id in self._applied or self._exists(Received.id_for(event_id))
 
     def _exists(self, aggregate_id: uuid.UUID) -> bool:
@@ -311,8 +317,22 @@ class UnitOfWork:
         """Remembers the message as applied: a `Received` marker is stored with the rest."""
         self._applied.add(event_id)
 
+    def _decided(self) -> list[CommandOutcome]:
+        """The outcomes decided here. The outcome of a command applied here is stored
+        under the id of the command's `Received` marker, instead of the marker: one row
+        proves both that the command was applied and how it was decided. One refused by its
+        contract is not applied (a fixed copy may be replayed under the same `event_id`),
+        so its outcome keeps its own id and proves nothing about applying."""
+        return [
+            CommandOutcome._create(CommandOutcome.Decided, id=Received.id_for(command_id), **kw)
+            if command_id in self._applied
+            else CommandOutcome(**kw)
+            for command_id, kw in self._outcomes.items()
+        ]
+
     def _markers(self) -> list[Received]:
-        return [Received.of(event_id) for event_id in self._applied]
+        """A marker for each message applied here whose outcome does not stand for it."""
+        return [Received.of(e) for e in self._applied if e not in self._outcomes]
 
     def discard(self) -> None:
         """Forgets what was changed: nothing was written yet (and what it took from the
@@ -339,7 +359,9 @@ class UnitOfWork:
             raise RuntimeError("a unit of work is committed at most once; start a new one")
         self._spent = True
         changed = [
-            *self._outcomes.values(),
+            # Outcomes first: in the notification log each precedes the events it lists, so
+            # the relay knows their cause when it publishes them.
+            *self._decided(),
             *(a for a in self._aggregates.values() if a.pending_events),
             *self._markers(),
         ]
