@@ -23,8 +23,35 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import Cursor
+from psycopg.abc import AdaptContext
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+
+class ComposedOnce(Composed):
+    """A composed statement that quotes its identifiers once. psycopg composes an SQL
+    object anew at every execute, quoting each identifier through libpq: the library's
+    statements of a commit (the table lock, the tracking insert) and ours cost 5-7 % of a
+    service's CPU that way."""
+
+    def __init__(self, statement: Composed) -> None:
+        super().__init__(list(statement))
+        self._bytes: bytes | None = None
+
+    def as_bytes(self, context: AdaptContext | None = None) -> bytes:
+        if self._bytes is None:
+            self._bytes = super().as_bytes(context)
+        return self._bytes
+
+
+def compose_once(owner: object) -> None:
+    """Makes every statement `owner` composed when it was made (one, or a list) compose
+    once."""
+    for name, value in list(vars(owner).items()):
+        if isinstance(value, Composed):
+            setattr(owner, name, ComposedOnce(value))
+        elif isinstance(value, list) and value and all(isinstance(v, Composed) for v in value):
+            setattr(owner, name, [ComposedOnce(v) for v in value])
 
 
 @dataclass(frozen=True)
@@ -75,11 +102,13 @@ class ColumnarPostgresProcessRecorder(_RecordsPositions, PostgresProcessRecorder
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
         )
+        self.notify_statement = SQL("NOTIFY {0}, {1}").format(
+            Identifier(self.channel_name), Literal(self.origin)
+        )
+        compose_once(self)
 
     def _notify_channel(self, curs: Cursor[DictRow]) -> None:
-        curs.execute(
-            SQL("NOTIFY {0}, {1}").format(Identifier(self.channel_name), Literal(self.origin))
-        )
+        curs.execute(self.notify_statement)
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any

@@ -11,6 +11,7 @@ recognised and skipped.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from servicedesk_runtime.database import DatabaseUrl
 from servicedesk_runtime.logs import get_logger
+from servicedesk_runtime.recorders import ComposedOnce
 
 log = get_logger(__name__)
 A = TypeVar("A", bound=Aggregate)
@@ -437,7 +439,9 @@ FEW_EVENTS = 100
 def _versions_of(recorder: Any, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
     """One query: the highest stored version of each of `ids` that has events."""
     if isinstance(recorder, PostgresAggregateRecorder):
-        statement = postgres_versions_query(recorder.datastore.schema, recorder.events_table_name)
+        statement = _postgres_versions_statement(
+            recorder.datastore.schema, recorder.events_table_name
+        )
         with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
             cursor.execute(statement, (list(ids),), prepare=True)
             rows = cursor.fetchall()
@@ -461,6 +465,11 @@ def postgres_versions_query(schema: str, table: str) -> Composed:
         "SELECT ids.id, (SELECT max(originator_version) FROM {schema}.{table} "
         "WHERE originator_id = ids.id) AS version FROM unnest(%s::uuid[]) AS ids(id)"
     ).format(schema=Identifier(schema), table=Identifier(table))
+
+
+@functools.lru_cache(maxsize=8)
+def _postgres_versions_statement(schema: str, table: str) -> ComposedOnce:
+    return ComposedOnce(postgres_versions_query(schema, table))
 
 
 def sqlite_versions_query(table: str, count: int) -> str:
