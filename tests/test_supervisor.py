@@ -61,5 +61,6 @@ def test_a_service_that_exits_at_start_says_what_it_died_of(make_stack: StackFac
     # On CI only the failed test's one-line summary is sure to be read: it names the cause.
     stack = make_stack(extra_env={"KAFKA_FETCH_WAIT_MS": "0"})
     stack.start(("triage",))
-    with pytest.raises(RuntimeError, match=r"triage exited with 1 \(.*greater than or equal to 1"):
+    said = r"triage exited with 2 \(triage: KAFKA_FETCH_WAIT_MS='0': .* greater than or equal to 1"
+    with pytest.raises(RuntimeError, match=said):
         stack.wait_ready(("triage",))

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from servicedesk_runtime.consumer import FetchPacing
-from servicedesk_runtime.settings import ServiceSettings
+from servicedesk_runtime.settings import ServiceSettings, from_environment
 
 
 def test_the_fetch_waits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +36,30 @@ def test_a_fetch_wait_that_makes_no_sense_is_refused_by_name(
     monkeypatch.setenv("KAFKA_IDLE_FETCH_WAIT_MS", idle)
     with pytest.raises(ValidationError, match=re.escape(named)):
         ServiceSettings()
+
+
+def test_a_service_with_bad_settings_says_which_in_a_line_each_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_FETCH_WAIT_MS", "0")
+    monkeypatch.setenv("HTTP_PORT", "abc")
+    with pytest.raises(SystemExit) as exited:
+        from_environment(ServiceSettings, "triage")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "triage: HTTP_PORT='abc': Input should be a valid integer, unable to parse string as "
+        "an integer",
+        "triage: KAFKA_FETCH_WAIT_MS='0': Input should be greater than or equal to 1",
+    ]
+
+
+def test_a_rule_across_settings_is_said_in_its_own_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_IDLE_FETCH_WAIT_MS", "5")
+    with pytest.raises(SystemExit):
+        from_environment(ServiceSettings, "notifier")
+    assert capsys.readouterr().err == (
+        "notifier: KAFKA_IDLE_FETCH_WAIT_MS (5) is shorter than KAFKA_FETCH_WAIT_MS (25): an "
+        "idle consumer would ask the broker more often than a busy one\n"
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Self
+import sys
+from typing import Self, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servicedesk_runtime.consumer import FetchPacing
@@ -67,3 +69,25 @@ class ServiceSettings(BaseSettings):
 
     def database_url_for(self, service: str) -> str:
         return self.database_url or f"sqlite:///var/data/{service}.db"
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def from_environment(kind: type[S], service: str) -> S:
+    """The service's settings from its environment. A bad one ends the process (exit 2)
+    with a line per variable naming it, its value and what is wrong: an operator reads
+    that, not a traceback."""
+    try:
+        return kind()
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            print(f"{service}: {_what(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _what(error: ErrorDetails) -> str:
+    names = [str(part) for part in error["loc"]]
+    if not names:  # a rule across variables: its message names them
+        return error["msg"].removeprefix("Value error, ")
+    return f"{'_'.join(names).upper()}={error['input']!r}: {error['msg']}"

@@ -10,6 +10,7 @@ from servicedesk_billing.translate import translate
 from servicedesk_contracts import topics
 from servicedesk_runtime.clock import Clock
 from servicedesk_runtime.service import Service
+from servicedesk_runtime.settings import from_environment
 
 NAME = "billing"
 
@@ -24,4 +25,4 @@ async def run(settings: BillingSettings, clock: Clock | None = None) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(BillingSettings()))
+    asyncio.run(run(from_environment(BillingSettings, NAME)))

@@ -20,6 +20,7 @@ from servicedesk_runtime.logs import configure_logging, get_logger
 from servicedesk_runtime.metrics import SERVICE_UP
 from servicedesk_runtime.ops import add_ops_routes, serve_http
 from servicedesk_runtime.relay import RelayPositions
+from servicedesk_runtime.settings import from_environment
 from servicedesk_runtime.store import ServiceStore
 
 NAME = "gateway"
@@ -85,4 +86,4 @@ async def run(settings: GatewaySettings, clock: Clock | None = None) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(GatewaySettings()))
+    asyncio.run(run(from_environment(GatewaySettings, NAME)))

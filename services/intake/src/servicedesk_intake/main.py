@@ -18,6 +18,7 @@ from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.relay import LogPositions
 from servicedesk_runtime.service import BackgroundLoop, Service
+from servicedesk_runtime.settings import from_environment
 from servicedesk_runtime.snapshots import snapshot_if_behind
 
 NAME = "intake"
@@ -83,4 +84,4 @@ def _mail_in(service: Service, settings: IntakeSettings, blobs: BlobStore) -> li
 
 
 def main() -> None:
-    asyncio.run(run(IntakeSettings()))
+    asyncio.run(run(from_environment(IntakeSettings, NAME)))

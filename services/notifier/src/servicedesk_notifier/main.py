@@ -12,6 +12,7 @@ from servicedesk_notifier.dispatch_log import DispatchLog
 from servicedesk_notifier.smtp import SmtpMailer
 from servicedesk_notifier.translate import translate
 from servicedesk_runtime.service import Service
+from servicedesk_runtime.settings import from_environment
 
 NAME = "notifier"
 
@@ -44,4 +45,4 @@ async def run(settings: NotifierSettings) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(NotifierSettings()))
+    asyncio.run(run(from_environment(NotifierSettings, NAME)))

@@ -7,6 +7,7 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.service import Service
+from servicedesk_runtime.settings import from_environment
 from servicedesk_sla_timer.application import SlaTimer
 from servicedesk_sla_timer.config import SlaTimerSettings
 from servicedesk_sla_timer.due_timers import DueTimers
@@ -29,4 +30,4 @@ async def run(settings: SlaTimerSettings, clock: Clock | None = None) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(SlaTimerSettings()))
+    asyncio.run(run(from_environment(SlaTimerSettings, NAME)))

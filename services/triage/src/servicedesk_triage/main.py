@@ -7,6 +7,7 @@ import asyncio
 from servicedesk_contracts import topics
 from servicedesk_runtime.clock import Clock, SystemClock
 from servicedesk_runtime.service import Service
+from servicedesk_runtime.settings import from_environment
 from servicedesk_triage.application import TriageDesk
 from servicedesk_triage.config import TriageSettings
 from servicedesk_triage.translate import translate
@@ -33,4 +34,4 @@ async def run(settings: TriageSettings, clock: Clock | None = None) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(TriageSettings()))
+    asyncio.run(run(from_environment(TriageSettings, NAME)))
