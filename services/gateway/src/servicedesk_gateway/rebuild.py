@@ -28,6 +28,7 @@ from servicedesk_runtime.ends import end_offsets, partitions_of
 from servicedesk_runtime.kafka import broker_incarnation
 from servicedesk_runtime.logs import get_logger
 from servicedesk_runtime.progress import Progress
+from servicedesk_runtime.settings import from_environment
 
 log = get_logger(__name__)
 BATCH = 2000
@@ -105,7 +106,7 @@ async def _apply(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args(argv)
-    settings = GatewaySettings()
+    settings = from_environment(GatewaySettings, "gateway rebuild")
     database = Database(DatabaseUrl.parse(settings.database_url_for("gateway"), "gateway"))
     try:
         view = GatewayView(database)

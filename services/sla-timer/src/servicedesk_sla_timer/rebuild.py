@@ -12,6 +12,7 @@ import argparse
 
 from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.progress import Progress
+from servicedesk_runtime.settings import from_environment
 from servicedesk_runtime.store import ServiceStore
 from servicedesk_sla_timer.config import SlaTimerSettings
 from servicedesk_sla_timer.due_timers import DueTimers
@@ -21,7 +22,8 @@ from servicedesk_sla_timer.main import NAME
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args(argv)
-    url = DatabaseUrl.parse(SlaTimerSettings().database_url_for(NAME), NAME)
+    settings = from_environment(SlaTimerSettings, f"{NAME} rebuild")
+    url = DatabaseUrl.parse(settings.database_url_for(NAME), NAME)
     database, store = Database(url), ServiceStore(url, NAME)
     try:
         due = DueTimers(database, store)
