@@ -40,6 +40,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -u -m bench.idle
 	$(BIN)/python -u -m bench.broker_fetch_wait
 	$(BIN)/python -u -m bench.batch_apply
+	$(BIN)/python -u -m bench.commit
 	$(BIN)/python -u bench/sla_timers.py
 	$(BIN)/python -u bench/statements.py
 	$(BIN)/python -u -m bench.billing_history
