@@ -25,10 +25,10 @@ at most 20,000 characters), and parsing 100 MB of hostile JSON costs memory and 
 
 
 MAX_JSON_DEPTH = 64
-"""Deeper JSON is refused before parsing. Ours nests five levels at most. Python's parser
-recurses once per level: a text nested near the interpreter's limit raises RecursionError,
-and leaves whatever runs meanwhile without stack (a garbage collection's finalizers then
-fail)."""
+"""Deeper JSON is refused before parsing. Ours nests six levels at most (an agreement's
+terms, `contracts/examples`). Python's parser recurses once per level: a text nested near
+the interpreter's limit raises RecursionError, and leaves whatever runs meanwhile without
+stack (a garbage collection's finalizers then fail)."""
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 """A JSON string, or an unterminated one to the end: one pass over any text, never a
