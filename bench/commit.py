@@ -10,41 +10,21 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-import psycopg
+from bench.batch_apply import store_for
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 
-from servicedesk_runtime.database import Database, DatabaseUrl
 from servicedesk_runtime.recorders import ColumnarPostgresProcessRecorder
-from servicedesk_runtime.store import ServiceStore
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class Thing(Aggregate):
     @event("Made")
     def __init__(self, n: int) -> None:
         self.n = n
-
-
-@contextmanager
-def store_on_postgres() -> Iterator[ServiceStore]:
-    schema = f"bench{uuid.uuid4().hex[:6]}_commit"
-    url = DatabaseUrl.parse(f"{POSTGRES}?schema={schema}", "commit")
-    Database(url).close()  # creates the schema
-    store = ServiceStore(url, "commit")
-    try:
-        yield store
-    finally:
-        store.close()
-        with psycopg.connect(POSTGRES, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def pipelined(recorder: ColumnarPostgresProcessRecorder) -> Callable[..., Any]:
@@ -57,7 +37,7 @@ def pipelined(recorder: ColumnarPostgresProcessRecorder) -> Callable[..., Any]:
 
 
 def measure(label: str, events: int, commits: int, pipeline: bool) -> None:
-    with store_on_postgres() as store:
+    with store_for("commit") as (_, store):
         recorder = store.recorder
         assert isinstance(recorder, ColumnarPostgresProcessRecorder)
         if pipeline:

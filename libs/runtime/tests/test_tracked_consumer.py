@@ -462,20 +462,16 @@ async def test_new_partitions_resume_from_the_store_with_seeks_made_on_the_event
 def decided(store: ServiceStore) -> dict[uuid.UUID, list[tuple[str, str]]]:
     """Each command's stored rows that say it was applied or decided: (kind, outcome)."""
     rows: dict[uuid.UUID, list[tuple[str, str]]] = {}
+    markers = set()
     for notification in store.process_recorder.select_notifications(1, 1_000_000):
+        if notification.topic.endswith("Received.Applied"):
+            markers.add(notification.originator_id)
+            continue
         event = store.mapper.to_domain_event(notification)
         if isinstance(event, CommandOutcome.Decided):
-            kind = (
-                "outcome as marker"
-                if event.originator_id == Received.id_for(event.command_id)
-                else "outcome"
-            )
+            instead = event.originator_id == Received.id_for(event.command_id)
+            kind = "outcome as marker" if instead else "outcome"
             rows.setdefault(event.command_id, []).append((kind, event.outcome))
-    markers = {
-        n.originator_id
-        for n in store.process_recorder.select_notifications(1, 1_000_000)
-        if n.topic.endswith("Received.Applied")
-    }
     for command_id, found in rows.items():
         if Received.id_for(command_id) in markers:
             found.append(("marker", ""))
@@ -538,3 +534,29 @@ async def test_commands_stored_with_a_marker_and_an_outcome_stay_applied_and_dec
 
     assert decided(store) == {command.event_id: [("outcome", "applied"), ("marker", "")]}
     assert notes(store) == {}
+
+
+async def test_a_database_away_during_an_assignment_is_waited_for_not_read_from_zero(
+    store: ServiceStore,
+) -> None:
+    # A seek to 0 would replay the partition's whole history; a failed listener would
+    # leave it at the broker's committed offset (none: the earliest). Neither happens.
+    consumer = fed_consumer(store, producer=None)
+    tp = TopicPartition(topics.INBOUND, 1)
+    store.unit_of_work().commit(Tracking(consumer.tracking_name(tp), 42))
+    spy = SeekSpy()
+    consumer._client = spy  # type: ignore[assignment]
+    real_position, failures = store.position, [0]
+
+    def away_twice(name: str) -> int | None:
+        if failures[0] < 2:
+            failures[0] += 1
+            raise psycopg.OperationalError("the connection was cut")
+        return real_position(name)
+
+    store.position = away_twice  # type: ignore[method-assign]
+
+    await consumer_module._SeekToRecordedPositions(consumer).on_partitions_assigned({tp})
+
+    assert failures == [2]
+    assert spy.seeks == {tp: (42, threading.get_ident())}

@@ -49,7 +49,7 @@ from eventsourcing.persistence import (
 
 from servicedesk_contracts import InvalidMessage, Message, decode
 from servicedesk_contracts import topics as topic_names
-from servicedesk_contracts.codec import load_json
+from servicedesk_contracts.codec import MAX_MESSAGE_BYTES, load_json
 from servicedesk_contracts.envelope import EVENT_TYPE_HEADER
 from servicedesk_runtime.kafka import dead_letter
 from servicedesk_runtime.logs import get_logger, message_fields
@@ -757,7 +757,7 @@ class CommandRef:
 
 def command_of(value: bytes | None) -> CommandRef | None:
     """The envelope ids of a message that may not pass its contract; None when unreadable."""
-    if value is None or len(value) > 1 << 20:
+    if value is None or len(value) > MAX_MESSAGE_BYTES:
         return None
     try:
         raw = load_json(value)
